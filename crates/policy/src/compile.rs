@@ -1,0 +1,653 @@
+//! Compile layers into an immutable [`Snapshot`]: glob matchers for every list, one Cedar policy
+//! set per scope and action, validated against the schema, with a revision that is the content
+//! hash of everything that went in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{Effect as CedarEffect, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use miette::Diagnostic;
+use sha2::{Digest, Sha256};
+
+use crate::files::cedar::{self, HandPolicy};
+use crate::files::markdown::Artifact;
+use crate::files::mcp::McpServer;
+use crate::files::settings::{CustomModel, EnvLookup, List, Provider};
+use crate::layer::{FileTree, Layer};
+use crate::origin::{Level, Origin, Spanned};
+use crate::problem::{Problem, Problems, Severity};
+use crate::rules::{self, Field, RuleKey, Scope};
+
+/// A snapshot's revision: the sha-256 of every input, hex
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Revision(pub Arc<str>);
+
+impl Revision {
+    /// The first 12 hex digits, for people
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a list's entries match
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchKind {
+    /// model ids: case-insensitive, `*` matches any characters
+    Model,
+    /// base URLs: case-sensitive, `*` stops at `/`, `**` crosses it
+    Url,
+    /// MCP hosts and stdio command lines: case-insensitive
+    Mcp,
+}
+
+/// One list compiled to a glob set; every pattern maps back to the entry that produced it
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub origin: Origin,
+    pub entries: Vec<Spanned<String>>,
+    set: GlobSet,
+    pattern_entry: Vec<usize>,
+}
+
+impl Matcher {
+    /// Compile `list`; entries naming a category in `categories` stand for its patterns
+    pub fn build(list: &List, kind: MatchKind, categories: &[(String, List)], problems: &mut Problems) -> Matcher {
+        let mut b = GlobSetBuilder::new();
+        let mut pattern_entry = Vec::new();
+        for (i, entry) in list.entries.iter().enumerate() {
+            let expanded: Vec<&str> = match (kind, categories.iter().find(|(n, _)| *n == entry.value)) {
+                (MatchKind::Model, Some((_, cat))) => cat.entries.iter().map(|e| e.value.as_str()).collect(),
+                _ => vec![entry.value.as_str()],
+            };
+            for pat in expanded {
+                let glob = GlobBuilder::new(pat)
+                    .case_insensitive(kind != MatchKind::Url)
+                    .literal_separator(kind == MatchKind::Url)
+                    .backslash_escape(true)
+                    .build();
+                match glob {
+                    Ok(g) => {
+                        b.add(g);
+                        pattern_entry.push(i);
+                    }
+                    Err(e) => problems.push(Problem {
+                        severity: Severity::Error,
+                        code: "glob.invalid",
+                        file: entry.origin.file.to_string(),
+                        line: entry.origin.line,
+                        col: entry.origin.col,
+                        pointer: entry.origin.pointer.clone(),
+                        message: format!("invalid pattern `{pat}`: {}", e.kind()),
+                    }),
+                }
+            }
+        }
+        let set = b.build().unwrap_or_else(|_| GlobSet::empty());
+        Matcher { origin: list.origin.clone(), entries: list.entries.clone(), set, pattern_entry }
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.set.is_match(s)
+    }
+
+    /// The first entry that matches `s`
+    pub fn first_match(&self, s: &str) -> Option<&Spanned<String>> {
+        let hits = self.set.matches(s);
+        hits.first().and_then(|p| self.pattern_entry.get(*p)).and_then(|e| self.entries.get(*e))
+    }
+
+    /// Whether the list has literal (non-glob) entries only; those can be listed as models
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.value.as_str()).filter(|s| !s.contains(['*', '?', '[', '{']))
+    }
+}
+
+/// The per-user part of `userModelPolicies`
+#[derive(Clone, Debug, Default)]
+pub struct CompiledUserPolicy {
+    pub allowed: Option<Matcher>,
+    pub blocked: Option<Matcher>,
+}
+
+/// One layer, compiled
+#[derive(Clone, Debug)]
+pub struct CompiledLayer {
+    pub level: Level,
+    pub layer: Arc<Layer>,
+    pub allowed: Option<Matcher>,
+    pub blocked: Option<Matcher>,
+    /// custom models this layer defines (locked keys from above removed)
+    pub custom_models: Vec<CustomModel>,
+    pub allow_custom_models: Option<Spanned<bool>>,
+    pub allowed_base_urls: Option<Matcher>,
+    pub mcp_enabled: Option<Spanned<bool>>,
+    pub mcp_allowlist: Option<Matcher>,
+    /// MCP servers this layer defines or toggles
+    pub mcp_servers: BTreeMap<String, McpServer>,
+    pub droids: Vec<Artifact>,
+    pub commands: Vec<Artifact>,
+    pub user_policies: HashMap<String, CompiledUserPolicy>,
+    /// may this layer's additions (allowedModelIds, customModels) widen the allowed set
+    pub adds_models: bool,
+}
+
+impl CompiledLayer {
+    fn build(layer: Arc<Layer>, categories: &[(String, List)], adds_models: bool, problems: &mut Problems) -> CompiledLayer {
+        let s = &layer.settings;
+        let m = |l: &Option<List>, k: MatchKind, p: &mut Problems| l.as_ref().map(|l| Matcher::build(l, k, categories, p));
+        let user_policies = s
+            .user_model_policies
+            .iter()
+            .map(|(u, p)| {
+                (
+                    u.clone(),
+                    CompiledUserPolicy {
+                        allowed: m(&p.allowed_model_ids, MatchKind::Model, problems),
+                        blocked: m(&p.blocked_model_ids, MatchKind::Model, problems),
+                    },
+                )
+            })
+            .collect();
+        CompiledLayer {
+            level: layer.level,
+            allowed: m(&s.model_policy.allowed_model_ids, MatchKind::Model, problems),
+            blocked: m(&s.model_policy.blocked_model_ids, MatchKind::Model, problems),
+            custom_models: s.custom_models.clone(),
+            allow_custom_models: s.model_policy.allow_custom_models.clone(),
+            allowed_base_urls: m(&s.model_policy.allowed_base_urls, MatchKind::Url, problems),
+            mcp_enabled: s.mcp_policy.enabled.clone(),
+            mcp_allowlist: m(&s.mcp_policy.allowlist, MatchKind::Mcp, problems),
+            mcp_servers: layer.mcp_servers.clone(),
+            droids: layer.droids.clone(),
+            commands: layer.commands.clone(),
+            user_policies,
+            adds_models,
+            layer,
+        }
+    }
+
+    pub fn custom_model(&self, model: &str) -> Option<&CustomModel> {
+        self.custom_models.iter().find(|c| c.model.eq_ignore_ascii_case(model))
+    }
+
+    /// Whether a base rule of this layer's level has something to enforce here
+    pub fn defines(&self, field: Field) -> bool {
+        match field {
+            Field::Blocked => self.blocked.is_some(),
+            Field::UserAllowlist => self.level == Level::User && self.allowed.is_some(),
+            Field::Allowed => self.adds_models && self.allowed.is_some(),
+            Field::CustomModels => (self.adds_models || self.level == Level::User) && !self.custom_models.is_empty(),
+            Field::AllowCustomModels => self.allow_custom_models.as_ref().is_some_and(|b| !b.value),
+            Field::AllowedBaseUrls => self.allowed_base_urls.is_some(),
+            Field::McpAllowlist => self.mcp_enabled.as_ref().is_some_and(|b| b.value),
+            Field::McpDisabled => self.mcp_servers.values().any(|s| s.disabled.is_some()),
+            Field::UserPolicyBlocked | Field::UserPolicyAllowed => !self.user_policies.is_empty(),
+            Field::NoAllowlist => self.level == Level::Org && self.allowed.is_none(),
+            Field::McpDefault => self.level == Level::Org,
+            Field::GatewayRequired | Field::ByokProviders | Field::ByokBaseUrls | Field::McpBlocklist => false,
+        }
+    }
+}
+
+/// What only the org's `policy.json` says, compiled
+#[derive(Clone, Debug, Default)]
+pub struct OrgPolicy {
+    pub categories: Vec<(String, Matcher)>,
+    pub projects_may_add_models: Option<Spanned<bool>>,
+    pub byok_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
+    pub byok_base_urls: Option<Matcher>,
+    pub mcp_blocklist: Option<Matcher>,
+    pub gateway_required: Option<Matcher>,
+}
+
+/// A policy of the compiled set and where it came from
+#[derive(Clone, Debug)]
+pub struct RuleInfo {
+    pub id: PolicyId,
+    pub effect: CedarEffect,
+    pub level: Level,
+    /// a base rule: which field it enforces
+    pub key: Option<RuleKey>,
+    /// a hand-written rule: its file and line
+    pub hand: Option<Origin>,
+    pub text: String,
+}
+
+/// The Cedar policy sets of one scope, one per action
+#[derive(Clone, Debug)]
+pub struct ScopeSets {
+    pub invoke_model: Arc<PolicySet>,
+    pub use_byok: Arc<PolicySet>,
+    pub connect_mcp: Arc<PolicySet>,
+}
+
+/// A project's layers, compiled
+#[derive(Clone, Debug)]
+pub struct CompiledProject {
+    pub id: String,
+    pub layer: CompiledLayer,
+    /// folder path below the project root → its layer and sets
+    pub folders: Vec<(String, CompiledLayer, ScopeSets)>,
+    pub sets: ScopeSets,
+}
+
+/// The input of [`compile`]: the org bundle, project layers by project id (each with its
+/// folders), user layers by user id
+#[derive(Clone, Debug, Default)]
+pub struct Bundle {
+    pub org: FileTree,
+    pub projects: Vec<ProjectTrees>,
+    pub users: Vec<(String, FileTree)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProjectTrees {
+    pub id: String,
+    pub project: FileTree,
+    /// (path below the project root, e.g. `services/billing`, its `.factory/` tree)
+    pub folders: Vec<(String, FileTree)>,
+}
+
+/// Pre-built entity ids, so the decision path parses nothing
+#[derive(Clone, Debug)]
+pub struct Uids {
+    pub lists: HashMap<RuleKey, EntityUid>,
+    pub categories: Vec<EntityUid>,
+    pub invoke_model: EntityUid,
+    pub use_byok: EntityUid,
+    pub connect_mcp: EntityUid,
+    pub user_type: EntityTypeName,
+    pub group_type: EntityTypeName,
+    pub model_type: EntityTypeName,
+    pub mcp_type: EntityTypeName,
+    pub project_type: EntityTypeName,
+}
+
+/// Everything a decision needs, compiled once and never changed
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub revision: Revision,
+    pub org: CompiledLayer,
+    pub org_policy: OrgPolicy,
+    pub projects: HashMap<String, CompiledProject>,
+    pub users: HashMap<String, CompiledLayer>,
+    pub org_sets: ScopeSets,
+    pub rules: HashMap<PolicyId, RuleInfo>,
+    pub uids: Uids,
+    /// warnings found while compiling (locked keys, ignored additions, ...)
+    pub diagnostics: Vec<Problem>,
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
+    let t = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+fn type_name(ty: &str) -> Result<EntityTypeName, String> {
+    EntityTypeName::from_str(ty).map_err(|e| e.to_string())
+}
+
+fn internal(message: String) -> Problems {
+    Problems {
+        problems: vec![Problem {
+            severity: Severity::Error,
+            code: "internal",
+            file: rules::BASE_RULES_FILE.to_string(),
+            line: 0,
+            col: 0,
+            pointer: String::new(),
+            message,
+        }],
+    }
+}
+
+/// The schema, parsed
+pub fn schema() -> Result<Schema, Problems> {
+    Schema::from_cedarschema_str(rules::SCHEMA_SRC).map(|(s, _)| s).map_err(|e| internal(format!("the built-in schema does not parse: {e}")))
+}
+
+/// The base rules, parsed, with their keys
+pub fn base_rules() -> Result<Vec<(RuleKey, Policy)>, Problems> {
+    let file: Arc<str> = Arc::from(rules::BASE_RULES_FILE);
+    let (policies, problems) = cedar::read(Level::Org, &file, "", rules::BASE_RULES_SRC.as_bytes());
+    if !problems.is_empty() {
+        return Err(Problems { problems });
+    }
+    let mut out = Vec::new();
+    for p in policies {
+        let id = p.id.to_string();
+        let id = id.trim_start_matches('/');
+        let key = RuleKey::parse(id).ok_or_else(|| internal(format!("base rule `{id}` names no known field")))?;
+        out.push((key, p.policy.new_id(PolicyId::new(id))));
+    }
+    Ok(out)
+}
+
+fn hash_tree(h: &mut Sha256, tag: &str, tree: &FileTree) {
+    h.update((tag.len() as u64).to_le_bytes());
+    h.update(tag.as_bytes());
+    for (path, bytes) in &tree.files {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+}
+
+/// The revision of a bundle: sha-256 over the schema, the base rules and every file
+pub fn revision_of(bundle: &Bundle) -> Revision {
+    let mut h = Sha256::new();
+    h.update(rules::SCHEMA_SRC.as_bytes());
+    h.update(rules::BASE_RULES_SRC.as_bytes());
+    hash_tree(&mut h, "org", &bundle.org);
+    for p in &bundle.projects {
+        hash_tree(&mut h, &format!("project:{}", p.id), &p.project);
+        for (path, t) in &p.folders {
+            hash_tree(&mut h, &format!("folder:{}:{path}", p.id), t);
+        }
+    }
+    for (u, t) in &bundle.users {
+        hash_tree(&mut h, &format!("user:{u}"), t);
+    }
+    Revision(Arc::from(hex::encode(h.finalize())))
+}
+
+struct Compiler {
+    problems: Problems,
+    base: Vec<(RuleKey, Policy)>,
+    rules: HashMap<PolicyId, RuleInfo>,
+    all: PolicySet,
+}
+
+fn warn_at(origin: &Origin, code: &'static str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        code,
+        file: origin.file.to_string(),
+        line: origin.line,
+        col: origin.col,
+        pointer: origin.pointer.clone(),
+        message,
+    }
+}
+
+impl Compiler {
+    fn load(&mut self, level: Level, tree: &FileTree, env: EnvLookup<'_>) -> Arc<Layer> {
+        let (layer, problems) = Layer::load(level, tree, env);
+        self.problems.extend(problems);
+        Arc::new(layer)
+    }
+
+    fn add_hand(&mut self, hand: &[HandPolicy]) {
+        for h in hand {
+            if self.rules.contains_key(&h.id) {
+                continue;
+            }
+            self.rules.insert(
+                h.id.clone(),
+                RuleInfo { id: h.id.clone(), effect: h.effect(), level: h.origin.level, key: None, hand: Some(h.origin.clone()), text: h.text.clone() },
+            );
+            if let Err(e) = self.all.add(h.policy.clone()) {
+                self.problems.push(cedar::problem(&h.origin.file, h.origin.line, h.origin.col, "cedar.duplicate_id", e.to_string()));
+            }
+        }
+    }
+
+    /// The sets of a scope: the base rules that have something to enforce there, plus hand-written ones
+    fn sets(&self, layers: &[&CompiledLayer], org_policy: &OrgPolicy, hand: &[&HandPolicy], any_users: bool) -> ScopeSets {
+        let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
+        for (key, policy) in &self.base {
+            let present = match key.field {
+                Field::GatewayRequired => org_policy.gateway_required.is_some(),
+                Field::ByokProviders => org_policy.byok_providers.is_some(),
+                Field::ByokBaseUrls => org_policy.byok_base_urls.is_some(),
+                Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
+                // user layers are per request: keep their rules wherever users exist
+                _ if key.level == Level::User => any_users,
+                field => layers.iter().any(|l| l.level == key.level && l.defines(field)),
+            };
+            if !present {
+                continue;
+            }
+            let targets: &[usize] = match key.field.scope() {
+                Scope::Model => &[0, 1],
+                Scope::Byok => &[1],
+                Scope::Mcp => &[2],
+            };
+            for t in targets {
+                let _ = by_action[*t].add(policy.clone());
+            }
+        }
+        for h in hand {
+            for set in by_action.iter_mut() {
+                let _ = set.add(h.policy.clone());
+            }
+        }
+        let [invoke_model, use_byok, connect_mcp] = by_action;
+        ScopeSets { invoke_model: Arc::new(invoke_model), use_byok: Arc::new(use_byok), connect_mcp: Arc::new(connect_mcp) }
+    }
+
+    /// Drop what a lower layer may not redefine, with a warning for each
+    fn lock(&mut self, upper: &[&CompiledLayer], lower: &mut CompiledLayer) {
+        let level = lower.level;
+        lower.custom_models.retain(|m| {
+            let above = upper.iter().find_map(|u| u.custom_model(&m.model).map(|x| (u.level, x)));
+            match above {
+                Some((l, x)) => {
+                    self.problems.push(warn_at(
+                        &m.origin,
+                        "merge.locked_key",
+                        format!("custom model `{}` is defined by {l} at {}:{}; the {level} entry is ignored", m.model, x.origin.file, x.origin.line),
+                    ));
+                    false
+                }
+                None => true,
+            }
+        });
+        let mut kept = BTreeMap::new();
+        for (name, s) in std::mem::take(&mut lower.mcp_servers) {
+            let above = upper.iter().find_map(|u| u.mcp_servers.get(&name).filter(|x| !x.toggle_only).map(|x| (u.level, x)));
+            match above {
+                Some((l, x)) if !s.toggle_only && !s.same_definition(x) => {
+                    self.problems.push(warn_at(
+                        &s.origin,
+                        "merge.locked_key",
+                        format!("MCP server `{name}` is defined by {l} at {}:{}; the {level} definition is ignored (only `disabled` may be set below)", x.origin.file, x.origin.line),
+                    ));
+                    if let Some(d) = s.disabled {
+                        let mut toggle = x.clone();
+                        toggle.disabled = Some(d);
+                        toggle.toggle_only = true;
+                        toggle.origin = s.origin.clone();
+                        kept.insert(name, toggle);
+                    }
+                }
+                Some(_) => {
+                    let mut t = s;
+                    t.toggle_only = true;
+                    kept.insert(name, t);
+                }
+                None => {
+                    if s.toggle_only {
+                        self.problems.push(warn_at(&s.origin, "merge.unknown_server", format!("`{name}` sets only `disabled` but no layer above defines that server")));
+                    }
+                    kept.insert(name, s);
+                }
+            }
+        }
+        lower.mcp_servers = kept;
+        for (kind, list) in [("droid", &mut lower.droids), ("command", &mut lower.commands)] {
+            list.retain(|a| {
+                let above = upper.iter().filter(|u| u.level == Level::Org).find_map(|u| {
+                    let l = if kind == "droid" { &u.droids } else { &u.commands };
+                    l.iter().find(|x| x.name == a.name)
+                });
+                match above {
+                    Some(x) if x.digest != a.digest => {
+                        self.problems.push(warn_at(
+                            &a.origin,
+                            "merge.locked_key",
+                            format!("{kind} `{}` is published by the org at {}; it cannot be redefined below and this file is ignored", a.name, x.origin.file),
+                        ));
+                        false
+                    }
+                    Some(_) => false,
+                    None => true,
+                }
+            });
+        }
+        if !lower.adds_models && level != Level::User {
+            let lists = [lower.allowed.as_ref().map(|m| &m.origin), lower.custom_models.first().map(|m| &m.origin)];
+            for o in lists.into_iter().flatten() {
+                self.problems.push(warn_at(o, "merge.projects_may_not_add", format!("the org's policy.json sets `projectsMayAddModels` to false: models this {level} adds are not allowed")));
+            }
+        }
+    }
+
+    fn validate(&mut self, schema: &Schema) {
+        let result = Validator::new(schema.clone()).validate(&self.all, ValidationMode::Strict);
+        for e in result.validation_errors() {
+            let id = e.policy_id();
+            let (file, line, col) = match self.rules.get(id).and_then(|r| r.hand.clone()) {
+                Some(o) => {
+                    let (dl, dc) = e.labels().and_then(|mut l| l.next()).map(|l| {
+                        let text = self.rules.get(id).map(|r| r.text.as_str()).unwrap_or("");
+                        crate::json::line_col(text.as_bytes(), l.offset())
+                    }).unwrap_or((1, 1));
+                    let line = o.line + dl - 1;
+                    let col = if dl == 1 { o.col + dc - 1 } else { dc };
+                    (o.file.to_string(), line, col)
+                }
+                None => (rules::BASE_RULES_FILE.to_string(), 0, 0),
+            };
+            let mut message = format!("policy `{id}` does not match the schema: {e}");
+            if let Some(help) = e.help() {
+                message.push_str(&format!(" ({help})"));
+            }
+            self.problems.push(Problem { severity: Severity::Error, code: "cedar.schema", file, line, col, pointer: String::new(), message });
+        }
+    }
+}
+
+/// Read, merge, compile and validate a bundle. Errors: every problem found. On success the
+/// snapshot carries the warnings.
+pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems> {
+    let schema = schema()?;
+    let base = base_rules()?;
+    let mut c = Compiler { problems: Problems::default(), base, rules: HashMap::new(), all: PolicySet::new() };
+    for (key, p) in &c.base {
+        c.rules.insert(
+            p.id().clone(),
+            RuleInfo { id: p.id().clone(), effect: p.effect(), level: key.level, key: Some(*key), hand: None, text: p.to_string() },
+        );
+        let _ = c.all.add(p.clone());
+    }
+
+    let org_layer = c.load(Level::Org, &bundle.org, env);
+    let pf = &org_layer.policy;
+    let mut scratch = Problems::default();
+    let categories: Vec<(String, Matcher)> =
+        pf.model_categories.iter().map(|(n, l)| (n.clone(), Matcher::build(l, MatchKind::Model, &[], &mut scratch))).collect();
+    let org_policy = OrgPolicy {
+        categories,
+        projects_may_add_models: pf.projects_may_add_models.clone(),
+        byok_providers: pf.byok_allowed_providers.clone(),
+        byok_base_urls: pf.byok_allowed_base_urls.as_ref().map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+        mcp_blocklist: pf.mcp_blocklist.as_ref().map(|l| Matcher::build(l, MatchKind::Mcp, &[], &mut scratch)),
+        gateway_required: pf.gateway_required_base_urls.as_ref().map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+    };
+    c.problems.extend(scratch);
+    let cats = org_layer.policy.model_categories.clone();
+    let may_add = org_policy.projects_may_add_models.as_ref().is_none_or(|b| b.value);
+    let org = CompiledLayer::build(org_layer.clone(), &cats, true, &mut c.problems);
+    let org_hand: Vec<HandPolicy> = org_layer.cedar.clone();
+    c.add_hand(&org_hand);
+
+    let mut users = HashMap::new();
+    for (id, tree) in &bundle.users {
+        let layer = c.load(Level::User, tree, env);
+        let mut cl = CompiledLayer::build(layer, &cats, false, &mut c.problems);
+        c.lock(&[&org], &mut cl);
+        users.insert(id.clone(), cl);
+    }
+    let any_users = !users.is_empty();
+
+    let mut projects = HashMap::new();
+    for pt in &bundle.projects {
+        let layer = c.load(Level::Project, &pt.project, env);
+        let mut pl = CompiledLayer::build(layer.clone(), &cats, may_add, &mut c.problems);
+        c.lock(&[&org], &mut pl);
+        c.add_hand(&layer.cedar);
+        let mut folders = Vec::new();
+        for (path, tree) in &pt.folders {
+            let fl = c.load(Level::Folder, tree, env);
+            let mut cf = CompiledLayer::build(fl, &cats, may_add, &mut c.problems);
+            c.lock(&[&org, &pl], &mut cf);
+            c.add_hand(&cf.layer.cedar.clone());
+            folders.push((path.trim_matches('/').to_string(), cf));
+        }
+        let project_hand: Vec<&HandPolicy> = org_hand.iter().chain(layer.cedar.iter()).collect();
+        let sets = c.sets(&[&org, &pl], &org_policy, &project_hand, any_users);
+        let folders = folders
+            .into_iter()
+            .map(|(path, cf)| {
+                let hand: Vec<&HandPolicy> = project_hand.iter().copied().chain(cf.layer.cedar.iter()).collect();
+                let s = c.sets(&[&org, &pl, &cf], &org_policy, &hand, any_users);
+                (path, cf, s)
+            })
+            .collect();
+        if projects.contains_key(&pt.id) {
+            c.problems.push(cedar::problem(&Arc::from(pt.project.root.as_str()), 0, 0, "bundle.duplicate_project", format!("project `{}` is given twice", pt.id)));
+        }
+        projects.insert(pt.id.clone(), CompiledProject { id: pt.id.clone(), layer: pl, folders, sets });
+    }
+    let org_refs: Vec<&HandPolicy> = org_hand.iter().collect();
+    let org_sets = c.sets(&[&org], &org_policy, &org_refs, any_users);
+
+    c.validate(&schema);
+    if c.problems.has_errors() {
+        return Err(c.problems);
+    }
+    let uids = build_uids(&c.base, &org_policy).map_err(internal)?;
+    Ok(Snapshot {
+        revision: revision_of(bundle),
+        org,
+        org_policy,
+        projects,
+        users,
+        org_sets,
+        rules: c.rules,
+        uids,
+        diagnostics: c.problems.problems,
+    })
+}
+
+fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids, String> {
+    let mut lists = HashMap::new();
+    for (key, _) in base {
+        let ty = if key.field.scope() == Scope::Mcp { "McpList" } else { "ModelList" };
+        lists.insert(*key, uid(ty, &rules::list_id(*key))?);
+    }
+    let categories = org_policy.categories.iter().map(|(n, _)| uid("Category", n)).collect::<Result<_, _>>()?;
+    Ok(Uids {
+        lists,
+        categories,
+        invoke_model: uid("Action", "invoke_model")?,
+        use_byok: uid("Action", "use_byok")?,
+        connect_mcp: uid("Action", "connect_mcp")?,
+        user_type: type_name("User")?,
+        group_type: type_name("Group")?,
+        model_type: type_name("Model")?,
+        mcp_type: type_name("McpServer")?,
+        project_type: type_name("Project")?,
+    })
+}

@@ -1,0 +1,162 @@
+//! `mcp.json`: the MCP servers a layer defines, uses, or opts in and out of.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::files::settings::{EnvLookup, expand};
+use crate::json::{Doc, Reader, child};
+use crate::origin::Origin;
+use crate::problem::Problems;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Stdio,
+    Http,
+    Sse,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::Http => "http",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// One entry of `mcpServers`, with variables expanded in what governance matches on
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServer {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// the entry says nothing but `disabled`: an opt-in or opt-out, not a definition
+    #[serde(skip)]
+    pub toggle_only: bool,
+    pub origin: Origin,
+}
+
+impl McpServer {
+    /// The hostname of an http/sse server's URL, lowercased
+    pub fn host(&self) -> Option<String> {
+        self.url.as_deref().and_then(url_host)
+    }
+
+    /// `command args...` of a stdio server, as an allowlist entry spells it
+    pub fn command_line(&self) -> Option<String> {
+        let cmd = self.command.as_deref()?;
+        let mut s = cmd.to_string();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        Some(s)
+    }
+
+    /// Whether two entries define the same server (what `disabled` says aside)
+    pub fn same_definition(&self, other: &McpServer) -> bool {
+        self.transport == other.transport && self.command == other.command && self.args == other.args && self.url == other.url
+    }
+}
+
+/// The host of a URL: between `://` (or the start) and the next `/`, `:`, `?` or `#`; userinfo dropped
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Read `mcp.json`; unset variables in what governance matches on are errors, elsewhere warnings
+pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<String, McpServer> {
+    let mut r = Reader::new(doc, problems);
+    let mut out = BTreeMap::new();
+    let Some(root) = r.root() else { return out };
+    let Some(servers) = r.field_object(root, "mcpServers", "") else { return out };
+    for (name, v) in servers {
+        let ptr = child("/mcpServers", name);
+        let Some(m) = r.object(v, &ptr) else { continue };
+        let expand_field = |r: &mut Reader<'_>, raw: &str, pointer: &str| match expand(raw, env, true) {
+            Ok(s) => Some(s),
+            Err(var) => {
+                r.error("mcp.unset_variable", pointer, format!("environment variable `{var}` is not set and has no default"));
+                None
+            }
+        };
+        let command = r.field_str(m, "command", &ptr).and_then(|(s, p)| expand_field(&mut r, s, &p));
+        let url = r.field_str(m, "url", &ptr).and_then(|(s, p)| expand_field(&mut r, s, &p));
+        let args = r
+            .field_strings(m, "args", &ptr)
+            .map(|(items, _)| items.into_iter().filter_map(|(s, p)| expand_field(&mut r, &s, &p)).collect())
+            .unwrap_or_default();
+        for section in ["env", "headers"] {
+            if let Some(obj) = r.field_object(m, section, &ptr) {
+                let base = child(&ptr, section);
+                for (k, v) in obj {
+                    if let Value::String(s) = v {
+                        if let Err(var) = expand(s, env, true) {
+                            r.warn(
+                                "mcp.unset_variable",
+                                &child(&base, k),
+                                format!("environment variable `{var}` is not set and has no default"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let transport = match r.field_str(m, "type", &ptr) {
+            Some(("stdio", _)) => Some(Transport::Stdio),
+            Some(("http", _)) => Some(Transport::Http),
+            Some(("sse", _)) => Some(Transport::Sse),
+            Some((other, p)) => {
+                r.error("mcp.invalid_type", &p, format!("invalid server type `{other}`: expected one of `stdio`, `http`, `sse`"));
+                None
+            }
+            None if command.is_some() => Some(Transport::Stdio),
+            None if url.is_some() => Some(Transport::Http),
+            None => None,
+        };
+        let disabled = r.field_bool(m, "disabled", &ptr).map(|(b, _)| b);
+        let toggle_only = m.keys().all(|k| k == "disabled");
+        if !toggle_only && command.is_none() && url.is_none() {
+            r.error("mcp.missing_field", &ptr, format!("server `{name}` has neither `command` nor `url`"));
+        }
+        out.insert(
+            name.clone(),
+            McpServer { name: name.clone(), transport, command, args, url, disabled, toggle_only, origin: doc.origin(&ptr) },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(url_host("https://User:pw@Docs.ACME.internal:8443/mcp?x=1").as_deref(), Some("docs.acme.internal"));
+        assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
+        assert_eq!(url_host("mcp.example.com/sse").as_deref(), Some("mcp.example.com"));
+        assert_eq!(url_host("https:///nohost"), None);
+    }
+}
