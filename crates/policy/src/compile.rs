@@ -260,6 +260,8 @@ pub struct ProjectTrees {
 /// Pre-built entity ids, so the decision path parses nothing
 #[derive(Clone, Debug)]
 pub struct Uids {
+    /// the action entities (and their `use_model` group), from the schema
+    pub actions: Vec<cedar_policy::Entity>,
     pub lists: HashMap<RuleKey, EntityUid>,
     pub categories: Vec<EntityUid>,
     pub invoke_model: EntityUid,
@@ -617,7 +619,8 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     if c.problems.has_errors() {
         return Err(c.problems);
     }
-    let uids = build_uids(&c.base, &org_policy).map_err(internal)?;
+    let mut uids = build_uids(&c.base, &org_policy).map_err(internal)?;
+    uids.actions = schema.action_entities().map_err(|e| internal(e.to_string()))?.iter().cloned().collect();
     Ok(Snapshot {
         revision: revision_of(bundle),
         org,
@@ -639,6 +642,7 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
     }
     let categories = org_policy.categories.iter().map(|(n, _)| uid("Category", n)).collect::<Result<_, _>>()?;
     Ok(Uids {
+        actions: Vec::new(),
         lists,
         categories,
         invoke_model: uid("Action", "invoke_model")?,

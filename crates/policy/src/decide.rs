@@ -409,14 +409,14 @@ struct Outcome {
     errors: Vec<String>,
 }
 
-fn evaluate(set: &PolicySet, principal: (EntityUid, Entity), action: &EntityUid, resource: Entity, ctx: Result<Context, String>) -> Outcome {
+fn evaluate(snap: &Snapshot, set: &PolicySet, principal: (EntityUid, Entity), action: &EntityUid, resource: Entity, ctx: Result<Context, String>) -> Outcome {
     let fail = |e: String| Outcome { effect: Effect::Deny, reasons: Vec::new(), errors: vec![e] };
     let ctx = match ctx {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot build the request context: {e}")),
     };
     let resource_uid = resource.uid();
-    let entities = match Entities::from_entities([principal.1, resource], None) {
+    let entities = match Entities::from_entities(snap.uids.actions.iter().cloned().chain([principal.1, resource]), None) {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot build the request entities: {e}")),
     };
@@ -467,7 +467,7 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                 Ok(e) => e,
                 Err(e) => return failed(snap, format!("cannot build the model entity: {e}")),
             };
-            let out = evaluate(set, principal(snap, req), action, resource, ctx);
+            let out = evaluate(snap, set, principal(snap, req), action, resource, ctx);
             let what = format!("model `{model}`");
             let mut d = finish(snap, &scope, req, out, &what, |key| model_provenance(snap, &scope, req, key, model, &facts));
             if d.allowed() {
@@ -510,7 +510,7 @@ fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &Mcp
         Err(e) => return failed(snap, format!("cannot build the MCP server entity: {e}")),
     };
     let ctx = context(snap, req, KeyMode::Central, None, None, &facts.triggers);
-    let out = evaluate(&scope.sets.connect_mcp, principal(snap, req), &snap.uids.connect_mcp, resource, ctx);
+    let out = evaluate(snap, &scope.sets.connect_mcp, principal(snap, req), &snap.uids.connect_mcp, resource, ctx);
     finish(snap, scope, req, out, &format!("MCP server `{label}`"), |key| mcp_provenance(scope, snap, key, server, &facts))
 }
 
