@@ -405,7 +405,7 @@ impl Compiler {
     }
 
     /// The sets of a scope: the base rules that have something to enforce there, plus hand-written ones
-    fn sets(&self, layers: &[&CompiledLayer], org_policy: &OrgPolicy, hand: &[&HandPolicy], any_users: bool) -> ScopeSets {
+    fn sets(&self, layers: &[&CompiledLayer], org_policy: &OrgPolicy, hand: &[&HandPolicy], users: &[&CompiledLayer]) -> ScopeSets {
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         for (key, policy) in &self.base {
             let present = match key.field {
@@ -413,8 +413,8 @@ impl Compiler {
                 Field::ByokProviders => org_policy.byok_providers.is_some(),
                 Field::ByokBaseUrls => org_policy.byok_base_urls.is_some(),
                 Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
-                // user layers are per request: keep their rules wherever users exist
-                _ if key.level == Level::User => any_users,
+                // user layers are chosen per request: keep a rule wherever some user layer needs it
+                field if key.level == Level::User => users.iter().any(|u| u.defines(field)),
                 field => layers.iter().any(|l| l.level == key.level && l.defines(field)),
             };
             if !present {
@@ -581,7 +581,8 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         c.lock(&[&org], &mut cl);
         users.insert(id.clone(), cl);
     }
-    let any_users = !users.is_empty();
+    let user_layers: Vec<CompiledLayer> = users.values().cloned().collect();
+    let any_users: Vec<&CompiledLayer> = user_layers.iter().collect();
 
     let mut projects = HashMap::new();
     for pt in &bundle.projects {
@@ -598,12 +599,12 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             folders.push((path.trim_matches('/').to_string(), cf));
         }
         let project_hand: Vec<&HandPolicy> = org_hand.iter().chain(layer.cedar.iter()).collect();
-        let sets = c.sets(&[&org, &pl], &org_policy, &project_hand, any_users);
+        let sets = c.sets(&[&org, &pl], &org_policy, &project_hand, &any_users);
         let folders = folders
             .into_iter()
             .map(|(path, cf)| {
                 let hand: Vec<&HandPolicy> = project_hand.iter().copied().chain(cf.layer.cedar.iter()).collect();
-                let s = c.sets(&[&org, &pl, &cf], &org_policy, &hand, any_users);
+                let s = c.sets(&[&org, &pl, &cf], &org_policy, &hand, &any_users);
                 (path, cf, s)
             })
             .collect();
@@ -613,7 +614,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         projects.insert(pt.id.clone(), CompiledProject { id: pt.id.clone(), layer: pl, folders, sets });
     }
     let org_refs: Vec<&HandPolicy> = org_hand.iter().collect();
-    let org_sets = c.sets(&[&org], &org_policy, &org_refs, any_users);
+    let org_sets = c.sets(&[&org], &org_policy, &org_refs, &any_users);
 
     c.validate(&schema);
     if c.problems.has_errors() {

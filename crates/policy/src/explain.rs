@@ -1,1 +1,483 @@
-//! placeholder
+//! Explanations: a decision with every rule considered, the merge diagnostics that touch the
+//! request, and the effective settings of a scope with the provenance of every value.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::compile::{CompiledLayer, Snapshot};
+use crate::decide::{Decision, Determining, Effect, KeyMode, McpRef, Request, RuleEffect, ScopeRef, Target, decide};
+use crate::layer::SettingsSource;
+use crate::origin::{Level, Origin};
+use crate::problem::{Problem, Severity};
+use crate::rules::{Field, RuleKey};
+
+/// A rule that was evaluated but did not determine the decision
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Considered {
+    pub rule: String,
+    pub level: Level,
+    pub effect: RuleEffect,
+    pub file: Option<String>,
+    pub pointer: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// `policy explain model|mcp`: stable JSON shape, read by other tools
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub decision: Effect,
+    pub request: Request,
+    pub reason: String,
+    pub determined_by: Vec<Determining>,
+    pub considered: Vec<Considered>,
+    pub diagnostics: Vec<Problem>,
+    pub obligations: crate::decide::Obligations,
+    pub revision: String,
+}
+
+/// Where a base rule's field sits in this scope, if it is defined there
+fn field_origin(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, key: RuleKey) -> Option<Origin> {
+    let mut at = scope.layers().filter(|l| l.level == key.level);
+    let op = &snap.org_policy;
+    match key.field {
+        Field::Blocked => at.find_map(|l| l.blocked.as_ref().map(|m| m.origin.clone())),
+        Field::Allowed | Field::UserAllowlist => at.find_map(|l| l.allowed.as_ref().map(|m| m.origin.clone())),
+        Field::CustomModels => at.find_map(|l| l.custom_models.first().map(|c| c.origin.clone())),
+        Field::AllowCustomModels => at.find_map(|l| l.allow_custom_models.as_ref().map(|b| b.origin.clone())),
+        Field::AllowedBaseUrls => at.find_map(|l| l.allowed_base_urls.as_ref().map(|m| m.origin.clone())),
+        Field::McpAllowlist => at.find_map(|l| l.mcp_allowlist.as_ref().map(|m| m.origin.clone()).or_else(|| l.mcp_enabled.as_ref().map(|b| b.origin.clone()))),
+        Field::McpDisabled => at.find_map(|l| l.mcp_servers.values().find(|s| s.disabled.is_some()).map(|s| s.origin.clone())),
+        Field::UserPolicyBlocked => scope.org.user_policies.get(&req.user).and_then(|p| p.blocked.as_ref()).map(|m| m.origin.clone()),
+        Field::UserPolicyAllowed => scope.org.user_policies.get(&req.user).and_then(|p| p.allowed.as_ref()).map(|m| m.origin.clone()),
+        Field::GatewayRequired => op.gateway_required.as_ref().map(|m| m.origin.clone()),
+        Field::ByokProviders => op.byok_providers.as_ref().map(|p| p.origin.clone()),
+        Field::ByokBaseUrls => op.byok_base_urls.as_ref().map(|m| m.origin.clone()),
+        Field::McpBlocklist => op.mcp_blocklist.as_ref().map(|m| m.origin.clone()),
+        Field::NoAllowlist | Field::McpDefault => None,
+    }
+}
+
+/// Decide `req` and say everything about how
+pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
+    let decision = decide(snap, req);
+    let scope = snap.scope(req);
+    let set = match &req.target {
+        Target::Model { key_mode: KeyMode::Central, .. } => &scope.sets.invoke_model,
+        Target::Model { key_mode: KeyMode::Byok, .. } => &scope.sets.use_byok,
+        Target::Mcp { .. } => &scope.sets.connect_mcp,
+    };
+    let mut considered = Vec::new();
+    for p in set.policies() {
+        let id = p.id().to_string();
+        if decision.determined_by.iter().any(|d| d.rule == id) {
+            continue;
+        }
+        let Some(info) = snap.rules.get(p.id()) else { continue };
+        let origin = match (info.key, &info.hand) {
+            (Some(key), _) => field_origin(snap, &scope, req, key),
+            (None, hand) => hand.clone(),
+        };
+        considered.push(Considered {
+            rule: id,
+            level: info.level,
+            effect: info.effect.into(),
+            file: origin.as_ref().map(|o| o.file.to_string()),
+            pointer: origin.as_ref().map(|o| o.pointer.clone()),
+            line: origin.as_ref().map(|o| o.line),
+        });
+    }
+    considered.sort_by(|a, b| (a.level, &a.rule).cmp(&(b.level, &b.rule)));
+    let names: Vec<String> = match &req.target {
+        Target::Model { model, mcp_servers, .. } => std::iter::once(model.clone()).chain(mcp_servers.iter().map(McpRef::label)).collect(),
+        Target::Mcp { server } => vec![server.label()],
+    };
+    let diagnostics = snap
+        .diagnostics
+        .iter()
+        .filter(|p| p.severity == Severity::Error || names.iter().any(|n| p.message.contains(&format!("`{n}`"))) || p.code == "merge.projects_may_not_add")
+        .cloned()
+        .collect();
+    let Decision { effect, determined_by, reason, obligations, revision, .. } = decision;
+    Explanation { decision: effect, request: req.clone(), reason, determined_by, considered, diagnostics, obligations, revision: revision.to_string() }
+}
+
+// ---- effective settings ----------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Node {
+    Leaf(Value, Origin),
+    Array(Vec<(Value, Origin)>),
+    Keyed(Vec<(String, Value, Origin)>),
+    Object(BTreeMap<String, Node>),
+}
+
+/// Booleans where one value is the restrictive one: once any level sets it, it sticks
+const RESTRICTIVE: &[(&str, bool)] = &[
+    ("/modelPolicy/allowCustomModels", false),
+    ("/modelPolicy/allowAllFactoryModels", false),
+    ("/mcpPolicy/enabled", true),
+    ("/enableDroidShield", true),
+    ("/allowManagedHooksOnly", true),
+];
+
+/// Keys whose values are secrets: shown masked
+fn is_secret_key(key: &str) -> bool {
+    matches!(key, "apiKey" | "api_key" | "extraHeaders" | "extra_headers" | "headers" | "env")
+}
+
+fn mask(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.starts_with("${") => Value::String(s.clone()),
+        Value::String(s) => Value::String(crate::files::settings::ApiKey::mask(s)),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), mask(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), if is_secret_key(k) { mask(v) } else { redact(v) })).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+struct Merger {
+    diagnostics: Vec<Problem>,
+}
+
+impl Merger {
+    fn insert(&mut self, node: &mut Node, pointer: &str, v: &Value, origin: &dyn Fn(&str) -> Origin) {
+        match (node, v) {
+            (Node::Object(m), Value::Object(src)) => {
+                for (k, child) in src {
+                    let p = format!("{pointer}/{}", crate::origin::escape_token(k));
+                    if is_secret_key(k) && pointer.is_empty() {
+                        continue;
+                    }
+                    match m.get_mut(k) {
+                        Some(existing) => self.insert(existing, &p, child, origin),
+                        None => {
+                            let fresh = match fresh_node(&p, child) {
+                                Some(mut container) => {
+                                    self.insert(&mut container, &p, child, origin);
+                                    container
+                                }
+                                None => Node::Leaf(child.clone(), origin(&p)),
+                            };
+                            m.insert(k.clone(), fresh);
+                        }
+                    }
+                }
+            }
+            (Node::Array(items), Value::Array(src)) => {
+                for (i, item) in src.iter().enumerate() {
+                    if !items.iter().any(|(x, _)| x == item) {
+                        items.push((item.clone(), origin(&format!("{pointer}/{i}"))));
+                    }
+                }
+            }
+            (Node::Keyed(items), Value::Array(src)) => {
+                for (i, item) in src.iter().enumerate() {
+                    let Some(key) = item.get("model").and_then(Value::as_str) else { continue };
+                    let o = origin(&format!("{pointer}/{i}"));
+                    match items.iter().find(|(k, _, _)| k == key) {
+                        Some((_, _, above)) if above.level != o.level => self.diagnostics.push(locked(&o, above, &format!("custom model `{key}`"))),
+                        Some(_) => {}
+                        None => items.push((key.to_string(), redact(item), o)),
+                    }
+                }
+            }
+            (Node::Leaf(cur, above), v) => {
+                if cur == v {
+                    return;
+                }
+                let o = origin(pointer);
+                if let Some((_, restrictive)) = RESTRICTIVE.iter().find(|(p, _)| *p == pointer) {
+                    if v.as_bool() == Some(*restrictive) {
+                        *cur = v.clone();
+                        *above = o;
+                        return;
+                    }
+                }
+                if above.level != o.level {
+                    self.diagnostics.push(locked(&o, above, &format!("`{pointer}`")));
+                }
+            }
+            (_, v) => {
+                let o = origin(pointer);
+                self.diagnostics.push(Problem {
+                    severity: Severity::Warning,
+                    code: "merge.type_mismatch",
+                    file: o.file.to_string(),
+                    line: o.line,
+                    col: o.col,
+                    pointer: pointer.to_string(),
+                    message: format!("{} here, but a level above set a value of another type; ignored", crate::json::type_name(v)),
+                });
+            }
+        }
+    }
+}
+
+fn locked(o: &Origin, above: &Origin, what: &str) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        code: "merge.locked_key",
+        file: o.file.to_string(),
+        line: o.line,
+        col: o.col,
+        pointer: o.pointer.clone(),
+        message: format!("{what} is set by {} at {}:{}; the {} value is ignored", above.level, above.file, above.line, o.level),
+    }
+}
+
+/// An empty container for `v`, or `None` for a scalar
+fn fresh_node(pointer: &str, v: &Value) -> Option<Node> {
+    match v {
+        Value::Object(_) => Some(Node::Object(BTreeMap::new())),
+        Value::Array(_) if pointer == "/customModels" => Some(Node::Keyed(Vec::new())),
+        Value::Array(_) => Some(Node::Array(Vec::new())),
+        _ => None,
+    }
+}
+
+fn with_origin(v: Value, o: &Origin) -> Value {
+    json!({ "value": v, "level": o.level, "file": &*o.file, "pointer": o.pointer, "line": o.line })
+}
+
+fn node_json(n: &Node) -> Value {
+    match n {
+        Node::Leaf(v, o) => with_origin(if o.pointer.ends_with("/apiKey") { mask(v) } else { v.clone() }, o),
+        Node::Array(items) => Value::Array(items.iter().map(|(v, o)| with_origin(v.clone(), o)).collect()),
+        Node::Keyed(items) => Value::Array(items.iter().map(|(_, v, o)| with_origin(v.clone(), o)).collect()),
+        Node::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), node_json(v))).collect::<Map<_, _>>()),
+    }
+}
+
+const LEGACY_FIELDS: &[(&str, &str)] = &[
+    ("model_display_name", "displayName"),
+    ("base_url", "baseUrl"),
+    ("api_key", "apiKey"),
+    ("max_tokens", "maxOutputTokens"),
+    ("supports_images", "supportsImages"),
+    ("extra_args", "extraArgs"),
+    ("extra_headers", "extraHeaders"),
+];
+
+/// The legacy file's `custom_models` as camelCase `customModels`
+fn legacy_value(v: &Value) -> Value {
+    let items = v.get("custom_models").and_then(Value::as_array).cloned().unwrap_or_default();
+    let converted = items
+        .into_iter()
+        .map(|item| match item {
+            Value::Object(m) => Value::Object(
+                m.into_iter().map(|(k, v)| (LEGACY_FIELDS.iter().find(|(s, _)| *s == k).map(|(_, c)| c.to_string()).unwrap_or(k), v)).collect(),
+            ),
+            other => other,
+        })
+        .collect();
+    json!({ "customModels": Value::Array(converted) })
+}
+
+fn legacy_pointer(p: &str) -> String {
+    let mut out = p.replacen("/customModels", "/custom_models", 1);
+    for (snake, camel) in LEGACY_FIELDS {
+        if let Some(stripped) = out.strip_suffix(&format!("/{camel}")) {
+            out = format!("{stripped}/{snake}");
+        }
+    }
+    out
+}
+
+/// One model the user may (or may not) use, for `explain settings` and model listings
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelView {
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<crate::Provider>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    pub key_mode: KeyMode,
+    pub level: Level,
+    pub decision: Effect,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedView {
+    pub name: String,
+    pub level: Level,
+    pub file: String,
+    pub line: u32,
+    pub decision: Effect,
+    pub reason: String,
+}
+
+/// `policy explain settings`
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveSettings {
+    pub user: String,
+    pub project: Option<String>,
+    pub revision: String,
+    /// the merged settings; every leaf is `{value, level, file, pointer, line}`
+    pub settings: Value,
+    /// models this user may use
+    pub models: Vec<ModelView>,
+    /// models named in scope that this user may not use, with the reason
+    pub hidden_models: Vec<ModelView>,
+    pub mcp_servers: Vec<NamedView>,
+    pub droids: Vec<NamedView>,
+    pub commands: Vec<NamedView>,
+    pub diagnostics: Vec<Problem>,
+}
+
+/// Candidate models of a scope: every custom model, and every literal entry of an allow list
+fn candidates<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>) -> Vec<(String, Option<&'s crate::files::settings::CustomModel>, Level)> {
+    type Cand<'a> = (String, Option<&'a crate::files::settings::CustomModel>, Level);
+    let mut out: Vec<Cand<'s>> = Vec::new();
+    let mut push = |m: &str, c: Option<&'s crate::files::settings::CustomModel>, l: Level| {
+        if !out.iter().any(|(x, c2, _)| x.eq_ignore_ascii_case(m) && c2.is_some() == c.is_some()) {
+            out.push((m.to_string(), c, l));
+        }
+    };
+    for l in scope.layers() {
+        for c in &l.custom_models {
+            push(&c.model, Some(c), l.level);
+        }
+        if l.level != Level::User {
+            if let Some(m) = &l.allowed {
+                for lit in m.literals() {
+                    if !snap.org_policy.categories.iter().any(|(n, _)| n == lit) {
+                        push(lit, None, l.level);
+                    }
+                }
+            }
+        }
+    }
+    for (_, cat) in &snap.org_policy.categories {
+        for lit in cat.literals() {
+            push(lit, None, Level::Org);
+        }
+    }
+    out
+}
+
+/// The models `base` (user, groups, project, folder) may use, and the ones hidden from them
+pub fn models(snap: &Snapshot, base: &Request) -> (Vec<ModelView>, Vec<ModelView>) {
+    let scope = snap.scope(base);
+    let mut shown = Vec::new();
+    let mut hidden = Vec::new();
+    for (model, custom, level) in candidates(snap, &scope) {
+        let key_mode = if level == Level::User && custom.is_some() { KeyMode::Byok } else { KeyMode::Central };
+        let req = Request {
+            target: Target::Model { model: model.clone(), provider: custom.and_then(|c| c.provider), key_mode, base_url: None, mcp_servers: Vec::new() },
+            ..base.clone()
+        };
+        let d = decide(snap, &req);
+        let view = ModelView {
+            model,
+            display_name: custom.and_then(|c| c.display_name.clone()),
+            provider: custom.and_then(|c| c.provider),
+            base_url: custom.and_then(|c| c.base_url.clone()),
+            max_output_tokens: custom.and_then(|c| c.max_output_tokens),
+            key_mode,
+            level,
+            decision: d.effect,
+            reason: d.reason,
+        };
+        if d.effect == Effect::Allow { shown.push(view) } else { hidden.push(view) }
+    }
+    (shown, hidden)
+}
+
+fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
+    NamedView { name: name.to_string(), level: o.level, file: o.file.to_string(), line: o.line, decision: d.effect, reason: d.reason.clone() }
+}
+
+/// The effective settings of `base`'s scope
+pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings {
+    let scope = snap.scope(base);
+    let mut merger = Merger { diagnostics: Vec::new() };
+    let mut root = Node::Object(BTreeMap::new());
+    for l in scope.layers() {
+        for SettingsSource { doc, legacy } in &l.layer.sources {
+            if *legacy {
+                let v = legacy_value(&doc.value);
+                merger.insert(&mut root, "", &v, &|p: &str| doc.origin(&legacy_pointer(p)));
+            } else {
+                merger.insert(&mut root, "", &doc.value, &|p: &str| doc.origin(p));
+            }
+        }
+    }
+    let (models, hidden_models) = models(snap, base);
+
+    let mut mcp_servers = Vec::new();
+    let mut seen = Vec::new();
+    for l in scope.layers() {
+        for (name, s) in &l.mcp_servers {
+            if seen.contains(name) || s.toggle_only {
+                continue;
+            }
+            seen.push(name.clone());
+            let req = Request { target: Target::Mcp { server: McpRef { name: Some(name.clone()), ..Default::default() } }, ..base.clone() };
+            mcp_servers.push(named(name, &s.origin, &decide(snap, &req)));
+        }
+    }
+    let artifacts = |pick: fn(&CompiledLayer) -> &Vec<crate::files::markdown::Artifact>| {
+        let mut out = Vec::new();
+        for l in scope.layers() {
+            for a in pick(l) {
+                let d = match &a.model {
+                    Some(m) => {
+                        let mut d = decide(snap, &Request { target: Target::Model { model: m.clone(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() }, ..base.clone() });
+                        if !d.allowed() {
+                            d.reason = format!("pinned to a model this user may not use, so it falls back to its parent's model ({})", d.reason);
+                            d.effect = Effect::Allow;
+                        } else {
+                            d.reason = format!("runs on `{m}`");
+                        }
+                        d
+                    }
+                    None => Decision {
+                        effect: Effect::Allow,
+                        determined_by: Vec::new(),
+                        reason: "runs on its parent's model".to_string(),
+                        obligations: Default::default(),
+                        revision: snap.revision.clone(),
+                        errors: Vec::new(),
+                    },
+                };
+                out.push(named(&a.name, &a.origin, &d));
+            }
+        }
+        out
+    };
+    let droids = artifacts(|l| &l.droids);
+    let commands = artifacts(|l| &l.commands);
+    let mut diagnostics = merger.diagnostics;
+    diagnostics.extend(snap.diagnostics.iter().cloned());
+    EffectiveSettings {
+        user: base.user.clone(),
+        project: base.project.clone(),
+        revision: snap.revision.to_string(),
+        settings: node_json(&root),
+        models,
+        hidden_models,
+        mcp_servers,
+        droids,
+        commands,
+        diagnostics,
+    }
+}

@@ -1,0 +1,168 @@
+//! `policy explain model|mcp|settings`
+
+use clap::{Args, Subcommand, ValueEnum};
+use strata_policy::explain::{effective_settings, explain};
+use strata_policy::{Effect, KeyMode, McpRef, Provider, Request, Target};
+
+use crate::exit;
+use crate::layers::{LayerArgs, Resolved, default_user};
+use crate::render;
+
+#[derive(Debug, Subcommand)]
+pub enum ExplainCmd {
+    /// May this user invoke MODEL? Exit 0 allow, 2 deny, 3 invalid configuration
+    Model(ModelArgs),
+    /// May this user connect MCP server SERVER (a name from mcp.json, or a URL)?
+    Mcp(McpArgs),
+    /// The effective settings, every value with the layer, file and line it comes from
+    Settings(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub layers: LayerArgs,
+    /// The user to decide for [default: $STRATA_USER, else $USER]
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
+    /// A group the user belongs to; may be repeated
+    #[arg(long = "group", value_name = "G")]
+    pub groups: Vec<String>,
+    /// Print JSON (a stable shape, for tools)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyModeArg {
+    Central,
+    Byok,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The model id, as the client sends it
+    pub model: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Whose key: the org's (central, through the gateway) or the user's own (byok)
+    #[arg(long, value_enum, default_value = "central")]
+    pub key_mode: KeyModeArg,
+    /// anthropic, openai or generic-chat-completion-api [default: from the model's customModels entry]
+    #[arg(long, value_name = "P")]
+    pub provider: Option<String>,
+    /// The base URL the traffic goes to [default: from the model's customModels entry]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The server's name in mcp.json, or its URL
+    pub server: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
+    let user = common.as_user.clone().unwrap_or_else(default_user);
+    match common.layers.resolve(&user) {
+        Ok(r) => Ok((r, user)),
+        Err(problems) => {
+            if common.json {
+                println!("{}", serde_json::json!({ "error": "invalid configuration", "problems": problems.problems }));
+            } else {
+                eprint!("invalid configuration:\n{}", render::problem_report(&problems));
+            }
+            Err(exit::INVALID)
+        }
+    }
+}
+
+fn base_request(r: &Resolved, user: String, groups: Vec<String>, target: Target) -> Request {
+    Request { user, groups, project: r.project_id.clone(), folder: r.folder.clone(), gateway: None, target }
+}
+
+fn print_json(v: &impl serde::Serialize) -> bool {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            true
+        }
+        Err(e) => {
+            eprintln!("error: cannot encode JSON: {e}");
+            false
+        }
+    }
+}
+
+pub fn run(cmd: ExplainCmd) -> u8 {
+    match cmd {
+        ExplainCmd::Model(a) => {
+            let provider = match a.provider.as_deref().map(|p| Provider::parse(p).ok_or(p)) {
+                Some(Err(p)) => {
+                    eprintln!("error: {}", Provider::invalid_message(p));
+                    return exit::FAILURE;
+                }
+                Some(Ok(p)) => Some(p),
+                None => None,
+            };
+            let (r, user) = match load(&a.common) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let key_mode = match a.key_mode {
+                KeyModeArg::Central => KeyMode::Central,
+                KeyModeArg::Byok => KeyMode::Byok,
+            };
+            let target = Target::Model { model: a.model.clone(), provider, key_mode, base_url: a.base_url, mcp_servers: Vec::new() };
+            let req = base_request(&r, user, a.common.groups.clone(), target);
+            decide_and_print(&r, &req, a.common.json, &format!("model `{}` ({} key)", a.model, key_mode.as_str()))
+        }
+        ExplainCmd::Mcp(a) => {
+            let (r, user) = match load(&a.common) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let server = if a.server.contains("://") {
+                McpRef { url: Some(a.server.clone()), ..Default::default() }
+            } else {
+                McpRef { name: Some(a.server.clone()), ..Default::default() }
+            };
+            let req = base_request(&r, user, a.common.groups.clone(), Target::Mcp { server });
+            decide_and_print(&r, &req, a.common.json, &format!("MCP server `{}`", a.server))
+        }
+        ExplainCmd::Settings(c) => {
+            let (r, user) = match load(&c) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let placeholder = Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() };
+            let req = base_request(&r, user, c.groups.clone(), placeholder);
+            let s = effective_settings(&r.snapshot, &req);
+            if c.json {
+                if !print_json(&s) {
+                    return exit::FAILURE;
+                }
+            } else {
+                print!("{}", render::settings(&s));
+            }
+            exit::ALLOW
+        }
+    }
+}
+
+fn decide_and_print(r: &Resolved, req: &Request, json: bool, subject: &str) -> u8 {
+    let x = explain(&r.snapshot, req);
+    if json {
+        if !print_json(&x) {
+            return exit::FAILURE;
+        }
+    } else {
+        print!("{}", render::explanation(&x, subject));
+    }
+    match x.decision {
+        Effect::Allow => exit::ALLOW,
+        Effect::Deny => exit::DENY,
+    }
+}

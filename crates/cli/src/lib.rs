@@ -1,0 +1,60 @@
+#![doc = include_str!("../README.md")]
+
+mod explain;
+mod layers;
+mod render;
+mod test_cmd;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use layers::LayerArgs;
+
+/// Exit codes of every command
+pub mod exit {
+    pub const ALLOW: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const DENY: u8 = 2;
+    pub const INVALID: u8 = 3;
+}
+
+/// Strata's `policy` command: explain, validate and test layered governance for AI coding agents
+#[derive(Debug, Parser)]
+#[command(name = "policy", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain a decision (model, MCP server) or the effective settings, with provenance
+    #[command(subcommand)]
+    Explain(explain::ExplainCmd),
+    /// Validate layers (an org bundle, a project's or user's .factory/); exit 0 valid, 3 invalid
+    Validate(validate::ValidateArgs),
+    /// Run the decision cases a bundle ships in tests/*.json
+    Test(test_cmd::TestArgs),
+}
+
+/// Run one parsed command line; the process exit code follows the contract in [`exit`]
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Explain(cmd) => explain::run(cmd),
+        Command::Validate(args) => validate::run(args),
+        Command::Test(args) => test_cmd::run(args),
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}
