@@ -70,9 +70,15 @@ fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
         Ok(r) => Ok((r, user)),
         Err(problems) => {
             if common.json {
-                println!("{}", serde_json::json!({ "error": "invalid configuration", "problems": problems.problems }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": "invalid configuration", "problems": problems.problems })
+                );
             } else {
-                eprint!("invalid configuration:\n{}", render::problem_report(&problems));
+                eprint!(
+                    "invalid configuration:\n{}",
+                    render::problem_report(&problems)
+                );
             }
             Err(exit::INVALID)
         }
@@ -80,7 +86,14 @@ fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
 }
 
 fn base_request(r: &Resolved, user: String, groups: Vec<String>, target: Target) -> Request {
-    Request { user, groups, project: r.project_id.clone(), folder: r.folder.clone(), gateway: None, target }
+    Request {
+        user,
+        groups,
+        project: r.project_id.clone(),
+        folder: r.folder.clone(),
+        gateway: None,
+        target,
+    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> bool {
@@ -115,9 +128,20 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 KeyModeArg::Central => KeyMode::Central,
                 KeyModeArg::Byok => KeyMode::Byok,
             };
-            let target = Target::Model { model: a.model.clone(), provider, key_mode, base_url: a.base_url, mcp_servers: Vec::new() };
+            let target = Target::Model {
+                model: a.model.clone(),
+                provider,
+                key_mode,
+                base_url: a.base_url,
+                mcp_servers: Vec::new(),
+            };
             let req = base_request(&r, user, a.common.groups.clone(), target);
-            decide_and_print(&r, &req, a.common.json, &format!("model `{}` ({} key)", a.model, key_mode.as_str()))
+            decide_and_print(
+                &r,
+                &req,
+                a.common.json,
+                &format!("model `{}` ({} key)", a.model, key_mode.as_str()),
+            )
         }
         ExplainCmd::Mcp(a) => {
             let (r, user) = match load(&a.common) {
@@ -125,19 +149,36 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 Err(code) => return code,
             };
             let server = if a.server.contains("://") {
-                McpRef { url: Some(a.server.clone()), ..Default::default() }
+                McpRef {
+                    url: Some(a.server.clone()),
+                    ..Default::default()
+                }
             } else {
-                McpRef { name: Some(a.server.clone()), ..Default::default() }
+                McpRef {
+                    name: Some(a.server.clone()),
+                    ..Default::default()
+                }
             };
             let req = base_request(&r, user, a.common.groups.clone(), Target::Mcp { server });
-            decide_and_print(&r, &req, a.common.json, &format!("MCP server `{}`", a.server))
+            decide_and_print(
+                &r,
+                &req,
+                a.common.json,
+                &format!("MCP server `{}`", a.server),
+            )
         }
         ExplainCmd::Settings(c) => {
             let (r, user) = match load(&c) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
-            let placeholder = Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() };
+            let placeholder = Target::Model {
+                model: String::new(),
+                provider: None,
+                key_mode: KeyMode::Central,
+                base_url: None,
+                mcp_servers: Vec::new(),
+            };
             let req = base_request(&r, user, c.groups.clone(), placeholder);
             let s = effective_settings(&r.snapshot, &req);
             if c.json {

@@ -32,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Explain a decision (model, MCP server) or the effective settings, with provenance
     #[command(subcommand)]
-    Explain(explain::ExplainCmd),
+    Explain(Box<explain::ExplainCmd>),
     /// Validate layers (an org bundle, a project's or user's .factory/); exit 0 valid, 3 invalid
     Validate(validate::ValidateArgs),
     /// Run the decision cases a bundle ships in tests/*.json
@@ -42,7 +42,7 @@ pub enum Command {
 /// Run one parsed command line; the process exit code follows the contract in [`exit`]
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
-        Command::Explain(cmd) => explain::run(cmd),
+        Command::Explain(cmd) => explain::run(*cmd),
         Command::Validate(args) => validate::run(args),
         Command::Test(args) => test_cmd::run(args),
     };

@@ -12,7 +12,12 @@ pub fn effect(e: Effect) -> &'static str {
     }
 }
 
-fn place(level: &impl std::fmt::Display, file: &Option<String>, line: Option<u32>, pointer: &Option<String>) -> String {
+fn place(
+    level: &impl std::fmt::Display,
+    file: &Option<String>,
+    line: Option<u32>,
+    pointer: &Option<String>,
+) -> String {
     let mut s = level.to_string();
     if let Some(f) = file {
         s.push(' ');
@@ -29,7 +34,11 @@ fn place(level: &impl std::fmt::Display, file: &Option<String>, line: Option<u32
 
 fn determining(out: &mut String, d: &Determining) {
     let _ = writeln!(out, "  {} {}", d.effect.as_str(), d.rule);
-    let _ = writeln!(out, "      at   {}", place(&d.level, &d.file, d.line, &d.pointer));
+    let _ = writeln!(
+        out,
+        "      at   {}",
+        place(&d.level, &d.file, d.line, &d.pointer)
+    );
     if let Some(m) = &d.matched {
         let _ = writeln!(out, "      entry `{m}`");
     }
@@ -37,7 +46,13 @@ fn determining(out: &mut String, d: &Determining) {
 }
 
 fn considered(out: &mut String, c: &Considered) {
-    let _ = writeln!(out, "  {} {}  ({})", c.effect.as_str(), c.rule, place(&c.level, &c.file, c.line, &c.pointer));
+    let _ = writeln!(
+        out,
+        "  {} {}  ({})",
+        c.effect.as_str(),
+        c.rule,
+        place(&c.level, &c.file, c.line, &c.pointer)
+    );
 }
 
 pub fn problems(out: &mut String, ps: &[Problem]) {
@@ -49,10 +64,27 @@ pub fn problems(out: &mut String, ps: &[Problem]) {
 pub fn explanation(x: &Explanation, subject: &str) -> String {
     let mut out = String::new();
     let r = &x.request;
-    let groups = if r.groups.is_empty() { String::new() } else { format!(" (groups: {})", r.groups.join(", ")) };
-    let project = r.project.as_deref().map(|p| format!(" in project `{p}`")).unwrap_or_default();
-    let folder = r.folder.as_deref().map(|p| format!(" folder `{p}`")).unwrap_or_default();
-    let _ = writeln!(out, "{subject} for user `{}`{groups}{project}{folder}: {}", r.user, effect(x.decision));
+    let groups = if r.groups.is_empty() {
+        String::new()
+    } else {
+        format!(" (groups: {})", r.groups.join(", "))
+    };
+    let project = r
+        .project
+        .as_deref()
+        .map(|p| format!(" in project `{p}`"))
+        .unwrap_or_default();
+    let folder = r
+        .folder
+        .as_deref()
+        .map(|p| format!(" folder `{p}`"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{subject} for user `{}`{groups}{project}{folder}: {}",
+        r.user,
+        effect(x.decision)
+    );
     let _ = writeln!(out, "  {}", x.reason);
     let _ = writeln!(out);
     if x.determined_by.is_empty() {
@@ -70,7 +102,8 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
         }
     }
     let o = &x.obligations;
-    if o.upstream_base_url.is_some() || o.max_output_tokens.is_some() || o.credential_env.is_some() {
+    if o.upstream_base_url.is_some() || o.max_output_tokens.is_some() || o.credential_env.is_some()
+    {
         let _ = writeln!(out, "\nobligations:");
         if let Some(u) = &o.upstream_base_url {
             let _ = writeln!(out, "  upstream {u}");
@@ -86,7 +119,11 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
         let _ = writeln!(out, "\ndiagnostics:");
         problems(&mut out, &x.diagnostics);
     }
-    let _ = writeln!(out, "\nrevision {}", &x.revision[..x.revision.len().min(12)]);
+    let _ = writeln!(
+        out,
+        "\nrevision {}",
+        &x.revision[..x.revision.len().min(12)]
+    );
     out
 }
 
@@ -103,7 +140,7 @@ fn leaves(out: &mut String, prefix: &str, v: &serde_json::Value) {
         }
         Value::Object(m) => {
             for (k, v) in m {
-                leaves(out, &format!("{prefix}.{k}").trim_start_matches('.').to_string(), v);
+                leaves(out, format!("{prefix}.{k}").trim_start_matches('.'), v);
             }
         }
         Value::Array(items) => {
@@ -117,7 +154,11 @@ fn leaves(out: &mut String, prefix: &str, v: &serde_json::Value) {
 
 pub fn settings(s: &EffectiveSettings) -> String {
     let mut out = String::new();
-    let project = s.project.as_deref().map(|p| format!(" in project `{p}`")).unwrap_or_default();
+    let project = s
+        .project
+        .as_deref()
+        .map(|p| format!(" in project `{p}`"))
+        .unwrap_or_default();
     let _ = writeln!(out, "effective settings for user `{}`{project}\n", s.user);
     let _ = writeln!(out, "settings:");
     leaves(&mut out, "", &s.settings);
@@ -126,8 +167,19 @@ pub fn settings(s: &EffectiveSettings) -> String {
         let _ = writeln!(out, "  (none named in scope)");
     }
     for m in &s.models {
-        let via = m.base_url.as_deref().map(|u| format!(" via {u}")).unwrap_or_default();
-        let _ = writeln!(out, "  {} [{}{}] ({} layer)", m.model, m.key_mode.as_str(), via, m.level);
+        let via = m
+            .base_url
+            .as_deref()
+            .map(|u| format!(" via {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} [{}{}] ({} layer)",
+            m.model,
+            m.key_mode.as_str(),
+            via,
+            m.level
+        );
     }
     if !s.hidden_models.is_empty() {
         let _ = writeln!(out, "\nmodels hidden from you:");
@@ -135,20 +187,37 @@ pub fn settings(s: &EffectiveSettings) -> String {
             let _ = writeln!(out, "  {}: {}", m.model, m.reason);
         }
     }
-    for (title, list) in [("MCP servers", &s.mcp_servers), ("droids", &s.droids), ("commands", &s.commands)] {
+    for (title, list) in [
+        ("MCP servers", &s.mcp_servers),
+        ("droids", &s.droids),
+        ("commands", &s.commands),
+    ] {
         if list.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n{title}:");
         for n in list {
-            let _ = writeln!(out, "  {} {}  ({} {}:{})\n      {}", effect(n.decision), n.name, n.level, n.file, n.line, n.reason);
+            let _ = writeln!(
+                out,
+                "  {} {}  ({} {}:{})\n      {}",
+                effect(n.decision),
+                n.name,
+                n.level,
+                n.file,
+                n.line,
+                n.reason
+            );
         }
     }
     if !s.diagnostics.is_empty() {
         let _ = writeln!(out, "\ndiagnostics:");
         problems(&mut out, &s.diagnostics);
     }
-    let _ = writeln!(out, "\nrevision {}", &s.revision[..s.revision.len().min(12)]);
+    let _ = writeln!(
+        out,
+        "\nrevision {}",
+        &s.revision[..s.revision.len().min(12)]
+    );
     out
 }
 

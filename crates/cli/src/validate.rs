@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use strata_policy::{Bundle, FileTree, Level, ProjectTrees, Problems, compile};
+use strata_policy::{Bundle, FileTree, Level, Problems, ProjectTrees, compile};
 
 use crate::exit;
 use crate::render;
@@ -47,20 +47,44 @@ pub fn validate_one(path: &Path, level: Level) -> Problems {
         Ok(t) => t,
         Err(p) => return p,
     };
-    let empty = FileTree { root: "(empty org)".to_string(), files: Default::default() };
+    let empty = FileTree {
+        root: "(empty org)".to_string(),
+        files: Default::default(),
+    };
     let bundle = match level {
-        Level::Org => Bundle { org: tree, ..Default::default() },
-        Level::Project => Bundle { org: empty, projects: vec![ProjectTrees { id: "project".to_string(), project: tree, folders: vec![] }], users: vec![] },
-        Level::Folder => Bundle {
-            org: empty.clone(),
-            projects: vec![ProjectTrees { id: "project".to_string(), project: empty, folders: vec![("folder".to_string(), tree)] }],
+        Level::Org => Bundle {
+            org: tree,
+            ..Default::default()
+        },
+        Level::Project => Bundle {
+            org: empty,
+            projects: vec![ProjectTrees {
+                id: "project".to_string(),
+                project: tree,
+                folders: vec![],
+            }],
             users: vec![],
         },
-        Level::User => Bundle { org: empty, projects: vec![], users: vec![("user".to_string(), tree)] },
+        Level::Folder => Bundle {
+            org: empty.clone(),
+            projects: vec![ProjectTrees {
+                id: "project".to_string(),
+                project: empty,
+                folders: vec![("folder".to_string(), tree)],
+            }],
+            users: vec![],
+        },
+        Level::User => Bundle {
+            org: empty,
+            projects: vec![],
+            users: vec![("user".to_string(), tree)],
+        },
     };
     let env = |k: &str| std::env::var(k).ok();
     match compile(&bundle, &env) {
-        Ok(snap) => Problems { problems: snap.diagnostics },
+        Ok(snap) => Problems {
+            problems: snap.diagnostics,
+        },
         Err(p) => p,
     }
 }
@@ -82,5 +106,9 @@ pub fn run(args: ValidateArgs) -> u8 {
         all.extend(problems);
     }
     print!("{}", render::problem_report(&all));
-    if all.has_errors() { exit::INVALID } else { exit::ALLOW }
+    if all.has_errors() {
+        exit::INVALID
+    } else {
+        exit::ALLOW
+    }
 }

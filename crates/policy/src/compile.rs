@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use cedar_policy::{Effect as CedarEffect, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    Effect as CedarEffect, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    Schema, ValidationMode, Validator,
+};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
@@ -60,14 +63,22 @@ pub struct Matcher {
 
 impl Matcher {
     /// Compile `list`; entries naming a category in `categories` stand for its patterns
-    pub fn build(list: &List, kind: MatchKind, categories: &[(String, List)], problems: &mut Problems) -> Matcher {
+    pub fn build(
+        list: &List,
+        kind: MatchKind,
+        categories: &[(String, List)],
+        problems: &mut Problems,
+    ) -> Matcher {
         let mut b = GlobSetBuilder::new();
         let mut pattern_entry = Vec::new();
         for (i, entry) in list.entries.iter().enumerate() {
-            let expanded: Vec<&str> = match (kind, categories.iter().find(|(n, _)| *n == entry.value)) {
-                (MatchKind::Model, Some((_, cat))) => cat.entries.iter().map(|e| e.value.as_str()).collect(),
-                _ => vec![entry.value.as_str()],
-            };
+            let expanded: Vec<&str> =
+                match (kind, categories.iter().find(|(n, _)| *n == entry.value)) {
+                    (MatchKind::Model, Some((_, cat))) => {
+                        cat.entries.iter().map(|e| e.value.as_str()).collect()
+                    }
+                    _ => vec![entry.value.as_str()],
+                };
             for pat in expanded {
                 let glob = GlobBuilder::new(pat)
                     .case_insensitive(kind != MatchKind::Url)
@@ -92,7 +103,12 @@ impl Matcher {
             }
         }
         let set = b.build().unwrap_or_else(|_| GlobSet::empty());
-        Matcher { origin: list.origin.clone(), entries: list.entries.clone(), set, pattern_entry }
+        Matcher {
+            origin: list.origin.clone(),
+            entries: list.entries.clone(),
+            set,
+            pattern_entry,
+        }
     }
 
     pub fn is_match(&self, s: &str) -> bool {
@@ -102,12 +118,17 @@ impl Matcher {
     /// The first entry that matches `s`
     pub fn first_match(&self, s: &str) -> Option<&Spanned<String>> {
         let hits = self.set.matches(s);
-        hits.first().and_then(|p| self.pattern_entry.get(*p)).and_then(|e| self.entries.get(*e))
+        hits.first()
+            .and_then(|p| self.pattern_entry.get(*p))
+            .and_then(|e| self.entries.get(*e))
     }
 
     /// Whether the list has literal (non-glob) entries only; those can be listed as models
     pub fn literals(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.value.as_str()).filter(|s| !s.contains(['*', '?', '[', '{']))
+        self.entries
+            .iter()
+            .map(|e| e.value.as_str())
+            .filter(|s| !s.contains(['*', '?', '[', '{']))
     }
 }
 
@@ -141,9 +162,16 @@ pub struct CompiledLayer {
 }
 
 impl CompiledLayer {
-    fn build(layer: Arc<Layer>, categories: &[(String, List)], adds_models: bool, problems: &mut Problems) -> CompiledLayer {
+    fn build(
+        layer: Arc<Layer>,
+        categories: &[(String, List)],
+        adds_models: bool,
+        problems: &mut Problems,
+    ) -> CompiledLayer {
         let s = &layer.settings;
-        let m = |l: &Option<List>, k: MatchKind, p: &mut Problems| l.as_ref().map(|l| Matcher::build(l, k, categories, p));
+        let m = |l: &Option<List>, k: MatchKind, p: &mut Problems| {
+            l.as_ref().map(|l| Matcher::build(l, k, categories, p))
+        };
         let user_policies = s
             .user_model_policies
             .iter()
@@ -159,8 +187,16 @@ impl CompiledLayer {
             .collect();
         CompiledLayer {
             level: layer.level,
-            allowed: m(&s.model_policy.allowed_model_ids, MatchKind::Model, problems),
-            blocked: m(&s.model_policy.blocked_model_ids, MatchKind::Model, problems),
+            allowed: m(
+                &s.model_policy.allowed_model_ids,
+                MatchKind::Model,
+                problems,
+            ),
+            blocked: m(
+                &s.model_policy.blocked_model_ids,
+                MatchKind::Model,
+                problems,
+            ),
             custom_models: s.custom_models.clone(),
             allow_custom_models: s.model_policy.allow_custom_models.clone(),
             allowed_base_urls: m(&s.model_policy.allowed_base_urls, MatchKind::Url, problems),
@@ -176,7 +212,9 @@ impl CompiledLayer {
     }
 
     pub fn custom_model(&self, model: &str) -> Option<&CustomModel> {
-        self.custom_models.iter().find(|c| c.model.eq_ignore_ascii_case(model))
+        self.custom_models
+            .iter()
+            .find(|c| c.model.eq_ignore_ascii_case(model))
     }
 
     /// Whether a base rule of this layer's level has something to enforce here
@@ -185,7 +223,9 @@ impl CompiledLayer {
             Field::Blocked => self.blocked.is_some(),
             Field::UserAllowlist => self.level == Level::User && self.allowed.is_some(),
             Field::Allowed => self.adds_models && self.allowed.is_some(),
-            Field::CustomModels => (self.adds_models || self.level == Level::User) && !self.custom_models.is_empty(),
+            Field::CustomModels => {
+                (self.adds_models || self.level == Level::User) && !self.custom_models.is_empty()
+            }
             Field::AllowCustomModels => self.allow_custom_models.as_ref().is_some_and(|b| !b.value),
             Field::AllowedBaseUrls => self.allowed_base_urls.is_some(),
             Field::McpAllowlist => self.mcp_enabled.as_ref().is_some_and(|b| b.value),
@@ -193,7 +233,10 @@ impl CompiledLayer {
             Field::UserPolicyBlocked | Field::UserPolicyAllowed => !self.user_policies.is_empty(),
             Field::NoAllowlist => self.level == Level::Org && self.allowed.is_none(),
             Field::McpDefault => self.level == Level::Org,
-            Field::GatewayRequired | Field::ByokProviders | Field::ByokBaseUrls | Field::McpBlocklist => false,
+            Field::GatewayRequired
+            | Field::ByokProviders
+            | Field::ByokBaseUrls
+            | Field::McpBlocklist => false,
         }
     }
 }
@@ -314,7 +357,9 @@ fn internal(message: String) -> Problems {
 
 /// The schema, parsed
 pub fn schema() -> Result<Schema, Problems> {
-    Schema::from_cedarschema_str(rules::SCHEMA_SRC).map(|(s, _)| s).map_err(|e| internal(format!("the built-in schema does not parse: {e}")))
+    Schema::from_cedarschema_str(rules::SCHEMA_SRC)
+        .map(|(s, _)| s)
+        .map_err(|e| internal(format!("the built-in schema does not parse: {e}")))
 }
 
 /// The base rules, parsed, with their keys
@@ -328,7 +373,8 @@ pub fn base_rules() -> Result<Vec<(RuleKey, Policy)>, Problems> {
     for p in policies {
         let id = p.id.to_string();
         let id = id.trim_start_matches('/');
-        let key = RuleKey::parse(id).ok_or_else(|| internal(format!("base rule `{id}` names no known field")))?;
+        let key = RuleKey::parse(id)
+            .ok_or_else(|| internal(format!("base rule `{id}` names no known field")))?;
         out.push((key, p.policy.new_id(PolicyId::new(id))));
     }
     Ok(out)
@@ -396,16 +442,35 @@ impl Compiler {
             }
             self.rules.insert(
                 h.id.clone(),
-                RuleInfo { id: h.id.clone(), effect: h.effect(), level: h.origin.level, key: None, hand: Some(h.origin.clone()), text: h.text.clone() },
+                RuleInfo {
+                    id: h.id.clone(),
+                    effect: h.effect(),
+                    level: h.origin.level,
+                    key: None,
+                    hand: Some(h.origin.clone()),
+                    text: h.text.clone(),
+                },
             );
             if let Err(e) = self.all.add(h.policy.clone()) {
-                self.problems.push(cedar::problem(&h.origin.file, h.origin.line, h.origin.col, "cedar.duplicate_id", e.to_string()));
+                self.problems.push(cedar::problem(
+                    &h.origin.file,
+                    h.origin.line,
+                    h.origin.col,
+                    "cedar.duplicate_id",
+                    e.to_string(),
+                ));
             }
         }
     }
 
     /// The sets of a scope: the base rules that have something to enforce there, plus hand-written ones
-    fn sets(&self, layers: &[&CompiledLayer], org_policy: &OrgPolicy, hand: &[&HandPolicy], users: &[&CompiledLayer]) -> ScopeSets {
+    fn sets(
+        &self,
+        layers: &[&CompiledLayer],
+        org_policy: &OrgPolicy,
+        hand: &[&HandPolicy],
+        users: &[&CompiledLayer],
+    ) -> ScopeSets {
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         for (key, policy) in &self.base {
             let present = match key.field {
@@ -415,7 +480,9 @@ impl Compiler {
                 Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
                 // user layers are chosen per request: keep a rule wherever some user layer needs it
                 field if key.level == Level::User => users.iter().any(|u| u.defines(field)),
-                field => layers.iter().any(|l| l.level == key.level && l.defines(field)),
+                field => layers
+                    .iter()
+                    .any(|l| l.level == key.level && l.defines(field)),
             };
             if !present {
                 continue;
@@ -435,7 +502,11 @@ impl Compiler {
             }
         }
         let [invoke_model, use_byok, connect_mcp] = by_action;
-        ScopeSets { invoke_model: Arc::new(invoke_model), use_byok: Arc::new(use_byok), connect_mcp: Arc::new(connect_mcp) }
+        ScopeSets {
+            invoke_model: Arc::new(invoke_model),
+            use_byok: Arc::new(use_byok),
+            connect_mcp: Arc::new(connect_mcp),
+        }
     }
 
     /// Drop what a lower layer may not redefine, with a warning for each
@@ -457,7 +528,12 @@ impl Compiler {
         });
         let mut kept = BTreeMap::new();
         for (name, s) in std::mem::take(&mut lower.mcp_servers) {
-            let above = upper.iter().find_map(|u| u.mcp_servers.get(&name).filter(|x| !x.toggle_only).map(|x| (u.level, x)));
+            let above = upper.iter().find_map(|u| {
+                u.mcp_servers
+                    .get(&name)
+                    .filter(|x| !x.toggle_only)
+                    .map(|x| (u.level, x))
+            });
             match above {
                 Some((l, x)) if !s.toggle_only && !s.same_definition(x) => {
                     self.problems.push(warn_at(
@@ -487,7 +563,10 @@ impl Compiler {
             }
         }
         lower.mcp_servers = kept;
-        for (kind, list) in [("droid", &mut lower.droids), ("command", &mut lower.commands)] {
+        for (kind, list) in [
+            ("droid", &mut lower.droids),
+            ("command", &mut lower.commands),
+        ] {
             list.retain(|a| {
                 let above = upper.iter().filter(|u| u.level == Level::Org).find_map(|u| {
                     let l = if kind == "droid" { &u.droids } else { &u.commands };
@@ -508,7 +587,10 @@ impl Compiler {
             });
         }
         if !lower.adds_models && level != Level::User {
-            let lists = [lower.allowed.as_ref().map(|m| &m.origin), lower.custom_models.first().map(|m| &m.origin)];
+            let lists = [
+                lower.allowed.as_ref().map(|m| &m.origin),
+                lower.custom_models.first().map(|m| &m.origin),
+            ];
             for o in lists.into_iter().flatten() {
                 self.problems.push(warn_at(o, "merge.projects_may_not_add", format!("the org's policy.json sets `projectsMayAddModels` to false: models this {level} adds are not allowed")));
             }
@@ -521,10 +603,14 @@ impl Compiler {
             let id = e.policy_id();
             let (file, line, col) = match self.rules.get(id).and_then(|r| r.hand.clone()) {
                 Some(o) => {
-                    let (dl, dc) = e.labels().and_then(|mut l| l.next()).map(|l| {
-                        let text = self.rules.get(id).map(|r| r.text.as_str()).unwrap_or("");
-                        crate::json::line_col(text.as_bytes(), l.offset())
-                    }).unwrap_or((1, 1));
+                    let (dl, dc) = e
+                        .labels()
+                        .and_then(|mut l| l.next())
+                        .map(|l| {
+                            let text = self.rules.get(id).map(|r| r.text.as_str()).unwrap_or("");
+                            crate::json::line_col(text.as_bytes(), l.offset())
+                        })
+                        .unwrap_or((1, 1));
                     let line = o.line + dl - 1;
                     let col = if dl == 1 { o.col + dc - 1 } else { dc };
                     (o.file.to_string(), line, col)
@@ -535,7 +621,15 @@ impl Compiler {
             if let Some(help) = e.help() {
                 message.push_str(&format!(" ({help})"));
             }
-            self.problems.push(Problem { severity: Severity::Error, code: "cedar.schema", file, line, col, pointer: String::new(), message });
+            self.problems.push(Problem {
+                severity: Severity::Error,
+                code: "cedar.schema",
+                file,
+                line,
+                col,
+                pointer: String::new(),
+                message,
+            });
         }
     }
 }
@@ -545,11 +639,23 @@ impl Compiler {
 pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems> {
     let schema = schema()?;
     let base = base_rules()?;
-    let mut c = Compiler { problems: Problems::default(), base, rules: HashMap::new(), all: PolicySet::new() };
+    let mut c = Compiler {
+        problems: Problems::default(),
+        base,
+        rules: HashMap::new(),
+        all: PolicySet::new(),
+    };
     for (key, p) in &c.base {
         c.rules.insert(
             p.id().clone(),
-            RuleInfo { id: p.id().clone(), effect: p.effect(), level: key.level, key: Some(*key), hand: None, text: p.to_string() },
+            RuleInfo {
+                id: p.id().clone(),
+                effect: p.effect(),
+                level: key.level,
+                key: Some(*key),
+                hand: None,
+                text: p.to_string(),
+            },
         );
         let _ = c.all.add(p.clone());
     }
@@ -557,19 +663,39 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let org_layer = c.load(Level::Org, &bundle.org, env);
     let pf = &org_layer.policy;
     let mut scratch = Problems::default();
-    let categories: Vec<(String, Matcher)> =
-        pf.model_categories.iter().map(|(n, l)| (n.clone(), Matcher::build(l, MatchKind::Model, &[], &mut scratch))).collect();
+    let categories: Vec<(String, Matcher)> = pf
+        .model_categories
+        .iter()
+        .map(|(n, l)| {
+            (
+                n.clone(),
+                Matcher::build(l, MatchKind::Model, &[], &mut scratch),
+            )
+        })
+        .collect();
     let org_policy = OrgPolicy {
         categories,
         projects_may_add_models: pf.projects_may_add_models.clone(),
         byok_providers: pf.byok_allowed_providers.clone(),
-        byok_base_urls: pf.byok_allowed_base_urls.as_ref().map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
-        mcp_blocklist: pf.mcp_blocklist.as_ref().map(|l| Matcher::build(l, MatchKind::Mcp, &[], &mut scratch)),
-        gateway_required: pf.gateway_required_base_urls.as_ref().map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+        byok_base_urls: pf
+            .byok_allowed_base_urls
+            .as_ref()
+            .map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+        mcp_blocklist: pf
+            .mcp_blocklist
+            .as_ref()
+            .map(|l| Matcher::build(l, MatchKind::Mcp, &[], &mut scratch)),
+        gateway_required: pf
+            .gateway_required_base_urls
+            .as_ref()
+            .map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
     };
     c.problems.extend(scratch);
     let cats = org_layer.policy.model_categories.clone();
-    let may_add = org_policy.projects_may_add_models.as_ref().is_none_or(|b| b.value);
+    let may_add = org_policy
+        .projects_may_add_models
+        .as_ref()
+        .is_none_or(|b| b.value);
     let org = CompiledLayer::build(org_layer.clone(), &cats, true, &mut c.problems);
     let org_hand: Vec<HandPolicy> = org_layer.cedar.clone();
     c.add_hand(&org_hand);
@@ -603,15 +729,33 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         let folders = folders
             .into_iter()
             .map(|(path, cf)| {
-                let hand: Vec<&HandPolicy> = project_hand.iter().copied().chain(cf.layer.cedar.iter()).collect();
+                let hand: Vec<&HandPolicy> = project_hand
+                    .iter()
+                    .copied()
+                    .chain(cf.layer.cedar.iter())
+                    .collect();
                 let s = c.sets(&[&org, &pl, &cf], &org_policy, &hand, &any_users);
                 (path, cf, s)
             })
             .collect();
         if projects.contains_key(&pt.id) {
-            c.problems.push(cedar::problem(&Arc::from(pt.project.root.as_str()), 0, 0, "bundle.duplicate_project", format!("project `{}` is given twice", pt.id)));
+            c.problems.push(cedar::problem(
+                &Arc::from(pt.project.root.as_str()),
+                0,
+                0,
+                "bundle.duplicate_project",
+                format!("project `{}` is given twice", pt.id),
+            ));
         }
-        projects.insert(pt.id.clone(), CompiledProject { id: pt.id.clone(), layer: pl, folders, sets });
+        projects.insert(
+            pt.id.clone(),
+            CompiledProject {
+                id: pt.id.clone(),
+                layer: pl,
+                folders,
+                sets,
+            },
+        );
     }
     let org_refs: Vec<&HandPolicy> = org_hand.iter().collect();
     let org_sets = c.sets(&[&org], &org_policy, &org_refs, &any_users);
@@ -621,7 +765,12 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         return Err(c.problems);
     }
     let mut uids = build_uids(&c.base, &org_policy).map_err(internal)?;
-    uids.actions = schema.action_entities().map_err(|e| internal(e.to_string()))?.iter().cloned().collect();
+    uids.actions = schema
+        .action_entities()
+        .map_err(|e| internal(e.to_string()))?
+        .iter()
+        .cloned()
+        .collect();
     Ok(Snapshot {
         revision: revision_of(bundle),
         org,
@@ -638,10 +787,18 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
 fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids, String> {
     let mut lists = HashMap::new();
     for (key, _) in base {
-        let ty = if key.field.scope() == Scope::Mcp { "McpList" } else { "ModelList" };
+        let ty = if key.field.scope() == Scope::Mcp {
+            "McpList"
+        } else {
+            "ModelList"
+        };
         lists.insert(*key, uid(ty, &rules::list_id(*key))?);
     }
-    let categories = org_policy.categories.iter().map(|(n, _)| uid("Category", n)).collect::<Result<_, _>>()?;
+    let categories = org_policy
+        .categories
+        .iter()
+        .map(|(n, _)| uid("Category", n))
+        .collect::<Result<_, _>>()?;
     Ok(Uids {
         actions: Vec::new(),
         lists,

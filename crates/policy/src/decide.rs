@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, Entity, EntityId, EntityUid, PolicyId, PolicySet,
-    Request as CedarRequest, RestrictedExpression,
+    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, Entity,
+    EntityId, EntityUid, PolicyId, PolicySet, Request as CedarRequest, RestrictedExpression,
 };
 use serde::Serialize;
 
@@ -53,7 +53,11 @@ pub struct McpRef {
 
 impl McpRef {
     pub fn label(&self) -> String {
-        self.name.clone().or_else(|| self.url.clone()).or_else(|| self.command.clone()).unwrap_or_default()
+        self.name
+            .clone()
+            .or_else(|| self.url.clone())
+            .or_else(|| self.command.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -104,7 +108,13 @@ impl Request {
             project: None,
             folder: None,
             gateway: None,
-            target: Target::Model { model: model.to_string(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() },
+            target: Target::Model {
+                model: model.to_string(),
+                provider: None,
+                key_mode: KeyMode::Central,
+                base_url: None,
+                mcp_servers: Vec::new(),
+            },
         }
     }
 }
@@ -199,7 +209,10 @@ pub struct ScopeRef<'s> {
 impl<'s> ScopeRef<'s> {
     /// From org down to the user
     pub fn layers(&self) -> impl Iterator<Item = &'s CompiledLayer> + '_ {
-        std::iter::once(self.org).chain(self.project).chain(self.folders.iter().copied()).chain(self.user)
+        std::iter::once(self.org)
+            .chain(self.project)
+            .chain(self.folders.iter().copied())
+            .chain(self.user)
     }
 
     fn at(&self, level: Level) -> impl Iterator<Item = &'s CompiledLayer> + '_ {
@@ -207,17 +220,28 @@ impl<'s> ScopeRef<'s> {
     }
 
     /// The custom model entry for `model`: the user's own for BYOK, else the org's, project's or folder's
-    pub fn custom_entry(&self, model: &str, key_mode: KeyMode) -> Option<(&'s CompiledLayer, &'s CustomModel)> {
+    pub fn custom_entry(
+        &self,
+        model: &str,
+        key_mode: KeyMode,
+    ) -> Option<(&'s CompiledLayer, &'s CustomModel)> {
         match key_mode {
-            KeyMode::Byok => self.user.and_then(|u| u.custom_model(model).map(|c| (u, c))),
+            KeyMode::Byok => self
+                .user
+                .and_then(|u| u.custom_model(model).map(|c| (u, c))),
             KeyMode::Central => None,
         }
-        .or_else(|| self.layers().filter(|l| l.level != Level::User && l.adds_models).find_map(|l| l.custom_model(model).map(|c| (l, c))))
+        .or_else(|| {
+            self.layers()
+                .filter(|l| l.level != Level::User && l.adds_models)
+                .find_map(|l| l.custom_model(model).map(|c| (l, c)))
+        })
     }
 
     /// The definition of MCP server `name` (the highest layer that defines it)
     pub fn mcp_definition(&self, name: &str) -> Option<&'s McpServer> {
-        self.layers().find_map(|l| l.mcp_servers.get(name).filter(|s| !s.toggle_only))
+        self.layers()
+            .find_map(|l| l.mcp_servers.get(name).filter(|s| !s.toggle_only))
     }
 
     /// The lowest layer that says whether `name` is disabled, and what it says
@@ -237,7 +261,13 @@ impl Snapshot {
     pub fn scope(&self, req: &Request) -> ScopeRef<'_> {
         let user = self.users.get(&req.user);
         let Some(p) = req.project.as_deref().and_then(|id| self.projects.get(id)) else {
-            return ScopeRef { org: &self.org, project: None, folders: Vec::new(), user, sets: &self.org_sets };
+            return ScopeRef {
+                org: &self.org,
+                project: None,
+                folders: Vec::new(),
+                user,
+                sets: &self.org_sets,
+            };
         };
         let mut folders = Vec::new();
         let mut sets = &p.sets;
@@ -249,12 +279,22 @@ impl Snapshot {
                 }
             }
         }
-        ScopeRef { org: &self.org, project: Some(&p.layer), folders, user, sets }
+        ScopeRef {
+            org: &self.org,
+            project: Some(&p.layer),
+            folders,
+            user,
+            sets,
+        }
     }
 }
 
 fn is_path_prefix(prefix: &str, path: &str) -> bool {
-    prefix.is_empty() || path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What one model request resolves to before Cedar sees it
@@ -266,7 +306,15 @@ struct ModelFacts<'s> {
     entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
 }
 
-fn model_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, req: &Request, model: &str, provider: Option<Provider>, key_mode: KeyMode, base_url: Option<&str>) -> ModelFacts<'s> {
+fn model_facts<'s>(
+    snap: &'s Snapshot,
+    scope: &ScopeRef<'s>,
+    req: &Request,
+    model: &str,
+    provider: Option<Provider>,
+    key_mode: KeyMode,
+    base_url: Option<&str>,
+) -> ModelFacts<'s> {
     let uids = &snap.uids;
     let mut parents = HashSet::new();
     let mut triggers = Vec::new();
@@ -276,15 +324,17 @@ fn model_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, req: &Request, mode
         }
     };
     let entry = scope.custom_entry(model, key_mode);
-    let base_url = base_url.map(str::to_string).or_else(|| entry.and_then(|(_, c)| c.base_url.clone()));
+    let base_url = base_url
+        .map(str::to_string)
+        .or_else(|| entry.and_then(|(_, c)| c.base_url.clone()));
     let provider = provider.or_else(|| entry.and_then(|(_, c)| c.provider));
     let url_miss = |m: &Matcher| base_url.as_deref().is_none_or(|u| !m.is_match(u));
 
     for (i, (_, cat)) in snap.org_policy.categories.iter().enumerate() {
-        if cat.is_match(model) {
-            if let Some(u) = uids.categories.get(i) {
-                parents.insert(u.clone());
-            }
+        if cat.is_match(model)
+            && let Some(u) = uids.categories.get(i)
+        {
+            parents.insert(u.clone());
         }
     }
     if scope.org.allowed.is_none() {
@@ -327,7 +377,11 @@ fn model_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, req: &Request, mode
         triggers.push(RuleKey::new(Level::Org, Field::GatewayRequired).id());
     }
     if key_mode == KeyMode::Byok {
-        if op.byok_providers.as_ref().is_some_and(|ps| provider.is_none_or(|p| !ps.value.iter().any(|x| x.value == p))) {
+        if op
+            .byok_providers
+            .as_ref()
+            .is_some_and(|ps| provider.is_none_or(|p| !ps.value.iter().any(|x| x.value == p)))
+        {
             triggers.push(RuleKey::new(Level::Org, Field::ByokProviders).id());
         }
         if op.byok_base_urls.as_ref().is_some_and(url_miss) {
@@ -336,7 +390,13 @@ fn model_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, req: &Request, mode
     }
     triggers.sort();
     triggers.dedup();
-    ModelFacts { parents, triggers, base_url, provider, entry }
+    ModelFacts {
+        parents,
+        triggers,
+        base_url,
+        provider,
+        entry,
+    }
 }
 
 struct McpFacts<'s> {
@@ -349,56 +409,111 @@ struct McpFacts<'s> {
 
 fn mcp_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, server: &McpRef) -> McpFacts<'s> {
     let definition = server.name.as_deref().and_then(|n| scope.mcp_definition(n));
-    let host = server.url.as_deref().and_then(url_host).or_else(|| definition.and_then(McpServer::host));
+    let host = server
+        .url
+        .as_deref()
+        .and_then(url_host)
+        .or_else(|| definition.and_then(McpServer::host));
     let command = server
         .command
         .as_ref()
-        .map(|c| std::iter::once(c.as_str()).chain(server.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" "))
-        .or_else(|| if server.url.is_none() { definition.and_then(McpServer::command_line) } else { None });
-    let hit = |m: &Matcher| host.as_deref().is_some_and(|h| m.is_match(h)) || command.as_deref().is_some_and(|c| m.is_match(c));
+        .map(|c| {
+            std::iter::once(c.as_str())
+                .chain(server.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .or_else(|| {
+            if server.url.is_none() {
+                definition.and_then(McpServer::command_line)
+            } else {
+                None
+            }
+        });
+    let hit = |m: &Matcher| {
+        host.as_deref().is_some_and(|h| m.is_match(h))
+            || command.as_deref().is_some_and(|c| m.is_match(c))
+    };
     let mut parents = HashSet::new();
     let mut triggers = Vec::new();
-    if snap.org_policy.mcp_blocklist.as_ref().is_some_and(hit) {
-        if let Some(u) = snap.uids.lists.get(&RuleKey::new(Level::Org, Field::McpBlocklist)) {
-            parents.insert(u.clone());
-        }
+    if snap.org_policy.mcp_blocklist.as_ref().is_some_and(hit)
+        && let Some(u) = snap
+            .uids
+            .lists
+            .get(&RuleKey::new(Level::Org, Field::McpBlocklist))
+    {
+        parents.insert(u.clone());
     }
     for l in scope.layers() {
-        if l.mcp_enabled.as_ref().is_some_and(|b| b.value) && !l.mcp_allowlist.as_ref().is_some_and(hit) {
+        if l.mcp_enabled.as_ref().is_some_and(|b| b.value)
+            && !l.mcp_allowlist.as_ref().is_some_and(hit)
+        {
             triggers.push(RuleKey::new(l.level, Field::McpAllowlist).id());
         }
     }
-    if let Some((level, s)) = server.name.as_deref().and_then(|n| scope.mcp_disabled(n)) {
-        if s.disabled == Some(true) {
-            triggers.push(RuleKey::new(level, Field::McpDisabled).id());
-        }
+    if let Some((level, s)) = server.name.as_deref().and_then(|n| scope.mcp_disabled(n))
+        && s.disabled == Some(true)
+    {
+        triggers.push(RuleKey::new(level, Field::McpDisabled).id());
     }
     triggers.sort();
     triggers.dedup();
-    McpFacts { parents, triggers, host, command, definition }
+    McpFacts {
+        parents,
+        triggers,
+        host,
+        command,
+        definition,
+    }
 }
 
 fn euid(ty: &cedar_policy::EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 
-fn context(snap: &Snapshot, req: &Request, key_mode: KeyMode, provider: Option<Provider>, base_url: Option<&str>, triggers: &[String]) -> Result<Context, String> {
+fn context(
+    snap: &Snapshot,
+    req: &Request,
+    key_mode: KeyMode,
+    provider: Option<Provider>,
+    base_url: Option<&str>,
+    triggers: &[String],
+) -> Result<Context, String> {
     let s = |v: &str| RestrictedExpression::new_string(v.to_string());
     Context::from_pairs([
-        ("project".to_string(), RestrictedExpression::new_entity_uid(euid(&snap.uids.project_type, req.project.as_deref().unwrap_or("")))),
+        (
+            "project".to_string(),
+            RestrictedExpression::new_entity_uid(euid(
+                &snap.uids.project_type,
+                req.project.as_deref().unwrap_or(""),
+            )),
+        ),
         ("folder".to_string(), s(req.folder.as_deref().unwrap_or(""))),
         ("keyMode".to_string(), s(key_mode.as_str())),
-        ("provider".to_string(), s(provider.map(Provider::as_str).unwrap_or(""))),
+        (
+            "provider".to_string(),
+            s(provider.map(Provider::as_str).unwrap_or("")),
+        ),
         ("baseUrl".to_string(), s(base_url.unwrap_or(""))),
-        ("gateway".to_string(), s(req.gateway.as_deref().unwrap_or(""))),
-        ("triggers".to_string(), RestrictedExpression::new_set(triggers.iter().map(|t| s(t)))),
+        (
+            "gateway".to_string(),
+            s(req.gateway.as_deref().unwrap_or("")),
+        ),
+        (
+            "triggers".to_string(),
+            RestrictedExpression::new_set(triggers.iter().map(|t| s(t))),
+        ),
     ])
     .map_err(|e| e.to_string())
 }
 
 fn principal(snap: &Snapshot, req: &Request) -> (EntityUid, Entity) {
     let uid = euid(&snap.uids.user_type, &req.user);
-    let groups = req.groups.iter().map(|g| euid(&snap.uids.group_type, g)).collect();
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| euid(&snap.uids.group_type, g))
+        .collect();
     (uid.clone(), Entity::new_no_attrs(uid, groups))
 }
 
@@ -409,14 +524,32 @@ struct Outcome {
     errors: Vec<String>,
 }
 
-fn evaluate(snap: &Snapshot, set: &PolicySet, principal: (EntityUid, Entity), action: &EntityUid, resource: Entity, ctx: Result<Context, String>) -> Outcome {
-    let fail = |e: String| Outcome { effect: Effect::Deny, reasons: Vec::new(), errors: vec![e] };
+fn evaluate(
+    snap: &Snapshot,
+    set: &PolicySet,
+    principal: (EntityUid, Entity),
+    action: &EntityUid,
+    resource: Entity,
+    ctx: Result<Context, String>,
+) -> Outcome {
+    let fail = |e: String| Outcome {
+        effect: Effect::Deny,
+        reasons: Vec::new(),
+        errors: vec![e],
+    };
     let ctx = match ctx {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot build the request context: {e}")),
     };
     let resource_uid = resource.uid();
-    let entities = match Entities::from_entities(snap.uids.actions.iter().cloned().chain([principal.1, resource]), None) {
+    let entities = match Entities::from_entities(
+        snap.uids
+            .actions
+            .iter()
+            .cloned()
+            .chain([principal.1, resource]),
+        None,
+    ) {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot build the request entities: {e}")),
     };
@@ -436,7 +569,10 @@ fn evaluate(snap: &Snapshot, set: &PolicySet, principal: (EntityUid, Entity), ac
         let id = pe.policy_id();
         errors.push(e.to_string());
         // Cedar skips a policy that errors; a skipped forbid must not become an allow
-        if set.policy(id).is_some_and(|p| p.effect() == CedarEffect::Forbid) {
+        if set
+            .policy(id)
+            .is_some_and(|p| p.effect() == CedarEffect::Forbid)
+        {
             if effect == Effect::Allow {
                 reasons.clear();
             }
@@ -445,38 +581,77 @@ fn evaluate(snap: &Snapshot, set: &PolicySet, principal: (EntityUid, Entity), ac
         }
     }
     if effect == Effect::Deny {
-        reasons.retain(|id| set.policy(id).is_some_and(|p| p.effect() == CedarEffect::Forbid));
+        reasons.retain(|id| {
+            set.policy(id)
+                .is_some_and(|p| p.effect() == CedarEffect::Forbid)
+        });
     }
     reasons.sort();
-    Outcome { effect, reasons, errors }
+    Outcome {
+        effect,
+        reasons,
+        errors,
+    }
 }
 
 /// Decide one request against a snapshot
 pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
     let scope = snap.scope(req);
     match &req.target {
-        Target::Model { model, provider, key_mode, base_url, mcp_servers } => {
-            let facts = model_facts(snap, &scope, req, model, *provider, *key_mode, base_url.as_deref());
+        Target::Model {
+            model,
+            provider,
+            key_mode,
+            base_url,
+            mcp_servers,
+        } => {
+            let facts = model_facts(
+                snap,
+                &scope,
+                req,
+                model,
+                *provider,
+                *key_mode,
+                base_url.as_deref(),
+            );
             let (set, action) = match key_mode {
                 KeyMode::Central => (&scope.sets.invoke_model, &snap.uids.invoke_model),
                 KeyMode::Byok => (&scope.sets.use_byok, &snap.uids.use_byok),
             };
-            let ctx = context(snap, req, *key_mode, facts.provider, facts.base_url.as_deref(), &facts.triggers);
-            let attrs = HashMap::from([("id".to_string(), RestrictedExpression::new_string(model.clone()))]);
-            let resource = match Entity::new(euid(&snap.uids.model_type, model), attrs, facts.parents.clone()) {
+            let ctx = context(
+                snap,
+                req,
+                *key_mode,
+                facts.provider,
+                facts.base_url.as_deref(),
+                &facts.triggers,
+            );
+            let attrs = HashMap::from([(
+                "id".to_string(),
+                RestrictedExpression::new_string(model.clone()),
+            )]);
+            let resource = match Entity::new(
+                euid(&snap.uids.model_type, model),
+                attrs,
+                facts.parents.clone(),
+            ) {
                 Ok(e) => e,
                 Err(e) => return failed(snap, format!("cannot build the model entity: {e}")),
             };
             let out = evaluate(snap, set, principal(snap, req), action, resource, ctx);
             let what = format!("model `{model}`");
-            let mut d = finish(snap, &scope, req, out, &what, |key| model_provenance(snap, &scope, req, key, model, &facts));
+            let mut d = finish(snap, &scope, req, out, &what, |key| {
+                model_provenance(snap, &scope, req, key, model, &facts)
+            });
             if d.allowed() {
                 if let Some((_, c)) = facts.entry {
                     d.obligations = Obligations {
                         upstream_base_url: c.base_url.clone(),
                         provider: c.provider,
                         credential_env: match &c.api_key {
-                            Some(ApiKey::Env { var }) if *key_mode == KeyMode::Central => Some(var.clone()),
+                            Some(ApiKey::Env { var }) if *key_mode == KeyMode::Central => {
+                                Some(var.clone())
+                            }
                             _ => None,
                         },
                         max_output_tokens: c.max_output_tokens,
@@ -485,7 +660,10 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                 for server in mcp_servers {
                     let md = decide_mcp(snap, &scope, req, server);
                     if !md.allowed() {
-                        return Decision { obligations: Obligations::default(), ..md };
+                        return Decision {
+                            obligations: Obligations::default(),
+                            ..md
+                        };
                     }
                 }
             }
@@ -498,20 +676,54 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
 fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &McpRef) -> Decision {
     let facts = mcp_facts(snap, scope, server);
     let label = server.label();
-    let transport = facts.definition.and_then(|d| d.transport).map(|t| t.as_str()).unwrap_or(if server.url.is_some() { "http" } else { "" });
+    let transport = facts
+        .definition
+        .and_then(|d| d.transport)
+        .map(|t| t.as_str())
+        .unwrap_or(if server.url.is_some() { "http" } else { "" });
     let attrs = HashMap::from([
-        ("name".to_string(), RestrictedExpression::new_string(server.name.clone().unwrap_or_default())),
-        ("transport".to_string(), RestrictedExpression::new_string(transport.to_string())),
-        ("host".to_string(), RestrictedExpression::new_string(facts.host.clone().unwrap_or_default())),
-        ("command".to_string(), RestrictedExpression::new_string(facts.command.clone().unwrap_or_default())),
+        (
+            "name".to_string(),
+            RestrictedExpression::new_string(server.name.clone().unwrap_or_default()),
+        ),
+        (
+            "transport".to_string(),
+            RestrictedExpression::new_string(transport.to_string()),
+        ),
+        (
+            "host".to_string(),
+            RestrictedExpression::new_string(facts.host.clone().unwrap_or_default()),
+        ),
+        (
+            "command".to_string(),
+            RestrictedExpression::new_string(facts.command.clone().unwrap_or_default()),
+        ),
     ]);
-    let resource = match Entity::new(euid(&snap.uids.mcp_type, &label), attrs, facts.parents.clone()) {
+    let resource = match Entity::new(
+        euid(&snap.uids.mcp_type, &label),
+        attrs,
+        facts.parents.clone(),
+    ) {
         Ok(e) => e,
         Err(e) => return failed(snap, format!("cannot build the MCP server entity: {e}")),
     };
     let ctx = context(snap, req, KeyMode::Central, None, None, &facts.triggers);
-    let out = evaluate(snap, &scope.sets.connect_mcp, principal(snap, req), &snap.uids.connect_mcp, resource, ctx);
-    finish(snap, scope, req, out, &format!("MCP server `{label}`"), |key| mcp_provenance(scope, snap, key, server, &facts))
+    let out = evaluate(
+        snap,
+        &scope.sets.connect_mcp,
+        principal(snap, req),
+        &snap.uids.connect_mcp,
+        resource,
+        ctx,
+    );
+    finish(
+        snap,
+        scope,
+        req,
+        out,
+        &format!("MCP server `{label}`"),
+        |key| mcp_provenance(scope, snap, key, server, &facts),
+    )
 }
 
 fn failed(snap: &Snapshot, error: String) -> Decision {
@@ -528,16 +740,41 @@ fn failed(snap: &Snapshot, error: String) -> Decision {
 /// What a base rule says about this request: (origin, matched entry, reason)
 pub type Provenance = (Option<Origin>, Option<String>, String);
 
-fn finish(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, out: Outcome, what: &str, prov: impl Fn(RuleKey) -> Provenance) -> Decision {
+fn finish(
+    snap: &Snapshot,
+    scope: &ScopeRef<'_>,
+    req: &Request,
+    out: Outcome,
+    what: &str,
+    prov: impl Fn(RuleKey) -> Provenance,
+) -> Decision {
     let _ = (scope, req);
-    let determined_by: Vec<Determining> = out.reasons.iter().filter_map(|id| determining(snap, id, &prov)).collect();
+    let determined_by: Vec<Determining> = out
+        .reasons
+        .iter()
+        .filter_map(|id| determining(snap, id, &prov))
+        .collect();
     let reason = match (out.effect, determined_by.first()) {
         (Effect::Allow, Some(d)) => format!("{what} is allowed: {}", d.reason),
         (Effect::Allow, None) => format!("{what} is allowed"),
-        (Effect::Deny, Some(d)) => format!("{what} is denied: {} (rule `{}`, {})", d.reason, d.rule, where_(d)),
-        (Effect::Deny, None) => format!("{what} is denied: no rule permits it (it is not in any allowed list in scope)"),
+        (Effect::Deny, Some(d)) => format!(
+            "{what} is denied: {} (rule `{}`, {})",
+            d.reason,
+            d.rule,
+            where_(d)
+        ),
+        (Effect::Deny, None) => {
+            format!("{what} is denied: no rule permits it (it is not in any allowed list in scope)")
+        }
     };
-    Decision { effect: out.effect, determined_by, reason, obligations: Obligations::default(), revision: snap.revision.clone(), errors: out.errors }
+    Decision {
+        effect: out.effect,
+        determined_by,
+        reason,
+        obligations: Obligations::default(),
+        revision: snap.revision.clone(),
+        errors: out.errors,
+    }
 }
 
 fn where_(d: &Determining) -> String {
@@ -548,11 +785,22 @@ fn where_(d: &Determining) -> String {
     }
 }
 
-pub(crate) fn determining(snap: &Snapshot, id: &PolicyId, prov: &impl Fn(RuleKey) -> Provenance) -> Option<Determining> {
+pub(crate) fn determining(
+    snap: &Snapshot,
+    id: &PolicyId,
+    prov: &impl Fn(RuleKey) -> Provenance,
+) -> Option<Determining> {
     let info = snap.rules.get(id)?;
     let (origin, matched, reason) = match (info.key, &info.hand) {
         (Some(key), _) => prov(key),
-        (None, Some(o)) => (Some(o.clone()), None, format!("hand-written {} rule", RuleEffect::from(info.effect).as_str())),
+        (None, Some(o)) => (
+            Some(o.clone()),
+            None,
+            format!(
+                "hand-written {} rule",
+                RuleEffect::from(info.effect).as_str()
+            ),
+        ),
         (None, None) => (None, None, String::new()),
     };
     Some(Determining {
@@ -579,12 +827,27 @@ impl RuleEffect {
 fn list_hit(m: Option<&Matcher>, s: &str, verb: &str, field: &str) -> Option<Provenance> {
     let m = m?;
     let e = m.first_match(s)?;
-    let how = if e.value.eq_ignore_ascii_case(s) { String::new() } else { format!(" (matches `{}`)", e.value) };
-    Some((Some(e.origin.clone()), Some(e.value.clone()), format!("`{s}` is {verb} by {field}{how}")))
+    let how = if e.value.eq_ignore_ascii_case(s) {
+        String::new()
+    } else {
+        format!(" (matches `{}`)", e.value)
+    };
+    Some((
+        Some(e.origin.clone()),
+        Some(e.value.clone()),
+        format!("`{s}` is {verb} by {field}{how}"),
+    ))
 }
 
 /// Where a base rule's field is in this request's scope, and what it says
-fn model_provenance(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, key: RuleKey, model: &str, f: &ModelFacts<'_>) -> Provenance {
+fn model_provenance(
+    snap: &Snapshot,
+    scope: &ScopeRef<'_>,
+    req: &Request,
+    key: RuleKey,
+    model: &str,
+    f: &ModelFacts<'_>,
+) -> Provenance {
     let name = key.field.name(key.level);
     let mut layers = scope.at(key.level);
     let none = || (None, None, format!("{} says nothing here", key));
@@ -651,7 +914,13 @@ fn url_reason(url: Option<&str>, list: &str) -> String {
     }
 }
 
-fn mcp_provenance(scope: &ScopeRef<'_>, snap: &Snapshot, key: RuleKey, server: &McpRef, f: &McpFacts<'_>) -> Provenance {
+fn mcp_provenance(
+    scope: &ScopeRef<'_>,
+    snap: &Snapshot,
+    key: RuleKey,
+    server: &McpRef,
+    f: &McpFacts<'_>,
+) -> Provenance {
     let label = server.label();
     let target = match (&f.host, &f.command) {
         (Some(h), _) => format!("host `{h}`"),

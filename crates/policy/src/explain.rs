@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::compile::{CompiledLayer, Snapshot};
-use crate::decide::{Decision, Determining, Effect, KeyMode, McpRef, Request, RuleEffect, ScopeRef, Target, decide};
+use crate::decide::{
+    Decision, Determining, Effect, KeyMode, McpRef, Request, RuleEffect, ScopeRef, Target, decide,
+};
 use crate::layer::SettingsSource;
 use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Severity};
@@ -40,19 +42,50 @@ pub struct Explanation {
 }
 
 /// Where a base rule's field sits in this scope, if it is defined there
-fn field_origin(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, key: RuleKey) -> Option<Origin> {
+fn field_origin(
+    snap: &Snapshot,
+    scope: &ScopeRef<'_>,
+    req: &Request,
+    key: RuleKey,
+) -> Option<Origin> {
     let mut at = scope.layers().filter(|l| l.level == key.level);
     let op = &snap.org_policy;
     match key.field {
         Field::Blocked => at.find_map(|l| l.blocked.as_ref().map(|m| m.origin.clone())),
-        Field::Allowed | Field::UserAllowlist => at.find_map(|l| l.allowed.as_ref().map(|m| m.origin.clone())),
+        Field::Allowed | Field::UserAllowlist => {
+            at.find_map(|l| l.allowed.as_ref().map(|m| m.origin.clone()))
+        }
         Field::CustomModels => at.find_map(|l| l.custom_models.first().map(|c| c.origin.clone())),
-        Field::AllowCustomModels => at.find_map(|l| l.allow_custom_models.as_ref().map(|b| b.origin.clone())),
-        Field::AllowedBaseUrls => at.find_map(|l| l.allowed_base_urls.as_ref().map(|m| m.origin.clone())),
-        Field::McpAllowlist => at.find_map(|l| l.mcp_allowlist.as_ref().map(|m| m.origin.clone()).or_else(|| l.mcp_enabled.as_ref().map(|b| b.origin.clone()))),
-        Field::McpDisabled => at.find_map(|l| l.mcp_servers.values().find(|s| s.disabled.is_some()).map(|s| s.origin.clone())),
-        Field::UserPolicyBlocked => scope.org.user_policies.get(&req.user).and_then(|p| p.blocked.as_ref()).map(|m| m.origin.clone()),
-        Field::UserPolicyAllowed => scope.org.user_policies.get(&req.user).and_then(|p| p.allowed.as_ref()).map(|m| m.origin.clone()),
+        Field::AllowCustomModels => {
+            at.find_map(|l| l.allow_custom_models.as_ref().map(|b| b.origin.clone()))
+        }
+        Field::AllowedBaseUrls => {
+            at.find_map(|l| l.allowed_base_urls.as_ref().map(|m| m.origin.clone()))
+        }
+        Field::McpAllowlist => at.find_map(|l| {
+            l.mcp_allowlist
+                .as_ref()
+                .map(|m| m.origin.clone())
+                .or_else(|| l.mcp_enabled.as_ref().map(|b| b.origin.clone()))
+        }),
+        Field::McpDisabled => at.find_map(|l| {
+            l.mcp_servers
+                .values()
+                .find(|s| s.disabled.is_some())
+                .map(|s| s.origin.clone())
+        }),
+        Field::UserPolicyBlocked => scope
+            .org
+            .user_policies
+            .get(&req.user)
+            .and_then(|p| p.blocked.as_ref())
+            .map(|m| m.origin.clone()),
+        Field::UserPolicyAllowed => scope
+            .org
+            .user_policies
+            .get(&req.user)
+            .and_then(|p| p.allowed.as_ref())
+            .map(|m| m.origin.clone()),
         Field::GatewayRequired => op.gateway_required.as_ref().map(|m| m.origin.clone()),
         Field::ByokProviders => op.byok_providers.as_ref().map(|p| p.origin.clone()),
         Field::ByokBaseUrls => op.byok_base_urls.as_ref().map(|m| m.origin.clone()),
@@ -66,8 +99,14 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
     let decision = decide(snap, req);
     let scope = snap.scope(req);
     let set = match &req.target {
-        Target::Model { key_mode: KeyMode::Central, .. } => &scope.sets.invoke_model,
-        Target::Model { key_mode: KeyMode::Byok, .. } => &scope.sets.use_byok,
+        Target::Model {
+            key_mode: KeyMode::Central,
+            ..
+        } => &scope.sets.invoke_model,
+        Target::Model {
+            key_mode: KeyMode::Byok,
+            ..
+        } => &scope.sets.use_byok,
         Target::Mcp { .. } => &scope.sets.connect_mcp,
     };
     let mut considered = Vec::new();
@@ -76,7 +115,9 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         if decision.determined_by.iter().any(|d| d.rule == id) {
             continue;
         }
-        let Some(info) = snap.rules.get(p.id()) else { continue };
+        let Some(info) = snap.rules.get(p.id()) else {
+            continue;
+        };
         let origin = match (info.key, &info.hand) {
             (Some(key), _) => field_origin(snap, &scope, req, key),
             (None, hand) => hand.clone(),
@@ -92,17 +133,41 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
     }
     considered.sort_by(|a, b| (a.level, &a.rule).cmp(&(b.level, &b.rule)));
     let names: Vec<String> = match &req.target {
-        Target::Model { model, mcp_servers, .. } => std::iter::once(model.clone()).chain(mcp_servers.iter().map(McpRef::label)).collect(),
+        Target::Model {
+            model, mcp_servers, ..
+        } => std::iter::once(model.clone())
+            .chain(mcp_servers.iter().map(McpRef::label))
+            .collect(),
         Target::Mcp { server } => vec![server.label()],
     };
     let diagnostics = snap
         .diagnostics
         .iter()
-        .filter(|p| p.severity == Severity::Error || names.iter().any(|n| p.message.contains(&format!("`{n}`"))) || p.code == "merge.projects_may_not_add")
+        .filter(|p| {
+            p.severity == Severity::Error
+                || names.iter().any(|n| p.message.contains(&format!("`{n}`")))
+                || p.code == "merge.projects_may_not_add"
+        })
         .cloned()
         .collect();
-    let Decision { effect, determined_by, reason, obligations, revision, .. } = decision;
-    Explanation { decision: effect, request: req.clone(), reason, determined_by, considered, diagnostics, obligations, revision: revision.to_string() }
+    let Decision {
+        effect,
+        determined_by,
+        reason,
+        obligations,
+        revision,
+        ..
+    } = decision;
+    Explanation {
+        decision: effect,
+        request: req.clone(),
+        reason,
+        determined_by,
+        considered,
+        diagnostics,
+        obligations,
+        revision: revision.to_string(),
+    }
 }
 
 // ---- effective settings ----------------------------------------------------------------------
@@ -126,7 +191,10 @@ const RESTRICTIVE: &[(&str, bool)] = &[
 
 /// Keys whose values are secrets: shown masked
 fn is_secret_key(key: &str) -> bool {
-    matches!(key, "apiKey" | "api_key" | "extraHeaders" | "extra_headers" | "headers" | "env")
+    matches!(
+        key,
+        "apiKey" | "api_key" | "extraHeaders" | "extra_headers" | "headers" | "env"
+    )
 }
 
 fn mask(v: &Value) -> Value {
@@ -140,7 +208,16 @@ fn mask(v: &Value) -> Value {
 
 fn redact(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), if is_secret_key(k) { mask(v) } else { redact(v) })).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if is_secret_key(k) { mask(v) } else { redact(v) },
+                    )
+                })
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
         other => other.clone(),
     }
@@ -151,7 +228,13 @@ struct Merger {
 }
 
 impl Merger {
-    fn insert(&mut self, node: &mut Node, pointer: &str, v: &Value, origin: &dyn Fn(&str) -> Origin) {
+    fn insert(
+        &mut self,
+        node: &mut Node,
+        pointer: &str,
+        v: &Value,
+        origin: &dyn Fn(&str) -> Origin,
+    ) {
         match (node, v) {
             (Node::Object(m), Value::Object(src)) => {
                 for (k, child) in src {
@@ -183,10 +266,14 @@ impl Merger {
             }
             (Node::Keyed(items), Value::Array(src)) => {
                 for (i, item) in src.iter().enumerate() {
-                    let Some(key) = item.get("model").and_then(Value::as_str) else { continue };
+                    let Some(key) = item.get("model").and_then(Value::as_str) else {
+                        continue;
+                    };
                     let o = origin(&format!("{pointer}/{i}"));
                     match items.iter().find(|(k, _, _)| k == key) {
-                        Some((_, _, above)) if above.level != o.level => self.diagnostics.push(locked(&o, above, &format!("custom model `{key}`"))),
+                        Some((_, _, above)) if above.level != o.level => self
+                            .diagnostics
+                            .push(locked(&o, above, &format!("custom model `{key}`"))),
                         Some(_) => {}
                         None => items.push((key.to_string(), redact(item), o)),
                     }
@@ -197,15 +284,16 @@ impl Merger {
                     return;
                 }
                 let o = origin(pointer);
-                if let Some((_, restrictive)) = RESTRICTIVE.iter().find(|(p, _)| *p == pointer) {
-                    if v.as_bool() == Some(*restrictive) {
-                        *cur = v.clone();
-                        *above = o;
-                        return;
-                    }
+                if let Some((_, restrictive)) = RESTRICTIVE.iter().find(|(p, _)| *p == pointer)
+                    && v.as_bool() == Some(*restrictive)
+                {
+                    *cur = v.clone();
+                    *above = o;
+                    return;
                 }
                 if above.level != o.level {
-                    self.diagnostics.push(locked(&o, above, &format!("`{pointer}`")));
+                    self.diagnostics
+                        .push(locked(&o, above, &format!("`{pointer}`")));
                 }
             }
             (_, v) => {
@@ -217,7 +305,10 @@ impl Merger {
                     line: o.line,
                     col: o.col,
                     pointer: pointer.to_string(),
-                    message: format!("{} here, but a level above set a value of another type; ignored", crate::json::type_name(v)),
+                    message: format!(
+                        "{} here, but a level above set a value of another type; ignored",
+                        crate::json::type_name(v)
+                    ),
                 });
             }
         }
@@ -232,7 +323,10 @@ fn locked(o: &Origin, above: &Origin, what: &str) -> Problem {
         line: o.line,
         col: o.col,
         pointer: o.pointer.clone(),
-        message: format!("{what} is set by {} at {}:{}; the {} value is ignored", above.level, above.file, above.line, o.level),
+        message: format!(
+            "{what} is set by {} at {}:{}; the {} value is ignored",
+            above.level, above.file, above.line, o.level
+        ),
     }
 }
 
@@ -252,10 +346,31 @@ fn with_origin(v: Value, o: &Origin) -> Value {
 
 fn node_json(n: &Node) -> Value {
     match n {
-        Node::Leaf(v, o) => with_origin(if o.pointer.ends_with("/apiKey") { mask(v) } else { v.clone() }, o),
-        Node::Array(items) => Value::Array(items.iter().map(|(v, o)| with_origin(v.clone(), o)).collect()),
-        Node::Keyed(items) => Value::Array(items.iter().map(|(_, v, o)| with_origin(v.clone(), o)).collect()),
-        Node::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), node_json(v))).collect::<Map<_, _>>()),
+        Node::Leaf(v, o) => with_origin(
+            if o.pointer.ends_with("/apiKey") {
+                mask(v)
+            } else {
+                v.clone()
+            },
+            o,
+        ),
+        Node::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|(v, o)| with_origin(v.clone(), o))
+                .collect(),
+        ),
+        Node::Keyed(items) => Value::Array(
+            items
+                .iter()
+                .map(|(_, v, o)| with_origin(v.clone(), o))
+                .collect(),
+        ),
+        Node::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), node_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
     }
 }
 
@@ -271,12 +386,27 @@ const LEGACY_FIELDS: &[(&str, &str)] = &[
 
 /// The legacy file's `custom_models` as camelCase `customModels`
 fn legacy_value(v: &Value) -> Value {
-    let items = v.get("custom_models").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = v
+        .get("custom_models")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let converted = items
         .into_iter()
         .map(|item| match item {
             Value::Object(m) => Value::Object(
-                m.into_iter().map(|(k, v)| (LEGACY_FIELDS.iter().find(|(s, _)| *s == k).map(|(_, c)| c.to_string()).unwrap_or(k), v)).collect(),
+                m.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            LEGACY_FIELDS
+                                .iter()
+                                .find(|(s, _)| *s == k)
+                                .map(|(_, c)| c.to_string())
+                                .unwrap_or(k),
+                            v,
+                        )
+                    })
+                    .collect(),
             ),
             other => other,
         })
@@ -344,11 +474,25 @@ pub struct EffectiveSettings {
 }
 
 /// Candidate models of a scope: every custom model, and every literal entry of an allow list
-fn candidates<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>) -> Vec<(String, Option<&'s crate::files::settings::CustomModel>, Level)> {
-    type Cand<'a> = (String, Option<&'a crate::files::settings::CustomModel>, Level);
+fn candidates<'s>(
+    snap: &'s Snapshot,
+    scope: &ScopeRef<'s>,
+) -> Vec<(
+    String,
+    Option<&'s crate::files::settings::CustomModel>,
+    Level,
+)> {
+    type Cand<'a> = (
+        String,
+        Option<&'a crate::files::settings::CustomModel>,
+        Level,
+    );
     let mut out: Vec<Cand<'s>> = Vec::new();
     let mut push = |m: &str, c: Option<&'s crate::files::settings::CustomModel>, l: Level| {
-        if !out.iter().any(|(x, c2, _)| x.eq_ignore_ascii_case(m) && c2.is_some() == c.is_some()) {
+        if !out
+            .iter()
+            .any(|(x, c2, _)| x.eq_ignore_ascii_case(m) && c2.is_some() == c.is_some())
+        {
             out.push((m.to_string(), c, l));
         }
     };
@@ -356,12 +500,12 @@ fn candidates<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>) -> Vec<(String, Opti
         for c in &l.custom_models {
             push(&c.model, Some(c), l.level);
         }
-        if l.level != Level::User {
-            if let Some(m) = &l.allowed {
-                for lit in m.literals() {
-                    if !snap.org_policy.categories.iter().any(|(n, _)| n == lit) {
-                        push(lit, None, l.level);
-                    }
+        if l.level != Level::User
+            && let Some(m) = &l.allowed
+        {
+            for lit in m.literals() {
+                if !snap.org_policy.categories.iter().any(|(n, _)| n == lit) {
+                    push(lit, None, l.level);
                 }
             }
         }
@@ -380,9 +524,19 @@ pub fn models(snap: &Snapshot, base: &Request) -> (Vec<ModelView>, Vec<ModelView
     let mut shown = Vec::new();
     let mut hidden = Vec::new();
     for (model, custom, level) in candidates(snap, &scope) {
-        let key_mode = if level == Level::User && custom.is_some() { KeyMode::Byok } else { KeyMode::Central };
+        let key_mode = if level == Level::User && custom.is_some() {
+            KeyMode::Byok
+        } else {
+            KeyMode::Central
+        };
         let req = Request {
-            target: Target::Model { model: model.clone(), provider: custom.and_then(|c| c.provider), key_mode, base_url: None, mcp_servers: Vec::new() },
+            target: Target::Model {
+                model: model.clone(),
+                provider: custom.and_then(|c| c.provider),
+                key_mode,
+                base_url: None,
+                mcp_servers: Vec::new(),
+            },
             ..base.clone()
         };
         let d = decide(snap, &req);
@@ -397,19 +551,32 @@ pub fn models(snap: &Snapshot, base: &Request) -> (Vec<ModelView>, Vec<ModelView
             decision: d.effect,
             reason: d.reason,
         };
-        if d.effect == Effect::Allow { shown.push(view) } else { hidden.push(view) }
+        if d.effect == Effect::Allow {
+            shown.push(view)
+        } else {
+            hidden.push(view)
+        }
     }
     (shown, hidden)
 }
 
 fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
-    NamedView { name: name.to_string(), level: o.level, file: o.file.to_string(), line: o.line, decision: d.effect, reason: d.reason.clone() }
+    NamedView {
+        name: name.to_string(),
+        level: o.level,
+        file: o.file.to_string(),
+        line: o.line,
+        decision: d.effect,
+        reason: d.reason.clone(),
+    }
 }
 
 /// The effective settings of `base`'s scope
 pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings {
     let scope = snap.scope(base);
-    let mut merger = Merger { diagnostics: Vec::new() };
+    let mut merger = Merger {
+        diagnostics: Vec::new(),
+    };
     let mut root = Node::Object(BTreeMap::new());
     for l in scope.layers() {
         for SettingsSource { doc, legacy } in &l.layer.sources {
@@ -431,7 +598,15 @@ pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings 
                 continue;
             }
             seen.push(name.clone());
-            let req = Request { target: Target::Mcp { server: McpRef { name: Some(name.clone()), ..Default::default() } }, ..base.clone() };
+            let req = Request {
+                target: Target::Mcp {
+                    server: McpRef {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    },
+                },
+                ..base.clone()
+            };
             mcp_servers.push(named(name, &s.origin, &decide(snap, &req)));
         }
     }
@@ -441,9 +616,24 @@ pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings 
             for a in pick(l) {
                 let d = match &a.model {
                     Some(m) => {
-                        let mut d = decide(snap, &Request { target: Target::Model { model: m.clone(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() }, ..base.clone() });
+                        let mut d = decide(
+                            snap,
+                            &Request {
+                                target: Target::Model {
+                                    model: m.clone(),
+                                    provider: None,
+                                    key_mode: KeyMode::Central,
+                                    base_url: None,
+                                    mcp_servers: Vec::new(),
+                                },
+                                ..base.clone()
+                            },
+                        );
                         if !d.allowed() {
-                            d.reason = format!("pinned to a model this user may not use, so it falls back to its parent's model ({})", d.reason);
+                            d.reason = format!(
+                                "pinned to a model this user may not use, so it falls back to its parent's model ({})",
+                                d.reason
+                            );
                             d.effect = Effect::Allow;
                         } else {
                             d.reason = format!("runs on `{m}`");

@@ -18,7 +18,13 @@ pub struct PosIndex {
 impl PosIndex {
     /// Index a document that `serde_json` already accepted
     pub fn build(text: &str) -> Self {
-        let mut scanner = Scanner { bytes: text.as_bytes(), at: 0, line: 1, col: 1, map: HashMap::new() };
+        let mut scanner = Scanner {
+            bytes: text.as_bytes(),
+            at: 0,
+            line: 1,
+            col: 1,
+            map: HashMap::new(),
+        };
         scanner.value(String::new(), 0);
         PosIndex { map: scanner.map }
     }
@@ -183,31 +189,69 @@ impl Doc {
                 1,
                 1,
                 "file.too_large",
-                format!("file is {} bytes, more than the limit of {MAX_FILE_BYTES}", bytes.len()),
+                format!(
+                    "file is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+                    bytes.len()
+                ),
             ));
         }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let (line, col) = line_col(bytes, e.valid_up_to());
-            problem(line, col, "file.not_utf8", "file is not valid UTF-8".to_string())
+            problem(
+                line,
+                col,
+                "file.not_utf8",
+                "file is not valid UTF-8".to_string(),
+            )
         })?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             let msg = e.to_string();
             // serde_json appends " at line L column C"; we print those in front instead
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            problem(e.line() as u32, e.column() as u32, "json.syntax", format!("invalid JSON: {msg}"))
+            problem(
+                e.line() as u32,
+                e.column() as u32,
+                "json.syntax",
+                format!("invalid JSON: {msg}"),
+            )
         })?;
         let pos = PosIndex::build(text);
-        Ok(Doc { level, file, value, pos })
+        Ok(Doc {
+            level,
+            file,
+            value,
+            pos,
+        })
     }
 
     pub fn origin(&self, pointer: &str) -> Origin {
         let (line, col) = self.pos.pos(pointer);
-        Origin { level: self.level, file: self.file.clone(), pointer: pointer.to_string(), line, col }
+        Origin {
+            level: self.level,
+            file: self.file.clone(),
+            pointer: pointer.to_string(),
+            line,
+            col,
+        }
     }
 
-    pub fn problem(&self, severity: Severity, code: &'static str, pointer: &str, message: String) -> Problem {
+    pub fn problem(
+        &self,
+        severity: Severity,
+        code: &'static str,
+        pointer: &str,
+        message: String,
+    ) -> Problem {
         let (line, col) = self.pos.pos(pointer);
-        Problem { severity, code, file: self.file.to_string(), line, col, pointer: pointer.to_string(), message }
+        Problem {
+            severity,
+            code,
+            file: self.file.to_string(),
+            line,
+            col,
+            pointer: pointer.to_string(),
+            message,
+        }
     }
 }
 
@@ -215,7 +259,13 @@ impl Doc {
 pub fn line_col(bytes: &[u8], offset: usize) -> (u32, u32) {
     let upto = &bytes[..offset.min(bytes.len())];
     let line = upto.iter().filter(|b| **b == b'\n').count() as u32 + 1;
-    let col = upto.iter().rev().take_while(|b| **b != b'\n').filter(|b| **b & 0xC0 != 0x80).count() as u32 + 1;
+    let col = upto
+        .iter()
+        .rev()
+        .take_while(|b| **b != b'\n')
+        .filter(|b| **b & 0xC0 != 0x80)
+        .count() as u32
+        + 1;
     (line, col)
 }
 
@@ -253,7 +303,11 @@ impl<'d> Reader<'d> {
     }
 
     fn wrong_type(&mut self, pointer: &str, want: &str, got: &Value) {
-        self.error("json.type", pointer, format!("expected {want}, found {}", type_name(got)));
+        self.error(
+            "json.type",
+            pointer,
+            format!("expected {want}, found {}", type_name(got)),
+        );
     }
 
     /// The document root as an object
@@ -278,12 +332,22 @@ impl<'d> Reader<'d> {
         }
     }
 
-    pub fn field_object(&mut self, m: &'d Map<String, Value>, key: &str, base: &str) -> Option<&'d Map<String, Value>> {
+    pub fn field_object(
+        &mut self,
+        m: &'d Map<String, Value>,
+        key: &str,
+        base: &str,
+    ) -> Option<&'d Map<String, Value>> {
         let v = m.get(key)?;
         self.object(v, &child(base, key))
     }
 
-    pub fn field_bool(&mut self, m: &Map<String, Value>, key: &str, base: &str) -> Option<(bool, String)> {
+    pub fn field_bool(
+        &mut self,
+        m: &Map<String, Value>,
+        key: &str,
+        base: &str,
+    ) -> Option<(bool, String)> {
         let pointer = child(base, key);
         match m.get(key)? {
             Value::Bool(b) => Some((*b, pointer)),
@@ -295,7 +359,12 @@ impl<'d> Reader<'d> {
         }
     }
 
-    pub fn field_str(&mut self, m: &'d Map<String, Value>, key: &str, base: &str) -> Option<(&'d str, String)> {
+    pub fn field_str(
+        &mut self,
+        m: &'d Map<String, Value>,
+        key: &str,
+        base: &str,
+    ) -> Option<(&'d str, String)> {
         let pointer = child(base, key);
         match m.get(key)? {
             Value::String(s) => Some((s.as_str(), pointer)),
@@ -313,7 +382,11 @@ impl<'d> Reader<'d> {
             Value::Number(n) => match n.as_u64() {
                 Some(n) => Some(n),
                 None => {
-                    self.error("json.type", &pointer, format!("expected a non-negative integer, found `{n}`"));
+                    self.error(
+                        "json.type",
+                        &pointer,
+                        format!("expected a non-negative integer, found `{n}`"),
+                    );
                     None
                 }
             },
@@ -326,7 +399,12 @@ impl<'d> Reader<'d> {
     }
 
     /// An array of strings, each with its pointer; `None` when the field is absent
-    pub fn field_strings(&mut self, m: &Map<String, Value>, key: &str, base: &str) -> Option<(Vec<(String, String)>, String)> {
+    pub fn field_strings(
+        &mut self,
+        m: &Map<String, Value>,
+        key: &str,
+        base: &str,
+    ) -> Option<(Vec<(String, String)>, String)> {
         let pointer = child(base, key);
         match m.get(key)? {
             Value::Array(items) => {
@@ -352,8 +430,16 @@ impl<'d> Reader<'d> {
     pub fn deny_unknown(&mut self, m: &Map<String, Value>, base: &str, known: &[&str]) {
         for key in m.keys() {
             if !known.contains(&key.as_str()) {
-                let expected = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-                self.error("json.unknown_field", &child(base, key), format!("unknown field `{key}`, expected one of {expected}"));
+                let expected = known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.error(
+                    "json.unknown_field",
+                    &child(base, key),
+                    format!("unknown field `{key}`, expected one of {expected}"),
+                );
             }
         }
     }
@@ -375,7 +461,11 @@ mod tests {
         assert_eq!(idx.pos("/a"), (2, 8));
         assert_eq!(idx.pos("/a/b/1"), (4, 7));
         assert_eq!(idx.pos("/c~1d"), (6, 10));
-        assert_eq!(idx.pos("/a/b/9"), (3, 10), "missing index falls back to its parent");
+        assert_eq!(
+            idx.pos("/a/b/9"),
+            (3, 10),
+            "missing index falls back to its parent"
+        );
     }
 
     #[test]

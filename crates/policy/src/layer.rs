@@ -28,13 +28,24 @@ pub struct FileTree {
 }
 
 fn tree_problem(file: &str, code: &'static str, message: String) -> Problem {
-    Problem { severity: Severity::Error, code, file: file.to_string(), line: 0, col: 0, pointer: String::new(), message }
+    Problem {
+        severity: Severity::Error,
+        code,
+        file: file.to_string(),
+        line: 0,
+        col: 0,
+        pointer: String::new(),
+        message,
+    }
 }
 
 /// Whether `rel` is a path this layer format reads
 fn is_layer_file(rel: &str) -> bool {
     match rel.split_once('/') {
-        None => matches!(rel, "settings.json" | "settings.local.json" | "config.json" | "mcp.json" | "policy.json"),
+        None => matches!(
+            rel,
+            "settings.json" | "settings.local.json" | "config.json" | "mcp.json" | "policy.json"
+        ),
         Some((dir, name)) => {
             !name.contains('/')
                 && match dir {
@@ -50,7 +61,10 @@ fn is_layer_file(rel: &str) -> bool {
 impl FileTree {
     /// Build a tree from (path, bytes) pairs received from outside: every path must be relative,
     /// `/`-separated, without `..`; sizes are bounded. Files this format does not read are dropped.
-    pub fn from_files(root: impl Into<String>, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<FileTree, Problems> {
+    pub fn from_files(
+        root: impl Into<String>,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<FileTree, Problems> {
         let root = root.into();
         let mut problems = Problems::default();
         let mut out = BTreeMap::new();
@@ -60,14 +74,27 @@ impl FileTree {
                 || path.starts_with('/')
                 || path.contains('\\')
                 || path.contains('\0')
-                || path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+                || path
+                    .split('/')
+                    .any(|seg| seg.is_empty() || seg == "." || seg == "..");
             if bad {
-                problems.push(tree_problem(&path, "bundle.bad_path", format!("path `{}` must be relative, `/`-separated and free of `..`", path.escape_debug())));
+                problems.push(tree_problem(
+                    &path,
+                    "bundle.bad_path",
+                    format!(
+                        "path `{}` must be relative, `/`-separated and free of `..`",
+                        path.escape_debug()
+                    ),
+                ));
                 continue;
             }
             total += bytes.len();
             if out.contains_key(&path) {
-                problems.push(tree_problem(&path, "bundle.duplicate_path", format!("path `{path}` appears twice")));
+                problems.push(tree_problem(
+                    &path,
+                    "bundle.duplicate_path",
+                    format!("path `{path}` appears twice"),
+                ));
                 continue;
             }
             if is_layer_file(&path) {
@@ -75,10 +102,18 @@ impl FileTree {
             }
         }
         if out.len() > MAX_FILES {
-            problems.push(tree_problem(&root, "bundle.too_many_files", format!("{} files, more than the limit of {MAX_FILES}", out.len())));
+            problems.push(tree_problem(
+                &root,
+                "bundle.too_many_files",
+                format!("{} files, more than the limit of {MAX_FILES}", out.len()),
+            ));
         }
         if total > MAX_TREE_BYTES {
-            problems.push(tree_problem(&root, "bundle.too_large", format!("{total} bytes, more than the limit of {MAX_TREE_BYTES}")));
+            problems.push(tree_problem(
+                &root,
+                "bundle.too_large",
+                format!("{total} bytes, more than the limit of {MAX_TREE_BYTES}"),
+            ));
         }
         if problems.has_errors() {
             return Err(problems);
@@ -90,9 +125,21 @@ impl FileTree {
     /// symlink that leaves the directory is an error.
     pub fn read_dir(dir: &Path) -> Result<FileTree, Problems> {
         let root = dir.display().to_string();
-        let canon = dir.canonicalize().map_err(|e| Problems { problems: vec![tree_problem(&root, "layer.unreadable", format!("cannot read directory: {e}"))] })?;
+        let canon = dir.canonicalize().map_err(|e| Problems {
+            problems: vec![tree_problem(
+                &root,
+                "layer.unreadable",
+                format!("cannot read directory: {e}"),
+            )],
+        })?;
         if !canon.is_dir() {
-            return Err(Problems { problems: vec![tree_problem(&root, "layer.not_a_directory", "expected a directory".to_string())] });
+            return Err(Problems {
+                problems: vec![tree_problem(
+                    &root,
+                    "layer.not_a_directory",
+                    "expected a directory".to_string(),
+                )],
+            });
         }
         let mut files = Vec::new();
         let mut problems = Problems::default();
@@ -100,23 +147,41 @@ impl FileTree {
             Ok(real) if !real.starts_with(&canon) => problems.push(tree_problem(
                 &format!("{root}/{rel}"),
                 "layer.symlink_escape",
-                format!("`{rel}` is a link to `{}`, outside the layer", real.display()),
+                format!(
+                    "`{rel}` is a link to `{}`, outside the layer",
+                    real.display()
+                ),
             )),
             Ok(real) if real.is_file() => match std::fs::read(&real) {
                 Ok(bytes) => files.push((rel, bytes)),
-                Err(e) => problems.push(tree_problem(&format!("{root}/{rel}"), "layer.unreadable", format!("cannot read: {e}"))),
+                Err(e) => problems.push(tree_problem(
+                    &format!("{root}/{rel}"),
+                    "layer.unreadable",
+                    format!("cannot read: {e}"),
+                )),
             },
             _ => {}
         };
-        for name in ["settings.json", "settings.local.json", "config.json", "mcp.json", "policy.json"] {
+        for name in [
+            "settings.json",
+            "settings.local.json",
+            "config.json",
+            "mcp.json",
+            "policy.json",
+        ] {
             let p = dir.join(name);
             if p.exists() {
                 visit(name.to_string(), &p);
             }
         }
         for sub in ["droids", "commands", "policies", "tests"] {
-            let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
-            let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
+            let mut names: Vec<_> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             names.sort();
             for name in names {
                 let rel = format!("{sub}/{name}");
@@ -134,10 +199,18 @@ impl FileTree {
     /// One IT-managed settings file (e.g. `/etc/factory/settings.json`) as an org layer
     pub fn read_settings_file(path: &Path) -> Result<FileTree, Problems> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Problems { problems: vec![tree_problem(&shown, "layer.unreadable", format!("cannot read: {e}"))] })?;
+        let bytes = std::fs::read(path).map_err(|e| Problems {
+            problems: vec![tree_problem(
+                &shown,
+                "layer.unreadable",
+                format!("cannot read: {e}"),
+            )],
+        })?;
         let (root, name) = match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => (parent.display().to_string(), name.to_string_lossy().into_owned()),
+            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => (
+                parent.display().to_string(),
+                name.to_string_lossy().into_owned(),
+            ),
             _ => (".".to_string(), shown.clone()),
         };
         let mut files = BTreeMap::new();
@@ -166,7 +239,11 @@ impl FileTree {
 
     /// Read from disk: a directory is a layer, a file is a single settings file
     pub fn read_path(path: &Path) -> Result<FileTree, Problems> {
-        if path.is_file() { FileTree::read_settings_file(path) } else { FileTree::read_dir(path) }
+        if path.is_file() {
+            FileTree::read_settings_file(path)
+        } else {
+            FileTree::read_dir(path)
+        }
     }
 }
 
@@ -236,21 +313,39 @@ impl Layer {
             if let Some(d) = doc(rel, &mut problems) {
                 let s = Settings::read(&d, env, &mut problems);
                 settings = settings.overlay(s);
-                layer.sources.push(SettingsSource { doc: d, legacy: false });
+                layer.sources.push(SettingsSource {
+                    doc: d,
+                    legacy: false,
+                });
             }
         }
         if tree.files.contains_key("config.json") {
             if level == Level::User {
                 if let Some(d) = doc("config.json", &mut problems) {
                     settings = settings.overlay(Settings::read_legacy(&d, &mut problems));
-                    layer.sources.push(SettingsSource { doc: d, legacy: true });
+                    layer.sources.push(SettingsSource {
+                        doc: d,
+                        legacy: true,
+                    });
                 }
             } else {
-                warn_ignored(&mut problems, "config.json", "the legacy config.json is read only in the user layer (~/.factory)");
+                warn_ignored(
+                    &mut problems,
+                    "config.json",
+                    "the legacy config.json is read only in the user layer (~/.factory)",
+                );
             }
         }
         if level != Level::Org && !settings.user_model_policies.is_empty() {
-            let origin = settings.user_model_policies.values().find_map(|p| p.allowed_model_ids.as_ref().or(p.blocked_model_ids.as_ref())).map(|l| l.origin.clone());
+            let origin = settings
+                .user_model_policies
+                .values()
+                .find_map(|p| {
+                    p.allowed_model_ids
+                        .as_ref()
+                        .or(p.blocked_model_ids.as_ref())
+                })
+                .map(|l| l.origin.clone());
             if let Some(o) = origin {
                 problems.push(Problem {
                     severity: Severity::Warning,
@@ -259,7 +354,8 @@ impl Layer {
                     line: o.line,
                     col: o.col,
                     pointer: "/userModelPolicies".to_string(),
-                    message: "ignored: `userModelPolicies` is read only in the org layer".to_string(),
+                    message: "ignored: `userModelPolicies` is read only in the org layer"
+                        .to_string(),
                 });
             }
             settings.user_model_policies.clear();
@@ -275,22 +371,46 @@ impl Layer {
                     layer.policy = PolicyFile::read(&d, &mut problems);
                 }
             } else {
-                warn_ignored(&mut problems, "policy.json", "policy.json is read only in the org bundle");
+                warn_ignored(
+                    &mut problems,
+                    "policy.json",
+                    "policy.json is read only in the org bundle",
+                );
             }
         }
 
         for (rel, bytes) in &tree.files {
-            let Some((dir, name)) = rel.split_once('/') else { continue };
+            let Some((dir, name)) = rel.split_once('/') else {
+                continue;
+            };
             let file = tree.display(rel);
             match dir {
                 "droids" | "commands" => {
-                    let kind = if dir == "droids" { ArtifactKind::Droid } else { ArtifactKind::Command };
+                    let kind = if dir == "droids" {
+                        ArtifactKind::Droid
+                    } else {
+                        ArtifactKind::Command
+                    };
                     let stem = name.trim_end_matches(".md");
                     match markdown::read(kind, level, &file, stem, bytes) {
                         Ok(a) => {
-                            let list = if kind == ArtifactKind::Droid { &mut layer.droids } else { &mut layer.commands };
+                            let list = if kind == ArtifactKind::Droid {
+                                &mut layer.droids
+                            } else {
+                                &mut layer.commands
+                            };
                             if list.iter().any(|x| x.name == a.name) {
-                                problems.push(cedar::problem(&file, 1, 1, "layer.duplicate_name", format!("{} `{}` is defined twice in this layer", dir.trim_end_matches('s'), a.name)));
+                                problems.push(cedar::problem(
+                                    &file,
+                                    1,
+                                    1,
+                                    "layer.duplicate_name",
+                                    format!(
+                                        "{} `{}` is defined twice in this layer",
+                                        dir.trim_end_matches('s'),
+                                        a.name
+                                    ),
+                                ));
                             } else {
                                 list.push(a);
                             }
@@ -300,7 +420,11 @@ impl Layer {
                 }
                 "policies" => {
                     if level == Level::User {
-                        warn_ignored(&mut problems, rel, "Cedar policies are read in org, project and folder layers only");
+                        warn_ignored(
+                            &mut problems,
+                            rel,
+                            "Cedar policies are read in org, project and folder layers only",
+                        );
                         continue;
                     }
                     let (ps, probs) = cedar::read(level, &file, &format!("{level}#{rel}"), bytes);

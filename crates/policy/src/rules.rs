@@ -65,8 +65,13 @@ impl Field {
 
     pub fn scope(self) -> Scope {
         match self {
-            Field::AllowCustomModels | Field::AllowedBaseUrls | Field::ByokProviders | Field::ByokBaseUrls => Scope::Byok,
-            Field::McpDefault | Field::McpBlocklist | Field::McpAllowlist | Field::McpDisabled => Scope::Mcp,
+            Field::AllowCustomModels
+            | Field::AllowedBaseUrls
+            | Field::ByokProviders
+            | Field::ByokBaseUrls => Scope::Byok,
+            Field::McpDefault | Field::McpBlocklist | Field::McpAllowlist | Field::McpDisabled => {
+                Scope::Mcp
+            }
             _ => Scope::Model,
         }
     }

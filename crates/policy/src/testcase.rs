@@ -99,8 +99,16 @@ pub struct McpRefSpec {
 impl From<McpSpec> for McpRef {
     fn from(s: McpSpec) -> McpRef {
         match s {
-            McpSpec::Name(n) => McpRef { name: Some(n), ..Default::default() },
-            McpSpec::Ref(r) => McpRef { name: r.name, url: r.url, command: r.command, args: r.args },
+            McpSpec::Name(n) => McpRef {
+                name: Some(n),
+                ..Default::default()
+            },
+            McpSpec::Ref(r) => McpRef {
+                name: r.name,
+                url: r.url,
+                command: r.command,
+                args: r.args,
+            },
         }
     }
 }
@@ -119,7 +127,9 @@ impl<'de> Deserialize<'de> for Effect {
         match String::deserialize(d)?.as_str() {
             "allow" => Ok(Effect::Allow),
             "deny" => Ok(Effect::Deny),
-            other => Err(serde::de::Error::custom(format!("invalid decision `{other}`: expected `allow` or `deny`"))),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid decision `{other}`: expected `allow` or `deny`"
+            ))),
         }
     }
 }
@@ -130,7 +140,9 @@ impl CaseRequest {
             (Some(model), None) => Target::Model {
                 model: model.clone(),
                 provider: match &self.provider {
-                    Some(p) => Some(Provider::parse(p).ok_or_else(|| Provider::invalid_message(p))?),
+                    Some(p) => {
+                        Some(Provider::parse(p).ok_or_else(|| Provider::invalid_message(p))?)
+                    }
                     None => None,
                 },
                 key_mode: match self.key_mode {
@@ -140,7 +152,9 @@ impl CaseRequest {
                 base_url: self.base_url.clone(),
                 mcp_servers: self.mcp_servers.iter().cloned().map(McpRef::from).collect(),
             },
-            (None, Some(mcp)) => Target::Mcp { server: mcp.clone().into() },
+            (None, Some(mcp)) => Target::Mcp {
+                server: mcp.clone().into(),
+            },
             _ => return Err("a request names exactly one of `model` and `mcp`".to_string()),
         };
         Ok(Request {
@@ -169,7 +183,12 @@ pub enum TestFileError {
     #[error("{file}: cannot read: {error}")]
     Read { file: String, error: std::io::Error },
     #[error("{file}:{line}:{col}: invalid test file: {message}")]
-    Parse { file: String, line: usize, col: usize, message: String },
+    Parse {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error("{file}: the layers it names are invalid")]
     Layers { file: String, problems: Problems },
 }
@@ -179,14 +198,26 @@ fn rel(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Run one test file of the bundle at `bundle_dir`
-pub fn run_file(bundle_dir: &Path, org: &FileTree, file: &Path) -> Result<Vec<CaseResult>, TestFileError> {
+pub fn run_file(
+    bundle_dir: &Path,
+    org: &FileTree,
+    file: &Path,
+) -> Result<Vec<CaseResult>, TestFileError> {
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|error| TestFileError::Read { file: shown.clone(), error })?;
+    let text = std::fs::read_to_string(file).map_err(|error| TestFileError::Read {
+        file: shown.clone(),
+        error,
+    })?;
     let spec: TestFile = serde_json::from_str(&text).map_err(|e| TestFileError::Parse {
         file: shown.clone(),
         line: e.line(),
         col: e.column(),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     })?;
     let mut problems = Problems::default();
     let mut load = |p: &str| match FileTree::read_path(&rel(bundle_dir, p)) {
@@ -202,37 +233,64 @@ pub fn run_file(bundle_dir: &Path, org: &FileTree, file: &Path) -> Result<Vec<Ca
         .map(|(id, p)| ProjectTrees {
             id: id.clone(),
             project: load(&p.path),
-            folders: p.folders.iter().map(|(path, dir)| (path.clone(), load(dir))).collect(),
+            folders: p
+                .folders
+                .iter()
+                .map(|(path, dir)| (path.clone(), load(dir)))
+                .collect(),
         })
         .collect();
-    let users = spec.users.iter().map(|(id, p)| (id.clone(), load(p))).collect();
+    let users = spec
+        .users
+        .iter()
+        .map(|(id, p)| (id.clone(), load(p)))
+        .collect();
     if problems.has_errors() {
-        return Err(TestFileError::Layers { file: shown, problems });
+        return Err(TestFileError::Layers {
+            file: shown,
+            problems,
+        });
     }
-    let bundle = Bundle { org: org.clone(), projects, users };
+    let bundle = Bundle {
+        org: org.clone(),
+        projects,
+        users,
+    };
     let env = |k: &str| spec.env.get(k).cloned();
-    let snap = compile(&bundle, &env).map_err(|problems| TestFileError::Layers { file: shown.clone(), problems })?;
+    let snap = compile(&bundle, &env).map_err(|problems| TestFileError::Layers {
+        file: shown.clone(),
+        problems,
+    })?;
     let mut out = Vec::new();
     for case in &spec.cases {
         let failure = match case.request.to_request() {
             Err(e) => Some(format!("invalid request: {e}")),
             Ok(req) => {
                 let d = decide(&snap, &req);
-                let got: BTreeSet<String> = d.determined_by.iter().map(|x| x.rule.clone()).collect();
+                let got: BTreeSet<String> =
+                    d.determined_by.iter().map(|x| x.rule.clone()).collect();
                 if d.effect != case.expect.decision {
-                    Some(format!("expected {:?}, got {:?}: {}", case.expect.decision, d.effect, d.reason))
+                    Some(format!(
+                        "expected {:?}, got {:?}: {}",
+                        case.expect.decision, d.effect, d.reason
+                    ))
                 } else {
                     match &case.expect.determined_by {
                         Some(want) => {
                             let want: BTreeSet<String> = want.iter().cloned().collect();
-                            (want != got).then(|| format!("determined by {got:?}, expected {want:?}"))
+                            (want != got)
+                                .then(|| format!("determined by {got:?}, expected {want:?}"))
                         }
                         None => None,
                     }
                 }
             }
         };
-        out.push(CaseResult { file: shown.clone(), name: case.name.clone(), failure });
+        out.push(CaseResult {
+            file: shown.clone(),
+            name: case.name.clone(),
+            failure,
+        });
     }
     Ok(out)
 }
@@ -240,7 +298,12 @@ pub fn run_file(bundle_dir: &Path, org: &FileTree, file: &Path) -> Result<Vec<Ca
 /// The test files of a bundle directory, sorted
 pub fn test_files(bundle_dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(bundle_dir.join("tests"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files

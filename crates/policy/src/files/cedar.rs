@@ -69,29 +69,64 @@ fn statements(src: &str) -> Vec<(usize, &str)> {
 
 /// Parse every policy in one file. `id_prefix` is e.g. `org#policies/frontier.cedar`; each policy
 /// gets `<prefix>/<@id annotation>` or `<prefix>/<index>`.
-pub fn read(level: Level, file: &Arc<str>, id_prefix: &str, bytes: &[u8]) -> (Vec<HandPolicy>, Vec<Problem>) {
+pub fn read(
+    level: Level,
+    file: &Arc<str>,
+    id_prefix: &str,
+    bytes: &[u8],
+) -> (Vec<HandPolicy>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     let Ok(src) = std::str::from_utf8(bytes) else {
-        problems.push(problem(file, 1, 1, "file.not_utf8", "file is not valid UTF-8".to_string()));
+        problems.push(problem(
+            file,
+            1,
+            1,
+            "file.not_utf8",
+            "file is not valid UTF-8".to_string(),
+        ));
         return (out, problems);
     };
     for (index, (offset, text)) in statements(src).into_iter().enumerate() {
         let (line, col) = line_col(bytes, offset);
         match Policy::parse(None, text) {
             Ok(policy) => {
-                let name = policy.annotation("id").map(str::to_string).unwrap_or_else(|| index.to_string());
+                let name = policy
+                    .annotation("id")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| index.to_string());
                 let id = PolicyId::new(format!("{id_prefix}/{name}"));
                 if out.iter().any(|p: &HandPolicy| p.id == id) {
-                    problems.push(problem(file, line, col, "cedar.duplicate_id", format!("policy id `{id}` is used twice in this file")));
+                    problems.push(problem(
+                        file,
+                        line,
+                        col,
+                        "cedar.duplicate_id",
+                        format!("policy id `{id}` is used twice in this file"),
+                    ));
                     continue;
                 }
-                let origin = Origin { level, file: file.clone(), pointer: String::new(), line, col };
-                out.push(HandPolicy { policy: policy.new_id(id.clone()), id, origin, text: text.to_string() });
+                let origin = Origin {
+                    level,
+                    file: file.clone(),
+                    pointer: String::new(),
+                    line,
+                    col,
+                };
+                out.push(HandPolicy {
+                    policy: policy.new_id(id.clone()),
+                    id,
+                    origin,
+                    text: text.to_string(),
+                });
             }
             Err(errs) => {
                 for e in errs.iter() {
-                    let at = e.labels().and_then(|mut l| l.next()).map(|l| offset + l.offset()).unwrap_or(offset);
+                    let at = e
+                        .labels()
+                        .and_then(|mut l| l.next())
+                        .map(|l| offset + l.offset())
+                        .unwrap_or(offset);
                     let (l, c) = line_col(bytes, at);
                     let mut msg = format!("invalid Cedar: {e}");
                     if let Some(help) = e.help() {
@@ -105,8 +140,22 @@ pub fn read(level: Level, file: &Arc<str>, id_prefix: &str, bytes: &[u8]) -> (Ve
     (out, problems)
 }
 
-pub(crate) fn problem(file: &Arc<str>, line: u32, col: u32, code: &'static str, message: String) -> Problem {
-    Problem { severity: Severity::Error, code, file: file.to_string(), line, col, pointer: String::new(), message }
+pub(crate) fn problem(
+    file: &Arc<str>,
+    line: u32,
+    col: u32,
+    code: &'static str,
+    message: String,
+) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        code,
+        file: file.to_string(),
+        line,
+        col,
+        pointer: String::new(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -128,14 +177,28 @@ mod tests {
         let src = b"@id(\"leads\")\nforbid(principal, action, resource);\n\npermit(principal, action, resource);\n";
         let (ps, probs) = read(Level::Org, &f, "org#policies/x.cedar", src);
         assert!(probs.is_empty(), "{probs:?}");
-        let got: Vec<_> = ps.iter().map(|p| (p.id.to_string(), p.origin.line)).collect();
-        assert_eq!(got, vec![("org#policies/x.cedar/leads".to_string(), 1), ("org#policies/x.cedar/1".to_string(), 4)]);
+        let got: Vec<_> = ps
+            .iter()
+            .map(|p| (p.id.to_string(), p.origin.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("org#policies/x.cedar/leads".to_string(), 1),
+                ("org#policies/x.cedar/1".to_string(), 4)
+            ]
+        );
     }
 
     #[test]
     fn syntax_error_line() {
         let f: Arc<str> = "policies/x.cedar".into();
-        let (_, probs) = read(Level::Org, &f, "p", b"permit(principal, action, resource);\nforbid(principal, action resource);\n");
+        let (_, probs) = read(
+            Level::Org,
+            &f,
+            "p",
+            b"permit(principal, action, resource);\nforbid(principal, action resource);\n",
+        );
         assert_eq!(probs.len(), 1);
         assert_eq!((probs[0].line, probs[0].code), (2, "cedar.syntax"));
     }

@@ -41,7 +41,13 @@ pub struct Artifact {
 }
 
 /// Read one droid or command; files without front matter are commands/droids named by their stem
-pub fn read(kind: ArtifactKind, level: Level, file: &std::sync::Arc<str>, stem: &str, bytes: &[u8]) -> Result<Artifact, Problem> {
+pub fn read(
+    kind: ArtifactKind,
+    level: Level,
+    file: &std::sync::Arc<str>,
+    stem: &str,
+    bytes: &[u8],
+) -> Result<Artifact, Problem> {
     use sha2::Digest;
     let problem = |line: u32, code: &'static str, message: String| Problem {
         severity: Severity::Error,
@@ -52,8 +58,15 @@ pub fn read(kind: ArtifactKind, level: Level, file: &std::sync::Arc<str>, stem: 
         pointer: String::new(),
         message,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| problem(1, "file.not_utf8", "file is not valid UTF-8".to_string()))?;
-    let origin = Origin { level, file: file.clone(), pointer: String::new(), line: 1, col: 1 };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| problem(1, "file.not_utf8", "file is not valid UTF-8".to_string()))?;
+    let origin = Origin {
+        level,
+        file: file.clone(),
+        pointer: String::new(),
+        line: 1,
+        col: 1,
+    };
     let mut out = Artifact {
         kind,
         name: stem.to_string(),
@@ -63,20 +76,37 @@ pub fn read(kind: ArtifactKind, level: Level, file: &std::sync::Arc<str>, stem: 
         origin,
     };
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let Some(rest) = body.strip_prefix("---").filter(|r| r.starts_with('\n') || r.starts_with("\r\n")) else {
+    let Some(rest) = body
+        .strip_prefix("---")
+        .filter(|r| r.starts_with('\n') || r.starts_with("\r\n"))
+    else {
         return Ok(out);
     };
     let Some(end) = rest.find("\n---") else {
-        return Err(problem(1, "frontmatter.unterminated", "front matter opened with `---` is never closed".to_string()));
+        return Err(problem(
+            1,
+            "frontmatter.unterminated",
+            "front matter opened with `---` is never closed".to_string(),
+        ));
     };
     let yaml = &rest[..end];
     let docs = YamlLoader::load_from_str(yaml).map_err(|e| {
         // the front matter starts on line 2 of the file
-        problem(e.marker().line() as u32 + 1, "frontmatter.yaml", format!("invalid YAML front matter: {}", e.info()))
+        problem(
+            e.marker().line() as u32 + 1,
+            "frontmatter.yaml",
+            format!("invalid YAML front matter: {}", e.info()),
+        )
     })?;
-    let Some(doc) = docs.into_iter().next() else { return Ok(out) };
+    let Some(doc) = docs.into_iter().next() else {
+        return Ok(out);
+    };
     if !matches!(doc, Yaml::Hash(_)) {
-        return Err(problem(2, "frontmatter.type", "front matter must be a mapping of keys to values".to_string()));
+        return Err(problem(
+            2,
+            "frontmatter.type",
+            "front matter must be a mapping of keys to values".to_string(),
+        ));
     }
     if let Some(name) = doc["name"].as_str() {
         out.name = name.to_string();
@@ -93,15 +123,30 @@ mod tests {
     #[test]
     fn front_matter_name_and_model() {
         let f: std::sync::Arc<str> = "droids/rev.md".into();
-        let a = read(ArtifactKind::Droid, Level::Org, &f, "rev", b"---\nname: reviewer\nmodel: claude-opus-4-1\n---\nbody");
+        let a = read(
+            ArtifactKind::Droid,
+            Level::Org,
+            &f,
+            "rev",
+            b"---\nname: reviewer\nmodel: claude-opus-4-1\n---\nbody",
+        );
         let a = a.map(|a| (a.name, a.model));
-        assert_eq!(a, Ok(("reviewer".to_string(), Some("claude-opus-4-1".to_string()))));
+        assert_eq!(
+            a,
+            Ok(("reviewer".to_string(), Some("claude-opus-4-1".to_string())))
+        );
     }
 
     #[test]
     fn bad_yaml_names_its_line() {
         let f: std::sync::Arc<str> = "droids/rev.md".into();
-        let e = read(ArtifactKind::Droid, Level::Org, &f, "rev", b"---\nname: ok\nmodel: [unclosed\n---\n");
+        let e = read(
+            ArtifactKind::Droid,
+            Level::Org,
+            &f,
+            "rev",
+            b"---\nname: ok\nmodel: [unclosed\n---\n",
+        );
         assert_eq!(e.map_err(|p| p.code), Err("frontmatter.yaml"));
     }
 }

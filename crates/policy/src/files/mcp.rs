@@ -68,7 +68,10 @@ impl McpServer {
 
     /// Whether two entries define the same server (what `disabled` says aside)
     pub fn same_definition(&self, other: &McpServer) -> bool {
-        self.transport == other.transport && self.command == other.command && self.args == other.args && self.url == other.url
+        self.transport == other.transport
+            && self.command == other.command
+            && self.args == other.args
+            && self.url == other.url
     }
 }
 
@@ -76,7 +79,10 @@ impl McpServer {
 pub fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let hostport = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let host = if let Some(v6) = hostport.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
@@ -90,35 +96,51 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
     let mut r = Reader::new(doc, problems);
     let mut out = BTreeMap::new();
     let Some(root) = r.root() else { return out };
-    let Some(servers) = r.field_object(root, "mcpServers", "") else { return out };
+    let Some(servers) = r.field_object(root, "mcpServers", "") else {
+        return out;
+    };
     for (name, v) in servers {
         let ptr = child("/mcpServers", name);
         let Some(m) = r.object(v, &ptr) else { continue };
-        let expand_field = |r: &mut Reader<'_>, raw: &str, pointer: &str| match expand(raw, env, true) {
-            Ok(s) => Some(s),
-            Err(var) => {
-                r.error("mcp.unset_variable", pointer, format!("environment variable `{var}` is not set and has no default"));
-                None
-            }
-        };
-        let command = r.field_str(m, "command", &ptr).and_then(|(s, p)| expand_field(&mut r, s, &p));
-        let url = r.field_str(m, "url", &ptr).and_then(|(s, p)| expand_field(&mut r, s, &p));
+        let expand_field =
+            |r: &mut Reader<'_>, raw: &str, pointer: &str| match expand(raw, env, true) {
+                Ok(s) => Some(s),
+                Err(var) => {
+                    r.error(
+                        "mcp.unset_variable",
+                        pointer,
+                        format!("environment variable `{var}` is not set and has no default"),
+                    );
+                    None
+                }
+            };
+        let command = r
+            .field_str(m, "command", &ptr)
+            .and_then(|(s, p)| expand_field(&mut r, s, &p));
+        let url = r
+            .field_str(m, "url", &ptr)
+            .and_then(|(s, p)| expand_field(&mut r, s, &p));
         let args = r
             .field_strings(m, "args", &ptr)
-            .map(|(items, _)| items.into_iter().filter_map(|(s, p)| expand_field(&mut r, &s, &p)).collect())
+            .map(|(items, _)| {
+                items
+                    .into_iter()
+                    .filter_map(|(s, p)| expand_field(&mut r, &s, &p))
+                    .collect()
+            })
             .unwrap_or_default();
         for section in ["env", "headers"] {
             if let Some(obj) = r.field_object(m, section, &ptr) {
                 let base = child(&ptr, section);
                 for (k, v) in obj {
-                    if let Value::String(s) = v {
-                        if let Err(var) = expand(s, env, true) {
-                            r.warn(
-                                "mcp.unset_variable",
-                                &child(&base, k),
-                                format!("environment variable `{var}` is not set and has no default"),
-                            );
-                        }
+                    if let Value::String(s) = v
+                        && let Err(var) = expand(s, env, true)
+                    {
+                        r.warn(
+                            "mcp.unset_variable",
+                            &child(&base, k),
+                            format!("environment variable `{var}` is not set and has no default"),
+                        );
                     }
                 }
             }
@@ -128,7 +150,13 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
             Some(("http", _)) => Some(Transport::Http),
             Some(("sse", _)) => Some(Transport::Sse),
             Some((other, p)) => {
-                r.error("mcp.invalid_type", &p, format!("invalid server type `{other}`: expected one of `stdio`, `http`, `sse`"));
+                r.error(
+                    "mcp.invalid_type",
+                    &p,
+                    format!(
+                        "invalid server type `{other}`: expected one of `stdio`, `http`, `sse`"
+                    ),
+                );
                 None
             }
             None if command.is_some() => Some(Transport::Stdio),
@@ -138,11 +166,24 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
         let disabled = r.field_bool(m, "disabled", &ptr).map(|(b, _)| b);
         let toggle_only = m.keys().all(|k| k == "disabled");
         if !toggle_only && command.is_none() && url.is_none() {
-            r.error("mcp.missing_field", &ptr, format!("server `{name}` has neither `command` nor `url`"));
+            r.error(
+                "mcp.missing_field",
+                &ptr,
+                format!("server `{name}` has neither `command` nor `url`"),
+            );
         }
         out.insert(
             name.clone(),
-            McpServer { name: name.clone(), transport, command, args, url, disabled, toggle_only, origin: doc.origin(&ptr) },
+            McpServer {
+                name: name.clone(),
+                transport,
+                command,
+                args,
+                url,
+                disabled,
+                toggle_only,
+                origin: doc.origin(&ptr),
+            },
         );
     }
     out
@@ -154,9 +195,15 @@ mod tests {
 
     #[test]
     fn hosts_of_urls() {
-        assert_eq!(url_host("https://User:pw@Docs.ACME.internal:8443/mcp?x=1").as_deref(), Some("docs.acme.internal"));
+        assert_eq!(
+            url_host("https://User:pw@Docs.ACME.internal:8443/mcp?x=1").as_deref(),
+            Some("docs.acme.internal")
+        );
         assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
-        assert_eq!(url_host("mcp.example.com/sse").as_deref(), Some("mcp.example.com"));
+        assert_eq!(
+            url_host("mcp.example.com/sse").as_deref(),
+            Some("mcp.example.com")
+        );
         assert_eq!(url_host("https:///nohost"), None);
     }
 }

@@ -20,7 +20,15 @@ pub struct PolicyFile {
     pub gateway_required_base_urls: Option<List>,
 }
 
-const TOP: &[&str] = &["$schema", "version", "modelCategories", "projectsMayAddModels", "byok", "mcpBlocklist", "gateway"];
+const TOP: &[&str] = &[
+    "$schema",
+    "version",
+    "modelCategories",
+    "projectsMayAddModels",
+    "byok",
+    "mcpBlocklist",
+    "gateway",
+];
 
 impl PolicyFile {
     pub fn read(doc: &Doc, problems: &mut Problems) -> PolicyFile {
@@ -28,29 +36,49 @@ impl PolicyFile {
         let mut out = PolicyFile::default();
         let Some(root) = r.root() else { return out };
         r.deny_unknown(root, "", TOP);
-        if let Some(v) = r.field_u64(root, "version", "") {
-            if v != 1 {
-                r.error("policy.version", "/version", format!("unsupported version `{v}`: this Strata reads version 1"));
-            }
+        if let Some(v) = r.field_u64(root, "version", "")
+            && v != 1
+        {
+            r.error(
+                "policy.version",
+                "/version",
+                format!("unsupported version `{v}`: this Strata reads version 1"),
+            );
         }
         if let Some(cats) = r.field_object(root, "modelCategories", "") {
             for name in cats.keys() {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
                     r.error(
                         "policy.category_name",
                         &child("/modelCategories", name),
-                        format!("category name `{name}` may hold only letters, digits, `-` and `_`"),
+                        format!(
+                            "category name `{name}` may hold only letters, digits, `-` and `_`"
+                        ),
                     );
                     continue;
                 }
                 if let Some((items, p)) = r.field_strings(cats, name, "/modelCategories") {
-                    let entries = items.into_iter().map(|(s, p)| Spanned::new(s, doc.origin(&p))).collect();
-                    out.model_categories.push((name.clone(), List { origin: doc.origin(&p), entries }));
+                    let entries = items
+                        .into_iter()
+                        .map(|(s, p)| Spanned::new(s, doc.origin(&p)))
+                        .collect();
+                    out.model_categories.push((
+                        name.clone(),
+                        List {
+                            origin: doc.origin(&p),
+                            entries,
+                        },
+                    ));
                 }
             }
         }
-        out.projects_may_add_models =
-            r.field_bool(root, "projectsMayAddModels", "").map(|(b, p)| Spanned::new(b, doc.origin(&p)));
+        out.projects_may_add_models = r
+            .field_bool(root, "projectsMayAddModels", "")
+            .map(|(b, p)| Spanned::new(b, doc.origin(&p)));
         if let Some(byok) = r.field_object(root, "byok", "") {
             r.deny_unknown(byok, "/byok", &["allowedProviders", "allowedBaseUrls"]);
             if let Some((items, p)) = r.field_strings(byok, "allowedProviders", "/byok") {
@@ -58,7 +86,11 @@ impl PolicyFile {
                 for (s, ip) in items {
                     match Provider::parse(&s) {
                         Some(pv) => providers.push(Spanned::new(pv, doc.origin(&ip))),
-                        None => r.error("policy.invalid_provider", &ip, Provider::invalid_message(&s)),
+                        None => r.error(
+                            "policy.invalid_provider",
+                            &ip,
+                            Provider::invalid_message(&s),
+                        ),
                     }
                 }
                 out.byok_allowed_providers = Some(Spanned::new(providers, doc.origin(&p)));

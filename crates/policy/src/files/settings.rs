@@ -23,7 +23,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Anthropic, Provider::OpenAi, Provider::GenericChatCompletion];
+    pub const ALL: [Provider; 3] = [
+        Provider::Anthropic,
+        Provider::OpenAi,
+        Provider::GenericChatCompletion,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,12 +104,20 @@ pub struct List {
 }
 
 impl List {
-    pub(crate) fn read(r: &mut Reader<'_>, m: &Map<String, Value>, key: &str, base: &str) -> Option<List> {
+    pub(crate) fn read(
+        r: &mut Reader<'_>,
+        m: &Map<String, Value>,
+        key: &str,
+        base: &str,
+    ) -> Option<List> {
         let (items, pointer) = r.field_strings(m, key, base)?;
         let doc = r.doc;
         Some(List {
             origin: doc.origin(&pointer),
-            entries: items.into_iter().map(|(s, p)| Spanned::new(s, doc.origin(&p))).collect(),
+            entries: items
+                .into_iter()
+                .map(|(s, p)| Spanned::new(s, doc.origin(&p)))
+                .collect(),
         })
     }
 
@@ -197,7 +209,9 @@ impl Settings {
         }
         if let Some(mcp) = r.field_object(root, "mcpPolicy", "") {
             out.mcp_policy = McpPolicy {
-                enabled: r.field_bool(mcp, "enabled", "/mcpPolicy").map(|(b, p)| Spanned::new(b, doc.origin(&p))),
+                enabled: r
+                    .field_bool(mcp, "enabled", "/mcpPolicy")
+                    .map(|(b, p)| Spanned::new(b, doc.origin(&p))),
                 allowlist: List::read(&mut r, mcp, "allowlist", "/mcpPolicy"),
             };
         }
@@ -239,10 +253,22 @@ impl Settings {
         }
         Settings {
             model_policy: ModelPolicy {
-                allowed_model_ids: union_opt(self.model_policy.allowed_model_ids, lower.model_policy.allowed_model_ids),
-                blocked_model_ids: union_opt(self.model_policy.blocked_model_ids, lower.model_policy.blocked_model_ids),
-                allow_custom_models: self.model_policy.allow_custom_models.or(lower.model_policy.allow_custom_models),
-                allowed_base_urls: union_opt(self.model_policy.allowed_base_urls, lower.model_policy.allowed_base_urls),
+                allowed_model_ids: union_opt(
+                    self.model_policy.allowed_model_ids,
+                    lower.model_policy.allowed_model_ids,
+                ),
+                blocked_model_ids: union_opt(
+                    self.model_policy.blocked_model_ids,
+                    lower.model_policy.blocked_model_ids,
+                ),
+                allow_custom_models: self
+                    .model_policy
+                    .allow_custom_models
+                    .or(lower.model_policy.allow_custom_models),
+                allowed_base_urls: union_opt(
+                    self.model_policy.allowed_base_urls,
+                    lower.model_policy.allowed_base_urls,
+                ),
             },
             user_model_policies,
             mcp_policy: McpPolicy {
@@ -291,17 +317,27 @@ fn read_custom_models<'d>(
 ) -> Vec<CustomModel> {
     let Value::Array(items) = v else {
         if !v.is_null() {
-            r.error("json.type", base, format!("expected an array, found {}", crate::json::type_name(v)));
+            r.error(
+                "json.type",
+                base,
+                format!("expected an array, found {}", crate::json::type_name(v)),
+            );
         }
         return Vec::new();
     };
     let mut out: Vec<CustomModel> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ptr = format!("{base}/{i}");
-        let Some(m) = r.object(item, &ptr) else { continue };
+        let Some(m) = r.object(item, &ptr) else {
+            continue;
+        };
         let Some((model, _)) = r.field_str(m, f.model, &ptr) else {
             if !m.contains_key(f.model) {
-                r.error("settings.missing_field", &ptr, format!("custom model has no `{}`", f.model));
+                r.error(
+                    "settings.missing_field",
+                    &ptr,
+                    format!("custom model has no `{}`", f.model),
+                );
             }
             continue;
         };
@@ -309,25 +345,39 @@ fn read_custom_models<'d>(
             Some((s, p)) => match Provider::parse(s) {
                 Some(provider) => Some(provider),
                 None => {
-                    r.error("settings.invalid_provider", &p, Provider::invalid_message(s));
+                    r.error(
+                        "settings.invalid_provider",
+                        &p,
+                        Provider::invalid_message(s),
+                    );
                     None
                 }
             },
             None => {
                 if !m.contains_key(f.provider) {
-                    r.error("settings.missing_field", &ptr, format!("custom model `{model}` has no `{}`", f.provider));
+                    r.error(
+                        "settings.missing_field",
+                        &ptr,
+                        format!("custom model `{model}` has no `{}`", f.provider),
+                    );
                 }
                 None
             }
         };
-        let api_key = r.field_str(m, f.api_key, &ptr).and_then(|(s, p)| match env {
-            Some(env) => read_api_key(r, s, &p, env),
-            None => Some(ApiKey::Literal { hint: ApiKey::mask(s) }),
-        });
+        let api_key = r
+            .field_str(m, f.api_key, &ptr)
+            .and_then(|(s, p)| match env {
+                Some(env) => read_api_key(r, s, &p, env),
+                None => Some(ApiKey::Literal {
+                    hint: ApiKey::mask(s),
+                }),
+            });
         let entry = CustomModel {
             model: model.to_string(),
             id: r.field_str(m, "id", &ptr).map(|(s, _)| s.to_string()),
-            display_name: r.field_str(m, f.display_name, &ptr).map(|(s, _)| s.to_string()),
+            display_name: r
+                .field_str(m, f.display_name, &ptr)
+                .map(|(s, _)| s.to_string()),
             base_url: r.field_str(m, f.base_url, &ptr).map(|(s, _)| s.to_string()),
             provider,
             api_key,
@@ -348,17 +398,33 @@ fn read_custom_models<'d>(
     out
 }
 
-fn read_api_key(r: &mut Reader<'_>, raw: &str, pointer: &str, env: EnvLookup<'_>) -> Option<ApiKey> {
+fn read_api_key(
+    r: &mut Reader<'_>,
+    raw: &str,
+    pointer: &str,
+    env: EnvLookup<'_>,
+) -> Option<ApiKey> {
     match expand(raw, env, false) {
         Ok(expanded) => {
-            let whole_var = raw.strip_prefix("${").and_then(|s| s.strip_suffix('}')).filter(|v| is_var_name(v));
+            let whole_var = raw
+                .strip_prefix("${")
+                .and_then(|s| s.strip_suffix('}'))
+                .filter(|v| is_var_name(v));
             Some(match whole_var {
-                Some(var) => ApiKey::Env { var: var.to_string() },
-                None => ApiKey::Literal { hint: ApiKey::mask(&expanded) },
+                Some(var) => ApiKey::Env {
+                    var: var.to_string(),
+                },
+                None => ApiKey::Literal {
+                    hint: ApiKey::mask(&expanded),
+                },
             })
         }
         Err(var) => {
-            r.error("settings.unset_variable", pointer, format!("environment variable `{var}` is not set"));
+            r.error(
+                "settings.unset_variable",
+                pointer,
+                format!("environment variable `{var}` is not set"),
+            );
             None
         }
     }
@@ -408,7 +474,11 @@ mod tests {
         let env = |k: &str| (k == "HOME").then(|| "/h".to_string());
         assert_eq!(expand("${HOME}/x", &env, false), Ok("/h/x".to_string()));
         assert_eq!(expand("${NOPE:-d}", &env, true), Ok("d".to_string()));
-        assert_eq!(expand("${NOPE:-d}", &env, false), Ok("${NOPE:-d}".to_string()), "defaults are not read in settings.json");
+        assert_eq!(
+            expand("${NOPE:-d}", &env, false),
+            Ok("${NOPE:-d}".to_string()),
+            "defaults are not read in settings.json"
+        );
         assert_eq!(expand("a${NOPE}", &env, true), Err("NOPE".to_string()));
         assert_eq!(expand("no vars", &env, true), Ok("no vars".to_string()));
     }
