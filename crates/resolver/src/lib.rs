@@ -1,0 +1,54 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod service;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use strata_proto::v1::admin_service_server::AdminServiceServer;
+use strata_proto::v1::policy_service_server::PolicyServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use error::ResolverError;
+pub use state::{Generated, Resolver};
+pub use store::{MemStore, SledStore, Store};
+
+/// The largest PolicyService message (a decision request with its MCP references)
+pub const MAX_POLICY_MESSAGE: usize = 4 * 1024 * 1024;
+/// The largest AdminService message (a bundle)
+pub const MAX_ADMIN_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Serve the policy and admin services, gRPC health and reflection on `listener` until `shutdown`
+pub async fn serve(resolver: Arc<Resolver>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ResolverError> {
+    let policy = PolicyServiceServer::new(service::PolicySvc { resolver: resolver.clone() })
+        .max_decoding_message_size(MAX_POLICY_MESSAGE)
+        .max_encoding_message_size(MAX_ADMIN_MESSAGE);
+    let admin = AdminServiceServer::new(service::AdminSvc { resolver }).max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<PolicyServiceServer<service::PolicySvc>>().await;
+    reporter.set_serving::<AdminServiceServer<service::AdminSvc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ResolverError::Internal(format!("reflection: {e}")))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ResolverError::Internal(format!("reflection: {e}")))?;
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(policy)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| ResolverError::Internal(format!("server: {e}")))
+}
