@@ -15,7 +15,7 @@ pub enum ExplainCmd {
     /// May this user connect MCP server SERVER (a name from mcp.json, or a URL)?
     Mcp(McpArgs),
     /// The effective settings, every value with the layer, file and line it comes from
-    Settings(CommonArgs),
+    Settings(SettingsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +52,15 @@ pub struct ModelArgs {
     #[arg(long, value_name = "P")]
     pub provider: Option<String>,
     /// The base URL the traffic goes to [default: from the model's customModels entry]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The gateway base URL models would be used through (for the org's gateway requirement)
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 }
@@ -167,7 +176,7 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 &format!("MCP server `{}`", a.server),
             )
         }
-        ExplainCmd::Settings(c) => {
+        ExplainCmd::Settings(SettingsArgs { common: c, base_url }) => {
             let (r, user) = match load(&c) {
                 Ok(x) => x,
                 Err(code) => return code,
@@ -180,7 +189,7 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 mcp_servers: Vec::new(),
             };
             let req = base_request(&r, user, c.groups.clone(), placeholder);
-            let s = effective_settings(&r.snapshot, &req);
+            let s = effective_settings(&r.snapshot, &req, base_url.as_deref());
             if c.json {
                 if !print_json(&s) {
                     return exit::FAILURE;

@@ -429,9 +429,21 @@ fn warn_at(origin: &Origin, code: &'static str, message: String) -> Problem {
 }
 
 impl Compiler {
-    fn load(&mut self, level: Level, tree: &FileTree, env: EnvLookup<'_>) -> Arc<Layer> {
-        let (layer, problems) = Layer::load(level, tree, env);
+    /// Read a layer; `scope` names its project (and folder) so hand-written rule ids are unique
+    /// across the bundle, e.g. `project:web#policies/x.cedar/rule`
+    fn load(&mut self, level: Level, tree: &FileTree, env: EnvLookup<'_>, scope: Option<&str>) -> Arc<Layer> {
+        let (mut layer, problems) = Layer::load(level, tree, env);
         self.problems.extend(problems);
+        if let Some(scope) = scope {
+            let from = format!("{level}#");
+            let to = format!("{level}:{scope}#");
+            for h in &mut layer.cedar {
+                if let Some(rest) = h.id.to_string().strip_prefix(&from) {
+                    h.id = PolicyId::new(format!("{to}{rest}"));
+                    h.policy = h.policy.new_id(h.id.clone());
+                }
+            }
+        }
         Arc::new(layer)
     }
 
@@ -555,7 +567,7 @@ impl Compiler {
                     kept.insert(name, t);
                 }
                 None => {
-                    if s.toggle_only {
+                    if s.toggle_only && level != Level::User {
                         self.problems.push(warn_at(&s.origin, "merge.unknown_server", format!("`{name}` sets only `disabled` but no layer above defines that server")));
                     }
                     kept.insert(name, s);
@@ -660,7 +672,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         let _ = c.all.add(p.clone());
     }
 
-    let org_layer = c.load(Level::Org, &bundle.org, env);
+    let org_layer = c.load(Level::Org, &bundle.org, env, None);
     let pf = &org_layer.policy;
     let mut scratch = Problems::default();
     let categories: Vec<(String, Matcher)> = pf
@@ -702,7 +714,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
 
     let mut users = HashMap::new();
     for (id, tree) in &bundle.users {
-        let layer = c.load(Level::User, tree, env);
+        let layer = c.load(Level::User, tree, env, None);
         let mut cl = CompiledLayer::build(layer, &cats, false, &mut c.problems);
         c.lock(&[&org], &mut cl);
         users.insert(id.clone(), cl);
@@ -712,32 +724,41 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
 
     let mut projects = HashMap::new();
     for pt in &bundle.projects {
-        let layer = c.load(Level::Project, &pt.project, env);
+        let layer = c.load(Level::Project, &pt.project, env, Some(&pt.id));
         let mut pl = CompiledLayer::build(layer.clone(), &cats, may_add, &mut c.problems);
         c.lock(&[&org], &mut pl);
         c.add_hand(&layer.cedar);
         let mut folders = Vec::new();
         for (path, tree) in &pt.folders {
-            let fl = c.load(Level::Folder, tree, env);
+            let path = path.trim_matches('/').to_string();
+            let fl = c.load(Level::Folder, tree, env, Some(&format!("{}/{path}", pt.id)));
             let mut cf = CompiledLayer::build(fl, &cats, may_add, &mut c.problems);
             c.lock(&[&org, &pl], &mut cf);
             c.add_hand(&cf.layer.cedar.clone());
-            folders.push((path.trim_matches('/').to_string(), cf));
+            folders.push((path, cf));
         }
         let project_hand: Vec<&HandPolicy> = org_hand.iter().chain(layer.cedar.iter()).collect();
         let sets = c.sets(&[&org, &pl], &org_policy, &project_hand, &any_users);
-        let folders = folders
-            .into_iter()
-            .map(|(path, cf)| {
+        // a folder's scope holds every folder layer on its path, outermost first
+        let folder_sets: Vec<ScopeSets> = folders
+            .iter()
+            .map(|(path, _)| {
+                let on_path: Vec<&CompiledLayer> = folders
+                    .iter()
+                    .filter(|(p, _)| crate::decide::is_path_prefix(p, path))
+                    .map(|(_, l)| l)
+                    .collect();
+                let mut layers = vec![&org, &pl];
+                layers.extend(on_path.iter().copied());
                 let hand: Vec<&HandPolicy> = project_hand
                     .iter()
                     .copied()
-                    .chain(cf.layer.cedar.iter())
+                    .chain(on_path.iter().flat_map(|l| l.layer.cedar.iter()))
                     .collect();
-                let s = c.sets(&[&org, &pl, &cf], &org_policy, &hand, &any_users);
-                (path, cf, s)
+                c.sets(&layers, &org_policy, &hand, &any_users)
             })
             .collect();
+        let folders = folders.into_iter().zip(folder_sets).map(|((path, cf), s)| (path, cf, s)).collect();
         if projects.contains_key(&pt.id) {
             c.problems.push(cedar::problem(
                 &Arc::from(pt.project.root.as_str()),
@@ -761,6 +782,9 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let org_sets = c.sets(&[&org], &org_policy, &org_refs, &any_users);
 
     c.validate(&schema);
+    // one stable order whatever order the checks ran in (Cedar's validator iterates a hash map)
+    c.problems.problems.sort_by(|a, b| (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message)));
+    c.problems.problems.dedup();
     if c.problems.has_errors() {
         return Err(c.problems);
     }

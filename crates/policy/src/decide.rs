@@ -269,16 +269,14 @@ impl Snapshot {
                 sets: &self.org_sets,
             };
         };
-        let mut folders = Vec::new();
-        let mut sets = &p.sets;
+        let mut folders: Vec<(&str, &CompiledLayer, &ScopeSets)> = Vec::new();
         if let Some(req_folder) = req.folder.as_deref().map(|f| f.trim_matches('/')) {
-            for (path, layer, s) in &p.folders {
-                if is_path_prefix(path, req_folder) {
-                    folders.push(layer);
-                    sets = s;
-                }
-            }
+            folders = p.folders.iter().filter(|(path, _, _)| is_path_prefix(path, req_folder)).map(|(p, l, s)| (p.as_str(), l, s)).collect();
+            folders.sort_by_key(|(p, _, _)| p.len());
         }
+        // the innermost folder's sets hold the rules of every folder on the path
+        let sets = folders.last().map(|(_, _, s)| *s).unwrap_or(&p.sets);
+        let folders = folders.into_iter().map(|(_, l, _)| l).collect();
         ScopeRef {
             org: &self.org,
             project: Some(&p.layer),
@@ -289,7 +287,7 @@ impl Snapshot {
     }
 }
 
-fn is_path_prefix(prefix: &str, path: &str) -> bool {
+pub(crate) fn is_path_prefix(prefix: &str, path: &str) -> bool {
     prefix.is_empty()
         || path == prefix
         || path

@@ -39,6 +39,8 @@ pub struct Explanation {
     pub diagnostics: Vec<Problem>,
     pub obligations: crate::decide::Obligations,
     pub revision: String,
+    /// Cedar evaluation errors (a forbid that errored counts as a deny)
+    pub errors: Vec<String>,
 }
 
 /// Where a base rule's field sits in this scope, if it is defined there
@@ -156,7 +158,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         reason,
         obligations,
         revision,
-        ..
+        errors,
     } = decision;
     Explanation {
         decision: effect,
@@ -167,6 +169,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         diagnostics,
         obligations,
         revision: revision.to_string(),
+        errors,
     }
 }
 
@@ -270,12 +273,9 @@ impl Merger {
                         continue;
                     };
                     let o = origin(&format!("{pointer}/{i}"));
-                    match items.iter().find(|(k, _, _)| k == key) {
-                        Some((_, _, above)) if above.level != o.level => self
-                            .diagnostics
-                            .push(locked(&o, above, &format!("custom model `{key}`"))),
-                        Some(_) => {}
-                        None => items.push((key.to_string(), redact(item), o)),
+                    // a key set above stays; compile reports the redefinition (merge.locked_key)
+                    if !items.iter().any(|(k, _, _)| k.eq_ignore_ascii_case(key)) {
+                        items.push((key.to_string(), redact(item), o));
                     }
                 }
             }
@@ -491,7 +491,7 @@ fn candidates<'s>(
     let mut push = |m: &str, c: Option<&'s crate::files::settings::CustomModel>, l: Level| {
         if !out
             .iter()
-            .any(|(x, c2, _)| x.eq_ignore_ascii_case(m) && c2.is_some() == c.is_some())
+            .any(|(x, c2, l2)| x.eq_ignore_ascii_case(m) && (c2.is_some() && *l2 == Level::User) == (c.is_some() && l == Level::User))
         {
             out.push((m.to_string(), c, l));
         }
@@ -518,8 +518,10 @@ fn candidates<'s>(
     out
 }
 
-/// The models `base` (user, groups, project, folder) may use, and the ones hidden from them
-pub fn models(snap: &Snapshot, base: &Request) -> (Vec<ModelView>, Vec<ModelView>) {
+/// The models `base` (user, groups, project, folder) may use, and the ones hidden from them.
+/// `via` is the base URL the traffic would go through (the gateway's), for models whose
+/// `customModels` entry names none.
+pub fn models(snap: &Snapshot, base: &Request, via: Option<&str>) -> (Vec<ModelView>, Vec<ModelView>) {
     let scope = snap.scope(base);
     let mut shown = Vec::new();
     let mut hidden = Vec::new();
@@ -534,7 +536,7 @@ pub fn models(snap: &Snapshot, base: &Request) -> (Vec<ModelView>, Vec<ModelView
                 model: model.clone(),
                 provider: custom.and_then(|c| c.provider),
                 key_mode,
-                base_url: None,
+                base_url: custom.and_then(|c| c.base_url.clone()).or_else(|| via.map(str::to_string)),
                 mcp_servers: Vec::new(),
             },
             ..base.clone()
@@ -572,7 +574,7 @@ fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
 }
 
 /// The effective settings of `base`'s scope
-pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings {
+pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) -> EffectiveSettings {
     let scope = snap.scope(base);
     let mut merger = Merger {
         diagnostics: Vec::new(),
@@ -588,7 +590,7 @@ pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings 
             }
         }
     }
-    let (models, hidden_models) = models(snap, base);
+    let (models, hidden_models) = models(snap, base, via);
 
     let mut mcp_servers = Vec::new();
     let mut seen = Vec::new();
@@ -623,7 +625,7 @@ pub fn effective_settings(snap: &Snapshot, base: &Request) -> EffectiveSettings 
                                     model: m.clone(),
                                     provider: None,
                                     key_mode: KeyMode::Central,
-                                    base_url: None,
+                                    base_url: via.map(str::to_string),
                                     mcp_servers: Vec::new(),
                                 },
                                 ..base.clone()

@@ -114,7 +114,7 @@ impl PolicyService for PolicySvc {
             gateway: None,
             target: Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() },
         };
-        let settings = effective_settings(&active.snapshot, &base);
+        let settings = effective_settings(&active.snapshot, &base, None);
         let settings_json = serde_json::to_string(&settings).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(v1::ResolveSettingsResponse { revision: active.snapshot.revision.to_string(), settings_json }))
     }

@@ -165,7 +165,7 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
         };
         let disabled = r.field_bool(m, "disabled", &ptr).map(|(b, _)| b);
         let toggle_only = m.keys().all(|k| k == "disabled");
-        if !toggle_only && command.is_none() && url.is_none() {
+        if !toggle_only && !m.contains_key("command") && !m.contains_key("url") {
             r.error(
                 "mcp.missing_field",
                 &ptr,

@@ -247,7 +247,7 @@ impl Settings {
         }
         let mut custom_models = self.custom_models;
         for m in lower.custom_models {
-            if !custom_models.iter().any(|x| x.model == m.model) {
+            if !custom_models.iter().any(|x| x.model.eq_ignore_ascii_case(&m.model)) {
                 custom_models.push(m);
             }
         }
@@ -261,10 +261,8 @@ impl Settings {
                     self.model_policy.blocked_model_ids,
                     lower.model_policy.blocked_model_ids,
                 ),
-                allow_custom_models: self
-                    .model_policy
-                    .allow_custom_models
-                    .or(lower.model_policy.allow_custom_models),
+                // restrictive: `false` in either file of the level wins
+                allow_custom_models: sticky(self.model_policy.allow_custom_models, lower.model_policy.allow_custom_models, false),
                 allowed_base_urls: union_opt(
                     self.model_policy.allowed_base_urls,
                     lower.model_policy.allowed_base_urls,
@@ -272,11 +270,19 @@ impl Settings {
             },
             user_model_policies,
             mcp_policy: McpPolicy {
-                enabled: self.mcp_policy.enabled.or(lower.mcp_policy.enabled),
+                enabled: sticky(self.mcp_policy.enabled, lower.mcp_policy.enabled, true),
                 allowlist: union_opt(self.mcp_policy.allowlist, lower.mcp_policy.allowlist),
             },
             custom_models,
         }
+    }
+}
+
+/// Combine a restrictive boolean of two files of one level: `restrictive` wins wherever it is set
+fn sticky(high: Option<Spanned<bool>>, low: Option<Spanned<bool>>, restrictive: bool) -> Option<Spanned<bool>> {
+    match (high, low) {
+        (Some(h), Some(l)) if h.value != restrictive && l.value == restrictive => Some(l),
+        (h, l) => h.or(l),
     }
 }
 
@@ -384,7 +390,7 @@ fn read_custom_models<'d>(
             max_output_tokens: r.field_u64(m, f.max_tokens, &ptr),
             origin: r.doc.origin(&ptr),
         };
-        if let Some(first) = out.iter().find(|x| x.model == entry.model) {
+        if let Some(first) = out.iter().find(|x| x.model.eq_ignore_ascii_case(&entry.model)) {
             let line = first.origin.line;
             r.warn(
                 "settings.duplicate_model",
