@@ -31,6 +31,15 @@ pub struct CommonArgs {
     /// Print JSON (a stable shape, for tools)
     #[arg(long)]
     pub json: bool,
+    /// Ask this running resolver (its active snapshot) instead of reading local files
+    #[arg(long, value_name = "URL")]
+    pub resolver: Option<String>,
+    /// The service or admin token for --resolver
+    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The project id to decide in [default: the name of the directory holding --project]
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,7 +84,7 @@ pub struct McpArgs {
 
 fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
     let user = common.as_user.clone().unwrap_or_else(default_user);
-    match common.layers.resolve(&user) {
+    match common.layers.resolve(&user, common.project_id.as_deref()) {
         Ok(r) => Ok((r, user)),
         Err(problems) => {
             if common.json {
@@ -92,6 +101,31 @@ fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
             Err(exit::INVALID)
         }
     }
+}
+
+/// Explain one target against the local layers, or with `--resolver` against the live snapshot
+fn explain_target(c: &CommonArgs, target: Target, subject: &str) -> u8 {
+    if let Some(url) = c.resolver.clone() {
+        let req = Request {
+            user: c.as_user.clone().unwrap_or_else(default_user),
+            groups: c.groups.clone(),
+            project: c.project_id.clone(),
+            folder: None,
+            gateway: None,
+            target,
+        };
+        let conn = crate::remote::Conn { resolver: url, token: c.token.clone() };
+        return match crate::remote::runtime() {
+            Ok(rt) => rt.block_on(crate::remote::explain(&conn, &req, c.json, subject)).unwrap_or_else(|crate::remote::Failed(code)| code),
+            Err(crate::remote::Failed(code)) => code,
+        };
+    }
+    let (r, user) = match load(c) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let req = base_request(&r, user, c.groups.clone(), target);
+    decide_and_print(&r, &req, c.json, subject)
 }
 
 fn base_request(r: &Resolved, user: String, groups: Vec<String>, target: Target) -> Request {
@@ -129,52 +163,21 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 Some(Ok(p)) => Some(p),
                 None => None,
             };
-            let (r, user) = match load(&a.common) {
-                Ok(x) => x,
-                Err(code) => return code,
-            };
             let key_mode = match a.key_mode {
                 KeyModeArg::Central => KeyMode::Central,
                 KeyModeArg::Byok => KeyMode::Byok,
             };
-            let target = Target::Model {
-                model: a.model.clone(),
-                provider,
-                key_mode,
-                base_url: a.base_url,
-                mcp_servers: Vec::new(),
-            };
-            let req = base_request(&r, user, a.common.groups.clone(), target);
-            decide_and_print(
-                &r,
-                &req,
-                a.common.json,
-                &format!("model `{}` ({} key)", a.model, key_mode.as_str()),
-            )
+            let target = Target::Model { model: a.model.clone(), provider, key_mode, base_url: a.base_url, mcp_servers: Vec::new() };
+            let subject = format!("model `{}` ({} key)", a.model, key_mode.as_str());
+            explain_target(&a.common, target, &subject)
         }
         ExplainCmd::Mcp(a) => {
-            let (r, user) = match load(&a.common) {
-                Ok(x) => x,
-                Err(code) => return code,
-            };
             let server = if a.server.contains("://") {
-                McpRef {
-                    url: Some(a.server.clone()),
-                    ..Default::default()
-                }
+                McpRef { url: Some(a.server.clone()), ..Default::default() }
             } else {
-                McpRef {
-                    name: Some(a.server.clone()),
-                    ..Default::default()
-                }
+                McpRef { name: Some(a.server.clone()), ..Default::default() }
             };
-            let req = base_request(&r, user, a.common.groups.clone(), Target::Mcp { server });
-            decide_and_print(
-                &r,
-                &req,
-                a.common.json,
-                &format!("MCP server `{}`", a.server),
-            )
+            explain_target(&a.common, Target::Mcp { server }, &format!("MCP server `{}`", a.server))
         }
         ExplainCmd::Settings(SettingsArgs { common: c, base_url }) => {
             let (r, user) = match load(&c) {

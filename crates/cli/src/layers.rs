@@ -84,7 +84,7 @@ fn folder_path(project: Option<&Path>, folder: &Path) -> String {
 
 impl LayerArgs {
     /// Read and compile the layers for user `user`. `Err` carries every problem found.
-    pub fn resolve(&self, user: &str) -> Result<Resolved, Problems> {
+    pub fn resolve(&self, user: &str, id_override: Option<&str>) -> Result<Resolved, Problems> {
         let mut problems = Problems::default();
         let mut read = |p: &Path| match FileTree::read_path(p) {
             Ok(t) => t,
@@ -113,7 +113,7 @@ impl LayerArgs {
         let mut project_id = None;
         let mut folder = None;
         if let Some(dir) = &project_dir {
-            let id = project_id_of(dir);
+            let id = id_override.map(str::to_string).unwrap_or_else(|| project_id_of(dir));
             let folders: Vec<(String, FileTree)> = self
                 .folder
                 .iter()

@@ -2,7 +2,9 @@
 
 mod explain;
 mod layers;
+mod remote;
 mod render;
+mod serve;
 mod test_cmd;
 mod validate;
 
@@ -37,6 +39,31 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Run the decision cases a bundle ships in tests/*.json
     Test(test_cmd::TestArgs),
+    /// Run the resolver (gRPC) on a sled data directory; graceful shutdown on SIGTERM
+    Serve(serve::ServeArgs),
+    /// Publish an org bundle or a project layer to a resolver
+    #[command(subcommand)]
+    Publish(remote::PublishCmd),
+    /// List the resolver's revisions (* marks the active one)
+    Revisions(remote::Conn),
+    /// Make an earlier revision active again
+    Rollback {
+        /// A revision or a unique prefix of one
+        revision: String,
+        #[command(flatten)]
+        conn: remote::Conn,
+    },
+    /// Manage gateway tokens
+    #[command(subcommand)]
+    Token(remote::TokenCmd),
+}
+
+/// Run an async command on a fresh runtime
+fn block_on(f: impl std::future::Future<Output = Result<u8, remote::Failed>>) -> u8 {
+    match remote::runtime() {
+        Ok(rt) => rt.block_on(f).unwrap_or_else(|remote::Failed(code)| code),
+        Err(remote::Failed(code)) => code,
+    }
 }
 
 /// Run one parsed command line; the process exit code follows the contract in [`exit`]
@@ -45,6 +72,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(cmd) => explain::run(*cmd),
         Command::Validate(args) => validate::run(args),
         Command::Test(args) => test_cmd::run(args),
+        Command::Serve(args) => block_on(serve::run(args)),
+        Command::Publish(cmd) => block_on(remote::publish(cmd)),
+        Command::Revisions(conn) => block_on(remote::revisions(conn)),
+        Command::Rollback { revision, conn } => block_on(remote::rollback(revision, conn)),
+        Command::Token(cmd) => block_on(remote::token(cmd)),
     };
     ExitCode::from(code)
 }
