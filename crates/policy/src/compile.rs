@@ -393,7 +393,18 @@ fn hash_tree(h: &mut Sha256, tag: &str, tree: &FileTree) {
 
 /// The revision of a bundle: sha-256 over the schema, the base rules and every file
 pub fn revision_of(bundle: &Bundle) -> Revision {
+    revision_with(bundle, &[])
+}
+
+/// The revision of a bundle and of the values its `${VAR}`s expanded to where governance matches
+/// on them (MCP server URLs, commands, arguments): the same files in another environment can
+/// decide differently, so they are another revision. (API key values are never part of it.)
+pub fn revision_with(bundle: &Bundle, expanded: &[String]) -> Revision {
     let mut h = Sha256::new();
+    for e in expanded {
+        h.update((e.len() as u64).to_le_bytes());
+        h.update(e.as_bytes());
+    }
     h.update(rules::SCHEMA_SRC.as_bytes());
     h.update(rules::BASE_RULES_SRC.as_bytes());
     hash_tree(&mut h, "org", &bundle.org);
@@ -611,8 +622,15 @@ impl Compiler {
 
     fn validate(&mut self, schema: &Schema) {
         let result = Validator::new(schema.clone()).validate(&self.all, ValidationMode::Strict);
+        // the validator reports a problem once per action a rule applies to: keep one
+        let mut seen = std::collections::HashSet::new();
         for e in result.validation_errors() {
             let id = e.policy_id();
+            let text = e.to_string();
+            let key = ["invoke_model", "use_byok", "connect_mcp"].iter().fold(text, |t, a| t.replace(&format!("Action::\"{a}\""), "Action"));
+            if !seen.insert((id.to_string(), key)) {
+                continue;
+            }
             let (file, line, col) = match self.rules.get(id).and_then(|r| r.hand.clone()) {
                 Some(o) => {
                     let (dl, dc) = e
@@ -788,6 +806,15 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     if c.problems.has_errors() {
         return Err(c.problems);
     }
+    let expanded: Vec<String> = std::iter::once(&org)
+        .chain(projects.values().flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))))
+        .chain(users.values())
+        .flat_map(|l| l.mcp_servers.values())
+        .map(|s| format!("{}|{}|{}|{}", s.name, s.url.as_deref().unwrap_or(""), s.command.as_deref().unwrap_or(""), s.args.join(" ")))
+        .collect();
+    // projects and users live in hash maps: one order whatever the iteration order
+    let mut expanded = expanded;
+    expanded.sort();
     let mut uids = build_uids(&c.base, &org_policy).map_err(internal)?;
     uids.actions = schema
         .action_entities()
@@ -796,7 +823,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         .cloned()
         .collect();
     Ok(Snapshot {
-        revision: revision_of(bundle),
+        revision: revision_with(bundle, &expanded),
         org,
         org_policy,
         projects,

@@ -210,7 +210,7 @@ impl Doc {
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             problem(
                 e.line() as u32,
-                e.column() as u32,
+                (e.column() as u32).max(1),
                 "json.syntax",
                 format!("invalid JSON: {msg}"),
             )

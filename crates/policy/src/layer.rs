@@ -435,7 +435,10 @@ impl Layer {
                                 p.origin.line,
                                 p.origin.col,
                                 "cedar.project_permit",
-                                format!("policy `{}` is a `permit`: {level} layers may only add `forbid` rules, a permit could lift a restriction from above", p.id),
+                                format!(
+                                    "policy `{}` is a `permit`: {level} layers may only add `forbid` rules, a permit could lift a restriction from above",
+                                    p.id.to_string().split_once('#').map(|(_, name)| name).unwrap_or_default()
+                                ),
                             ));
                         }
                     }

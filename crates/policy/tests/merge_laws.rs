@@ -740,9 +740,8 @@ proptest! {
 
 /// The revision names the snapshot's content: two snapshots with the same revision decide alike.
 /// `${VAR}` in mcp.json is expanded while compiling, and the expanded URL is what the allowlist
-/// matches, but the revision hashes the files only, not the values the variables had.
+/// matches, so the revision covers the expanded values too.
 #[test]
-#[ignore = "bug: compile.rs revision_of hashes the files but not the environment values expanded into mcp.json, so one revision can stand for snapshots that decide differently"]
 fn same_revision_same_decisions_across_environments() {
     let org = FileTree::from_files(
         "org",

@@ -22,6 +22,9 @@ pub const MAX_POLICY_MESSAGE: usize = 4 * 1024 * 1024;
 /// The largest AdminService message (a bundle)
 pub const MAX_ADMIN_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// How long in-flight calls may take to finish after a shutdown signal
+pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serve the policy and admin services, gRPC health and reflection on `listener` until `shutdown`
 pub async fn serve(resolver: Arc<Resolver>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ResolverError> {
     let policy = PolicyServiceServer::new(service::PolicySvc { resolver: resolver.clone() })
@@ -41,14 +44,36 @@ pub async fn serve(resolver: Arc<Resolver>, listener: TcpListener, shutdown: imp
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| ResolverError::Internal(format!("reflection: {e}")))?;
-    tonic::transport::Server::builder()
+    // gateways keep their channels open: after the signal, in-flight calls get DRAIN_GRACE to
+    // finish, then the server stops whoever is still connected
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut stopping = rx.clone();
+    let mut draining = rx;
+    let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(policy)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .map_err(|e| ResolverError::Internal(format!("server: {e}")))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+        std::future::pending::<()>().await
+    };
+    let deadline = async move {
+        let _ = draining.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| ResolverError::Internal(format!("server: {e}"))),
+        _ = trigger => Ok(()),
+        _ = deadline => {
+            tracing::info!("closing the connections still open after the drain grace period");
+            Ok(())
+        }
+    }
 }
