@@ -1,14 +1,23 @@
 #![doc = include_str!("../README.md")]
 
-use strata_policy::{Decision, Determining, Effect as PEffect, FileTree, KeyMode as PKeyMode, Level as PLevel, McpRef, Problems, Provider, Request, Target};
+use strata_policy::{
+    Decision, Determining, Effect as PEffect, FileTree, KeyMode as PKeyMode, Level as PLevel,
+    McpRef, Problems, Provider, Request, Target,
+};
 
-#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 pub mod v1 {
     tonic::include_proto!("strata.v1");
 }
 
 /// The encoded file descriptor set of `strata.v1`, for server reflection
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
 
 /// A protobuf message that does not make a valid domain value
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +53,12 @@ fn opt(s: &str) -> Option<String> {
 
 impl From<&v1::McpServerRef> for McpRef {
     fn from(r: &v1::McpServerRef) -> McpRef {
-        McpRef { name: opt(&r.name), url: opt(&r.url), command: opt(&r.command), args: r.args.clone() }
+        McpRef {
+            name: opt(&r.name),
+            url: opt(&r.url),
+            command: opt(&r.command),
+            args: r.args.clone(),
+        }
     }
 }
 
@@ -60,7 +74,10 @@ impl From<&McpRef> for v1::McpServerRef {
 }
 
 /// Build a domain request from a `DecideRequest` and the principal its identity resolved to
-pub fn request(req: &v1::DecideRequest, principal: &v1::Principal) -> Result<Request, ConvertError> {
+pub fn request(
+    req: &v1::DecideRequest,
+    principal: &v1::Principal,
+) -> Result<Request, ConvertError> {
     if principal.user.is_empty() {
         return Err(ConvertError::MissingUser);
     }
@@ -69,10 +86,13 @@ pub fn request(req: &v1::DecideRequest, principal: &v1::Principal) -> Result<Req
             if m.model.is_empty() {
                 return Err(ConvertError::MissingModel);
             }
-            let provider = match m.provider.as_str() {
-                "" => None,
-                p => Some(Provider::parse(p).ok_or_else(|| ConvertError::InvalidProvider(Provider::invalid_message(p)))?),
-            };
+            let provider =
+                match m.provider.as_str() {
+                    "" => None,
+                    p => Some(Provider::parse(p).ok_or_else(|| {
+                        ConvertError::InvalidProvider(Provider::invalid_message(p))
+                    })?),
+                };
             let key_mode = match v1::KeyMode::try_from(m.key_mode) {
                 Ok(v1::KeyMode::Byok) => PKeyMode::Byok,
                 Ok(_) => PKeyMode::Central,
@@ -102,7 +122,13 @@ pub fn request(req: &v1::DecideRequest, principal: &v1::Principal) -> Result<Req
 /// The protobuf form of a domain request (what a client sends)
 pub fn decide_request(req: &Request) -> v1::DecideRequest {
     let target = match &req.target {
-        Target::Model { model, provider, key_mode, base_url, mcp_servers } => v1::decide_request::Target::Model(v1::ModelTarget {
+        Target::Model {
+            model,
+            provider,
+            key_mode,
+            base_url,
+            mcp_servers,
+        } => v1::decide_request::Target::Model(v1::ModelTarget {
             model: model.clone(),
             provider: provider.map(|p| p.as_str().to_string()).unwrap_or_default(),
             key_mode: match key_mode {
@@ -115,7 +141,10 @@ pub fn decide_request(req: &Request) -> v1::DecideRequest {
         Target::Mcp { server } => v1::decide_request::Target::Mcp(server.into()),
     };
     v1::DecideRequest {
-        identity: Some(v1::decide_request::Identity::Principal(v1::Principal { user: req.user.clone(), groups: req.groups.clone() })),
+        identity: Some(v1::decide_request::Identity::Principal(v1::Principal {
+            user: req.user.clone(),
+            groups: req.groups.clone(),
+        })),
         project: req.project.clone().unwrap_or_default(),
         folder: req.folder.clone().unwrap_or_default(),
         gateway: req.gateway.clone().unwrap_or_default(),
@@ -159,7 +188,10 @@ pub fn decide_response(d: &Decision) -> v1::DecideResponse {
         reason: d.reason.clone(),
         obligations: Some(v1::Obligations {
             upstream_base_url: o.upstream_base_url.clone().unwrap_or_default(),
-            provider: o.provider.map(|p| p.as_str().to_string()).unwrap_or_default(),
+            provider: o
+                .provider
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
             credential_env: o.credential_env.clone().unwrap_or_default(),
             max_output_tokens: o.max_output_tokens.unwrap_or(0),
         }),
@@ -189,7 +221,9 @@ impl From<&strata_policy::Problem> for v1::Problem {
 
 impl From<&Problems> for v1::Problems {
     fn from(p: &Problems) -> Self {
-        v1::Problems { problems: p.problems.iter().map(v1::Problem::from).collect() }
+        v1::Problems {
+            problems: p.problems.iter().map(v1::Problem::from).collect(),
+        }
     }
 }
 
@@ -209,12 +243,21 @@ impl std::fmt::Display for v1::Problem {
 
 /// A file tree from the files of a publish request
 pub fn file_tree(root: &str, files: &[v1::File]) -> Result<FileTree, Problems> {
-    FileTree::from_files(root, files.iter().map(|f| (f.path.clone(), f.content.clone())))
+    FileTree::from_files(
+        root,
+        files.iter().map(|f| (f.path.clone(), f.content.clone())),
+    )
 }
 
 /// The files of a tree, for a publish request
 pub fn files(tree: &FileTree) -> Vec<v1::File> {
-    tree.files.iter().map(|(path, content)| v1::File { path: path.clone(), content: content.clone() }).collect()
+    tree.files
+        .iter()
+        .map(|(path, content)| v1::File {
+            path: path.clone(),
+            content: content.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -226,7 +269,13 @@ mod tests {
         let mut req = Request::model("alice", "claude-sonnet-4-5");
         req.groups = vec!["leads".to_string()];
         req.project = Some("web".to_string());
-        if let Target::Model { provider, key_mode, base_url, .. } = &mut req.target {
+        if let Target::Model {
+            provider,
+            key_mode,
+            base_url,
+            ..
+        } = &mut req.target
+        {
             *provider = Some(Provider::Anthropic);
             *key_mode = PKeyMode::Byok;
             *base_url = Some("http://gw/v1".to_string());
@@ -242,12 +291,31 @@ mod tests {
     #[test]
     fn invalid_provider_names_the_valid_ones() {
         let wire = v1::DecideRequest {
-            target: Some(v1::decide_request::Target::Model(v1::ModelTarget { model: "m".into(), provider: "azure".into(), ..Default::default() })),
+            target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
+                model: "m".into(),
+                provider: "azure".into(),
+                ..Default::default()
+            })),
             ..Default::default()
         };
-        let err = request(&wire, &v1::Principal { user: "u".into(), groups: vec![] });
-        assert!(matches!(&err, Err(ConvertError::InvalidProvider(m)) if m.contains("generic-chat-completion-api")), "{err:?}");
-        let none = request(&v1::DecideRequest::default(), &v1::Principal { user: "u".into(), groups: vec![] });
+        let err = request(
+            &wire,
+            &v1::Principal {
+                user: "u".into(),
+                groups: vec![],
+            },
+        );
+        assert!(
+            matches!(&err, Err(ConvertError::InvalidProvider(m)) if m.contains("generic-chat-completion-api")),
+            "{err:?}"
+        );
+        let none = request(
+            &v1::DecideRequest::default(),
+            &v1::Principal {
+                user: "u".into(),
+                groups: vec![],
+            },
+        );
         assert_eq!(none, Err(ConvertError::MissingTarget));
     }
 }

@@ -35,7 +35,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "URL")]
     pub resolver: Option<String>,
     /// The service or admin token for --resolver
-    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "STRATA_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// The project id to decide in [default: the name of the directory holding --project]
     #[arg(long, value_name = "ID")]
@@ -114,9 +119,14 @@ fn explain_target(c: &CommonArgs, target: Target, subject: &str) -> u8 {
             gateway: None,
             target,
         };
-        let conn = crate::remote::Conn { resolver: url, token: c.token.clone() };
+        let conn = crate::remote::Conn {
+            resolver: url,
+            token: c.token.clone(),
+        };
         return match crate::remote::runtime() {
-            Ok(rt) => rt.block_on(crate::remote::explain(&conn, &req, c.json, subject)).unwrap_or_else(|crate::remote::Failed(code)| code),
+            Ok(rt) => rt
+                .block_on(crate::remote::explain(&conn, &req, c.json, subject))
+                .unwrap_or_else(|crate::remote::Failed(code)| code),
             Err(crate::remote::Failed(code)) => code,
         };
     }
@@ -167,19 +177,38 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 KeyModeArg::Central => KeyMode::Central,
                 KeyModeArg::Byok => KeyMode::Byok,
             };
-            let target = Target::Model { model: a.model.clone(), provider, key_mode, base_url: a.base_url, mcp_servers: Vec::new() };
+            let target = Target::Model {
+                model: a.model.clone(),
+                provider,
+                key_mode,
+                base_url: a.base_url,
+                mcp_servers: Vec::new(),
+            };
             let subject = format!("model `{}` ({} key)", a.model, key_mode.as_str());
             explain_target(&a.common, target, &subject)
         }
         ExplainCmd::Mcp(a) => {
             let server = if a.server.contains("://") {
-                McpRef { url: Some(a.server.clone()), ..Default::default() }
+                McpRef {
+                    url: Some(a.server.clone()),
+                    ..Default::default()
+                }
             } else {
-                McpRef { name: Some(a.server.clone()), ..Default::default() }
+                McpRef {
+                    name: Some(a.server.clone()),
+                    ..Default::default()
+                }
             };
-            explain_target(&a.common, Target::Mcp { server }, &format!("MCP server `{}`", a.server))
+            explain_target(
+                &a.common,
+                Target::Mcp { server },
+                &format!("MCP server `{}`", a.server),
+            )
         }
-        ExplainCmd::Settings(SettingsArgs { common: c, base_url }) => {
+        ExplainCmd::Settings(SettingsArgs {
+            common: c,
+            base_url,
+        }) => {
             let (r, user) = match load(&c) {
                 Ok(x) => x,
                 Err(code) => return code,

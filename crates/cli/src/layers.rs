@@ -113,7 +113,9 @@ impl LayerArgs {
         let mut project_id = None;
         let mut folder = None;
         if let Some(dir) = &project_dir {
-            let id = id_override.map(str::to_string).unwrap_or_else(|| project_id_of(dir));
+            let id = id_override
+                .map(str::to_string)
+                .unwrap_or_else(|| project_id_of(dir));
             let folders: Vec<(String, FileTree)> = self
                 .folder
                 .iter()

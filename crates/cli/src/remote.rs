@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use prost::Message;
 use strata_policy::FileTree;
-use strata_proto::v1::{self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient};
+use strata_proto::v1::{
+    self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
+};
 use tonic::transport::Channel;
 
 use crate::exit;
@@ -19,7 +21,12 @@ pub struct Conn {
     #[arg(long, env = "STRATA_RESOLVER", default_value = DEFAULT_RESOLVER, value_name = "URL")]
     pub resolver: String,
     /// The admin token (admin commands) or service token (explain)
-    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "STRATA_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
 }
 
@@ -27,10 +34,13 @@ pub struct Conn {
 pub struct Failed(pub u8);
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        Failed(exit::FAILURE)
-    })
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Failed(exit::FAILURE)
+        })
 }
 
 impl Conn {
@@ -39,10 +49,14 @@ impl Conn {
             eprintln!("error: invalid resolver URL `{}`: {e}", self.resolver);
             Failed(exit::FAILURE)
         })?;
-        endpoint.connect_timeout(std::time::Duration::from_secs(5)).connect().await.map_err(|e| {
-            eprintln!("error: cannot reach the resolver at {}: {e}", self.resolver);
-            Failed(exit::FAILURE)
-        })
+        endpoint
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                eprintln!("error: cannot reach the resolver at {}: {e}", self.resolver);
+                Failed(exit::FAILURE)
+            })
     }
 
     pub fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, Failed> {
@@ -70,7 +84,10 @@ pub fn status(s: tonic::Status) -> Failed {
                     for x in &p.problems {
                         println!("{x}");
                     }
-                    println!("{errors} error(s), {} warning(s)", p.problems.len() - errors);
+                    println!(
+                        "{errors} error(s), {} warning(s)",
+                        p.problems.len() - errors
+                    );
                     eprintln!("rejected: the resolver kept the active revision");
                 }
                 _ => eprintln!("error: {}", s.message()),
@@ -78,7 +95,9 @@ pub fn status(s: tonic::Status) -> Failed {
             Failed(exit::INVALID)
         }
         tonic::Code::Unauthenticated => {
-            eprintln!("error: the resolver rejected the credentials (check --token / STRATA_TOKEN)");
+            eprintln!(
+                "error: the resolver rejected the credentials (check --token / STRATA_TOKEN)"
+            );
             Failed(exit::FAILURE)
         }
         _ => {
@@ -166,18 +185,33 @@ fn print_published(r: v1::PublishResponse) {
 }
 
 async fn admin(conn: &Conn) -> Result<AdminServiceClient<Channel>, Failed> {
-    Ok(AdminServiceClient::new(conn.channel().await?).max_decoding_message_size(strata_resolver::MAX_ADMIN_MESSAGE))
+    Ok(AdminServiceClient::new(conn.channel().await?)
+        .max_decoding_message_size(strata_resolver::MAX_ADMIN_MESSAGE))
 }
 
 pub async fn publish(cmd: PublishCmd) -> Result<u8, Failed> {
     match cmd {
         PublishCmd::Org { dir, message, conn } => {
             let tree = read_tree(&dir)?;
-            let req = conn.request(v1::PublishOrgRequest { files: strata_proto::files(&tree), message })?;
-            let r = admin(&conn).await?.publish_org(req).await.map_err(status)?.into_inner();
+            let req = conn.request(v1::PublishOrgRequest {
+                files: strata_proto::files(&tree),
+                message,
+            })?;
+            let r = admin(&conn)
+                .await?
+                .publish_org(req)
+                .await
+                .map_err(status)?
+                .into_inner();
             print_published(r);
         }
-        PublishCmd::Project { id, dir, folders, message, conn } => {
+        PublishCmd::Project {
+            id,
+            dir,
+            folders,
+            message,
+            conn,
+        } => {
             let tree = read_tree(&dir)?;
             let mut layers = Vec::new();
             for f in folders {
@@ -186,10 +220,23 @@ pub async fn publish(cmd: PublishCmd) -> Result<u8, Failed> {
                     return Err(Failed(exit::FAILURE));
                 };
                 let t = read_tree(std::path::Path::new(d))?;
-                layers.push(v1::FolderLayer { path: path.to_string(), files: strata_proto::files(&t) });
+                layers.push(v1::FolderLayer {
+                    path: path.to_string(),
+                    files: strata_proto::files(&t),
+                });
             }
-            let req = conn.request(v1::PublishProjectRequest { project_id: id, files: strata_proto::files(&tree), folders: layers, message })?;
-            let r = admin(&conn).await?.publish_project(req).await.map_err(status)?.into_inner();
+            let req = conn.request(v1::PublishProjectRequest {
+                project_id: id,
+                files: strata_proto::files(&tree),
+                folders: layers,
+                message,
+            })?;
+            let r = admin(&conn)
+                .await?
+                .publish_project(req)
+                .await
+                .map_err(status)?
+                .into_inner();
             print_published(r);
         }
     }
@@ -209,46 +256,112 @@ fn when(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub async fn revisions(conn: Conn) -> Result<u8, Failed> {
-    let r = admin(&conn).await?.list_revisions(conn.request(v1::ListRevisionsRequest {})?).await.map_err(status)?.into_inner();
+    let r = admin(&conn)
+        .await?
+        .list_revisions(conn.request(v1::ListRevisionsRequest {})?)
+        .await
+        .map_err(status)?
+        .into_inner();
     if r.revisions.is_empty() {
         println!("no revisions yet");
     }
     for rev in r.revisions {
         let mark = if rev.active { "*" } else { " " };
-        let msg = if rev.message.is_empty() { String::new() } else { format!("  {}", rev.message) };
-        println!("{mark} {}  {}  {:<15} projects: {}{msg}", &rev.revision[..rev.revision.len().min(12)], when(rev.created_at_unix_ms), rev.kind, rev.projects.len());
+        let msg = if rev.message.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", rev.message)
+        };
+        println!(
+            "{mark} {}  {}  {:<15} projects: {}{msg}",
+            &rev.revision[..rev.revision.len().min(12)],
+            when(rev.created_at_unix_ms),
+            rev.kind,
+            rev.projects.len()
+        );
     }
     Ok(exit::ALLOW)
 }
 
 pub async fn rollback(revision: String, conn: Conn) -> Result<u8, Failed> {
-    let r = admin(&conn).await?.rollback(conn.request(v1::RollbackRequest { revision })?).await.map_err(status)?.into_inner();
+    let r = admin(&conn)
+        .await?
+        .rollback(conn.request(v1::RollbackRequest { revision })?)
+        .await
+        .map_err(status)?
+        .into_inner();
     println!("active revision {}", r.revision);
     Ok(exit::ALLOW)
 }
 
 pub async fn token(cmd: TokenCmd) -> Result<u8, Failed> {
     match cmd {
-        TokenCmd::Create { user, groups, projects, description, conn } => {
-            let req = conn.request(v1::CreateTokenRequest { user, groups, projects, description })?;
-            let r = admin(&conn).await?.create_token(req).await.map_err(status)?.into_inner();
-            eprintln!("token id {} (the token below is shown once; only its hash is stored)", r.token_id);
+        TokenCmd::Create {
+            user,
+            groups,
+            projects,
+            description,
+            conn,
+        } => {
+            let req = conn.request(v1::CreateTokenRequest {
+                user,
+                groups,
+                projects,
+                description,
+            })?;
+            let r = admin(&conn)
+                .await?
+                .create_token(req)
+                .await
+                .map_err(status)?
+                .into_inner();
+            eprintln!(
+                "token id {} (the token below is shown once; only its hash is stored)",
+                r.token_id
+            );
             println!("{}", r.token);
         }
         TokenCmd::List { conn } => {
-            let r = admin(&conn).await?.list_tokens(conn.request(v1::ListTokensRequest {})?).await.map_err(status)?.into_inner();
+            let r = admin(&conn)
+                .await?
+                .list_tokens(conn.request(v1::ListTokensRequest {})?)
+                .await
+                .map_err(status)?
+                .into_inner();
             for t in r.tokens {
                 let state = if t.revoked { "revoked" } else { "active" };
-                let projects = if t.projects.is_empty() { "any project".to_string() } else { t.projects.join(",") };
-                println!("{}  {state:<7}  user {}  groups [{}]  {projects}  {}  {}", t.token_id, t.user, t.groups.join(","), when(t.created_at_unix_ms), t.description);
+                let projects = if t.projects.is_empty() {
+                    "any project".to_string()
+                } else {
+                    t.projects.join(",")
+                };
+                println!(
+                    "{}  {state:<7}  user {}  groups [{}]  {projects}  {}  {}",
+                    t.token_id,
+                    t.user,
+                    t.groups.join(","),
+                    when(t.created_at_unix_ms),
+                    t.description
+                );
             }
         }
         TokenCmd::Revoke { id, conn } => {
-            admin(&conn).await?.revoke_token(conn.request(v1::RevokeTokenRequest { token_id: id.clone() })?).await.map_err(status)?;
+            admin(&conn)
+                .await?
+                .revoke_token(conn.request(v1::RevokeTokenRequest {
+                    token_id: id.clone(),
+                })?)
+                .await
+                .map_err(status)?;
             println!("revoked {id}");
         }
     }
@@ -256,10 +369,17 @@ pub async fn token(cmd: TokenCmd) -> Result<u8, Failed> {
 }
 
 /// `explain model|mcp --resolver URL`: the live snapshot's answer, printed like the local one
-pub async fn explain(conn: &Conn, req: &strata_policy::Request, json: bool, subject: &str) -> Result<u8, Failed> {
+pub async fn explain(
+    conn: &Conn,
+    req: &strata_policy::Request,
+    json: bool,
+    subject: &str,
+) -> Result<u8, Failed> {
     let mut client = PolicyServiceClient::new(conn.channel().await?);
     let r = client
-        .explain(conn.request(v1::ExplainRequest { request: Some(strata_proto::decide_request(req)) })?)
+        .explain(conn.request(v1::ExplainRequest {
+            request: Some(strata_proto::decide_request(req)),
+        })?)
         .await
         .map_err(status)?
         .into_inner();
@@ -269,5 +389,9 @@ pub async fn explain(conn: &Conn, req: &strata_policy::Request, json: bool, subj
     } else {
         print!("{}", crate::render::remote_decision(&d, subject));
     }
-    Ok(if d.effect == v1::Effect::Allow as i32 { exit::ALLOW } else { exit::DENY })
+    Ok(if d.effect == v1::Effect::Allow as i32 {
+        exit::ALLOW
+    } else {
+        exit::DENY
+    })
 }

@@ -236,7 +236,11 @@ pub fn problem_report(ps: &Problems) -> String {
 /// A decision from the resolver, as `explain` prints a local one
 pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> String {
     let mut out = String::new();
-    let verdict = if d.effect == strata_proto::v1::Effect::Allow as i32 { "ALLOW" } else { "DENY" };
+    let verdict = if d.effect == strata_proto::v1::Effect::Allow as i32 {
+        "ALLOW"
+    } else {
+        "DENY"
+    };
     let user = d.principal.as_ref().map(|p| p.user.as_str()).unwrap_or("");
     let _ = writeln!(out, "{subject} for user `{user}`: {verdict}");
     let _ = writeln!(out, "  {}\n", d.reason);
@@ -245,9 +249,15 @@ pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> S
     } else {
         let _ = writeln!(out, "determined by:");
         for r in &d.determined_by {
-            let level = strata_proto::v1::Level::try_from(r.level).map(|l| l.as_str_name().trim_start_matches("LEVEL_").to_lowercase()).unwrap_or_default();
+            let level = strata_proto::v1::Level::try_from(r.level)
+                .map(|l| l.as_str_name().trim_start_matches("LEVEL_").to_lowercase())
+                .unwrap_or_default();
             let _ = writeln!(out, "  {} {}", r.effect, r.rule);
-            let line = if r.line > 0 { format!(":{}", r.line) } else { String::new() };
+            let line = if r.line > 0 {
+                format!(":{}", r.line)
+            } else {
+                String::new()
+            };
             let _ = writeln!(out, "      at   {level} {}{line} {}", r.file, r.pointer);
             if !r.matched.is_empty() {
                 let _ = writeln!(out, "      entry `{}`", r.matched);
@@ -255,6 +265,11 @@ pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> S
             let _ = writeln!(out, "      why  {}", r.reason);
         }
     }
-    let _ = writeln!(out, "\nrevision {}  decision {}", &d.revision[..d.revision.len().min(12)], d.decision_id);
+    let _ = writeln!(
+        out,
+        "\nrevision {}  decision {}",
+        &d.revision[..d.revision.len().min(12)],
+        d.decision_id
+    );
     out
 }

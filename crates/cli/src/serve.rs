@@ -23,23 +23,40 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     /// The admin token; stored hashed. Without one, the stored hash is kept, or a token is
     /// generated and printed once at first start
-    #[arg(long, env = "STRATA_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "STRATA_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
     /// The service token gateways present; stored hashed; generated at first start if absent
-    #[arg(long, env = "STRATA_SERVICE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "STRATA_SERVICE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub service_token: Option<String>,
 }
 
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Resolves on SIGTERM or Ctrl-C
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still stops the server");
@@ -60,20 +77,33 @@ pub async fn shutdown_signal() {
 }
 
 /// Open the store and the resolver, printing any secret generated at first start
-pub async fn open(data: &std::path::Path, admin: Option<String>, service: Option<String>) -> Result<Arc<Resolver>, Failed> {
+pub async fn open(
+    data: &std::path::Path,
+    admin: Option<String>,
+    service: Option<String>,
+) -> Result<Arc<Resolver>, Failed> {
     let store = SledStore::open(data).map_err(|e| {
-        eprintln!("error: cannot open the data directory {}: {e}", data.display());
+        eprintln!(
+            "error: cannot open the data directory {}: {e}",
+            data.display()
+        );
         Failed(exit::FAILURE)
     })?;
-    let (resolver, generated) = Resolver::open(Arc::new(store), admin, service).await.map_err(|e| {
-        eprintln!("error: {e}");
-        Failed(exit::FAILURE)
-    })?;
+    let (resolver, generated) = Resolver::open(Arc::new(store), admin, service)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Failed(exit::FAILURE)
+        })?;
     if let Some(t) = generated.admin_token {
-        eprintln!("generated an admin token (shown once, stored hashed):\n  STRATA_ADMIN_TOKEN={t}");
+        eprintln!(
+            "generated an admin token (shown once, stored hashed):\n  STRATA_ADMIN_TOKEN={t}"
+        );
     }
     if let Some(t) = generated.service_token {
-        eprintln!("generated a service token for gateways (shown once, stored hashed):\n  STRATA_SERVICE_TOKEN={t}");
+        eprintln!(
+            "generated a service token for gateways (shown once, stored hashed):\n  STRATA_SERVICE_TOKEN={t}"
+        );
     }
     Ok(Arc::new(resolver))
 }
@@ -81,18 +111,27 @@ pub async fn open(data: &std::path::Path, admin: Option<String>, service: Option
 pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
     init_logging();
     let resolver = open(&args.data, args.admin_token, args.service_token).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
-        eprintln!("error: cannot listen on {}: {e}", args.listen);
-        Failed(exit::FAILURE)
-    })?;
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            Failed(exit::FAILURE)
+        })?;
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     match resolver.active() {
         Some(a) => tracing::info!(%addr, revision = %a.revision, "resolver listening"),
-        None => tracing::info!(%addr, "resolver listening; no policy published yet (decisions are refused until one is)"),
+        None => {
+            tracing::info!(%addr, "resolver listening; no policy published yet (decisions are refused until one is)")
+        }
     }
-    strata_resolver::serve(resolver, listener, shutdown_signal()).await.map_err(|e| {
-        eprintln!("error: {e}");
-        Failed(exit::FAILURE)
-    })?;
+    strata_resolver::serve(resolver, listener, shutdown_signal())
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Failed(exit::FAILURE)
+        })?;
     Ok(exit::ALLOW)
 }

@@ -442,7 +442,13 @@ fn warn_at(origin: &Origin, code: &'static str, message: String) -> Problem {
 impl Compiler {
     /// Read a layer; `scope` names its project (and folder) so hand-written rule ids are unique
     /// across the bundle, e.g. `project:web#policies/x.cedar/rule`
-    fn load(&mut self, level: Level, tree: &FileTree, env: EnvLookup<'_>, scope: Option<&str>) -> Arc<Layer> {
+    fn load(
+        &mut self,
+        level: Level,
+        tree: &FileTree,
+        env: EnvLookup<'_>,
+        scope: Option<&str>,
+    ) -> Arc<Layer> {
         let (mut layer, problems) = Layer::load(level, tree, env);
         self.problems.extend(problems);
         if let Some(scope) = scope {
@@ -627,7 +633,11 @@ impl Compiler {
         for e in result.validation_errors() {
             let id = e.policy_id();
             let text = e.to_string();
-            let key = ["invoke_model", "use_byok", "connect_mcp"].iter().fold(text, |t, a| t.replace(&format!("Action::\"{a}\""), "Action"));
+            let key = ["invoke_model", "use_byok", "connect_mcp"]
+                .iter()
+                .fold(text, |t, a| {
+                    t.replace(&format!("Action::\"{a}\""), "Action")
+                });
             if !seen.insert((id.to_string(), key)) {
                 continue;
             }
@@ -776,7 +786,11 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
                 c.sets(&layers, &org_policy, &hand, &any_users)
             })
             .collect();
-        let folders = folders.into_iter().zip(folder_sets).map(|((path, cf), s)| (path, cf, s)).collect();
+        let folders = folders
+            .into_iter()
+            .zip(folder_sets)
+            .map(|((path, cf), s)| (path, cf, s))
+            .collect();
         if projects.contains_key(&pt.id) {
             c.problems.push(cedar::problem(
                 &Arc::from(pt.project.root.as_str()),
@@ -801,16 +815,30 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
 
     c.validate(&schema);
     // one stable order whatever order the checks ran in (Cedar's validator iterates a hash map)
-    c.problems.problems.sort_by(|a, b| (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message)));
+    c.problems.problems.sort_by(|a, b| {
+        (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message))
+    });
     c.problems.problems.dedup();
     if c.problems.has_errors() {
         return Err(c.problems);
     }
     let expanded: Vec<String> = std::iter::once(&org)
-        .chain(projects.values().flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))))
+        .chain(
+            projects
+                .values()
+                .flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))),
+        )
         .chain(users.values())
         .flat_map(|l| l.mcp_servers.values())
-        .map(|s| format!("{}|{}|{}|{}", s.name, s.url.as_deref().unwrap_or(""), s.command.as_deref().unwrap_or(""), s.args.join(" ")))
+        .map(|s| {
+            format!(
+                "{}|{}|{}|{}",
+                s.name,
+                s.url.as_deref().unwrap_or(""),
+                s.command.as_deref().unwrap_or(""),
+                s.args.join(" ")
+            )
+        })
         .collect();
     // projects and users live in hash maps: one order whatever the iteration order
     let mut expanded = expanded;

@@ -271,7 +271,12 @@ impl Snapshot {
         };
         let mut folders: Vec<(&str, &CompiledLayer, &ScopeSets)> = Vec::new();
         if let Some(req_folder) = req.folder.as_deref().map(|f| f.trim_matches('/')) {
-            folders = p.folders.iter().filter(|(path, _, _)| is_path_prefix(path, req_folder)).map(|(p, l, s)| (p.as_str(), l, s)).collect();
+            folders = p
+                .folders
+                .iter()
+                .filter(|(path, _, _)| is_path_prefix(path, req_folder))
+                .map(|(p, l, s)| (p.as_str(), l, s))
+                .collect();
             folders.sort_by_key(|(p, _, _)| p.len());
         }
         // the innermost folder's sets hold the rules of every folder on the path

@@ -489,10 +489,10 @@ fn candidates<'s>(
     );
     let mut out: Vec<Cand<'s>> = Vec::new();
     let mut push = |m: &str, c: Option<&'s crate::files::settings::CustomModel>, l: Level| {
-        if !out
-            .iter()
-            .any(|(x, c2, l2)| x.eq_ignore_ascii_case(m) && (c2.is_some() && *l2 == Level::User) == (c.is_some() && l == Level::User))
-        {
+        if !out.iter().any(|(x, c2, l2)| {
+            x.eq_ignore_ascii_case(m)
+                && (c2.is_some() && *l2 == Level::User) == (c.is_some() && l == Level::User)
+        }) {
             out.push((m.to_string(), c, l));
         }
     };
@@ -521,7 +521,11 @@ fn candidates<'s>(
 /// The models `base` (user, groups, project, folder) may use, and the ones hidden from them.
 /// `via` is the base URL the traffic would go through (the gateway's), for models whose
 /// `customModels` entry names none.
-pub fn models(snap: &Snapshot, base: &Request, via: Option<&str>) -> (Vec<ModelView>, Vec<ModelView>) {
+pub fn models(
+    snap: &Snapshot,
+    base: &Request,
+    via: Option<&str>,
+) -> (Vec<ModelView>, Vec<ModelView>) {
     let scope = snap.scope(base);
     let mut shown = Vec::new();
     let mut hidden = Vec::new();
@@ -536,7 +540,9 @@ pub fn models(snap: &Snapshot, base: &Request, via: Option<&str>) -> (Vec<ModelV
                 model: model.clone(),
                 provider: custom.and_then(|c| c.provider),
                 key_mode,
-                base_url: custom.and_then(|c| c.base_url.clone()).or_else(|| via.map(str::to_string)),
+                base_url: custom
+                    .and_then(|c| c.base_url.clone())
+                    .or_else(|| via.map(str::to_string)),
                 mcp_servers: Vec::new(),
             },
             ..base.clone()

@@ -55,7 +55,10 @@ impl From<ResolverError> for tonic::Status {
         match e {
             ResolverError::Invalid(problems) => {
                 // every problem in the message (for grpcurl) and in the details (for clients)
-                let mut msg = format!("the bundle is invalid: {} error(s)", problems.errors().count());
+                let mut msg = format!(
+                    "the bundle is invalid: {} error(s)",
+                    problems.errors().count()
+                );
                 for p in problems.errors() {
                     msg.push('\n');
                     msg.push_str(&p.to_string());

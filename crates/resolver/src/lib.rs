@@ -26,14 +26,25 @@ pub const MAX_ADMIN_MESSAGE: usize = 64 * 1024 * 1024;
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serve the policy and admin services, gRPC health and reflection on `listener` until `shutdown`
-pub async fn serve(resolver: Arc<Resolver>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ResolverError> {
-    let policy = PolicyServiceServer::new(service::PolicySvc { resolver: resolver.clone() })
-        .max_decoding_message_size(MAX_POLICY_MESSAGE)
-        .max_encoding_message_size(MAX_ADMIN_MESSAGE);
-    let admin = AdminServiceServer::new(service::AdminSvc { resolver }).max_decoding_message_size(MAX_ADMIN_MESSAGE);
+pub async fn serve(
+    resolver: Arc<Resolver>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ResolverError> {
+    let policy = PolicyServiceServer::new(service::PolicySvc {
+        resolver: resolver.clone(),
+    })
+    .max_decoding_message_size(MAX_POLICY_MESSAGE)
+    .max_encoding_message_size(MAX_ADMIN_MESSAGE);
+    let admin = AdminServiceServer::new(service::AdminSvc { resolver })
+        .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<PolicyServiceServer<service::PolicySvc>>().await;
-    reporter.set_serving::<AdminServiceServer<service::AdminSvc>>().await;
+    reporter
+        .set_serving::<PolicyServiceServer<service::PolicySvc>>()
+        .await;
+    reporter
+        .set_serving::<AdminServiceServer<service::AdminSvc>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -19,7 +19,9 @@ pub const MAX_BATCH: usize = 1_000;
 
 fn bearer<T>(req: &Request<T>) -> Option<&str> {
     let v = req.metadata().get("authorization")?.to_str().ok()?;
-    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 #[derive(Clone)]
@@ -38,24 +40,46 @@ impl PolicySvc {
             Some(t) if self.resolver.is_service(t) => {}
             _ => return Err(ResolverError::Unauthenticated.into()),
         }
-        self.resolver.active().ok_or_else(|| ResolverError::NoPolicy.into())
+        self.resolver
+            .active()
+            .ok_or_else(|| ResolverError::NoPolicy.into())
     }
 
     /// Who the request is about, and the projects a token limits it to
-    fn identity(&self, identity: &Option<Identity>) -> Result<(v1::Principal, Vec<String>), Status> {
+    fn identity(
+        &self,
+        identity: &Option<Identity>,
+    ) -> Result<(v1::Principal, Vec<String>), Status> {
         match identity {
             Some(Identity::Token(t)) => {
-                let rec = self.resolver.token(t).ok_or(ResolverError::Unauthenticated)?;
-                Ok((v1::Principal { user: rec.user.clone(), groups: rec.groups.clone() }, rec.projects.clone()))
+                let rec = self
+                    .resolver
+                    .token(t)
+                    .ok_or(ResolverError::Unauthenticated)?;
+                Ok((
+                    v1::Principal {
+                        user: rec.user.clone(),
+                        groups: rec.groups.clone(),
+                    },
+                    rec.projects.clone(),
+                ))
             }
             Some(Identity::Principal(p)) => Ok((p.clone(), Vec::new())),
-            None => Err(ResolverError::BadRequest("the request names no identity: set `token` or `principal`".to_string()).into()),
+            None => Err(ResolverError::BadRequest(
+                "the request names no identity: set `token` or `principal`".to_string(),
+            )
+            .into()),
         }
     }
 
-    fn decide_one(&self, active: &Active, req: &v1::DecideRequest) -> Result<v1::DecideResponse, Status> {
+    fn decide_one(
+        &self,
+        active: &Active,
+        req: &v1::DecideRequest,
+    ) -> Result<v1::DecideResponse, Status> {
         let (principal, projects) = self.identity(&req.identity)?;
-        let request = strata_proto::request(req, &principal).map_err(|e| Status::invalid_argument(format!("{}: {e}", e.code())))?;
+        let request = strata_proto::request(req, &principal)
+            .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.code())))?;
         let mut resp = if !projects.is_empty() && !projects.contains(&req.project) {
             v1::DecideResponse {
                 effect: v1::Effect::Deny as i32,
@@ -63,10 +87,16 @@ impl PolicySvc {
                     rule: "token#projects".to_string(),
                     level: v1::Level::Org as i32,
                     effect: "forbid".to_string(),
-                    reason: format!("this gateway token is valid only for project(s) {}", projects.join(", ")),
+                    reason: format!(
+                        "this gateway token is valid only for project(s) {}",
+                        projects.join(", ")
+                    ),
                     ..Default::default()
                 }],
-                reason: format!("denied: this gateway token is not valid for project `{}`", req.project),
+                reason: format!(
+                    "denied: this gateway token is not valid for project `{}`",
+                    req.project
+                ),
                 revision: active.snapshot.revision.to_string(),
                 ..Default::default()
             }
@@ -83,22 +113,37 @@ type WatchResult = Pin<Box<dyn Stream<Item = Result<v1::RevisionEvent, Status>> 
 
 #[tonic::async_trait]
 impl PolicyService for PolicySvc {
-    async fn decide(&self, req: Request<v1::DecideRequest>) -> Result<Response<v1::DecideResponse>, Status> {
+    async fn decide(
+        &self,
+        req: Request<v1::DecideRequest>,
+    ) -> Result<Response<v1::DecideResponse>, Status> {
         let active = self.auth(&req)?;
         Ok(Response::new(self.decide_one(&active, req.get_ref())?))
     }
 
-    async fn batch_decide(&self, req: Request<v1::BatchDecideRequest>) -> Result<Response<v1::BatchDecideResponse>, Status> {
+    async fn batch_decide(
+        &self,
+        req: Request<v1::BatchDecideRequest>,
+    ) -> Result<Response<v1::BatchDecideResponse>, Status> {
         let active = self.auth(&req)?;
         let reqs = &req.get_ref().requests;
         if reqs.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!("{} requests in one batch, more than the limit of {MAX_BATCH}", reqs.len())));
+            return Err(Status::invalid_argument(format!(
+                "{} requests in one batch, more than the limit of {MAX_BATCH}",
+                reqs.len()
+            )));
         }
-        let responses = reqs.iter().map(|r| self.decide_one(&active, r)).collect::<Result<_, _>>()?;
+        let responses = reqs
+            .iter()
+            .map(|r| self.decide_one(&active, r))
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(v1::BatchDecideResponse { responses }))
     }
 
-    async fn resolve_settings(&self, req: Request<v1::ResolveSettingsRequest>) -> Result<Response<v1::ResolveSettingsResponse>, Status> {
+    async fn resolve_settings(
+        &self,
+        req: Request<v1::ResolveSettingsRequest>,
+    ) -> Result<Response<v1::ResolveSettingsResponse>, Status> {
         let active = self.auth(&req)?;
         let r = req.get_ref();
         let identity = r.identity.clone().map(|i| match i {
@@ -112,22 +157,44 @@ impl PolicyService for PolicySvc {
             project: (!r.project.is_empty()).then(|| r.project.clone()),
             folder: (!r.folder.is_empty()).then(|| r.folder.clone()),
             gateway: None,
-            target: Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() },
+            target: Target::Model {
+                model: String::new(),
+                provider: None,
+                key_mode: KeyMode::Central,
+                base_url: None,
+                mcp_servers: Vec::new(),
+            },
         };
         let settings = effective_settings(&active.snapshot, &base, None);
-        let settings_json = serde_json::to_string(&settings).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(v1::ResolveSettingsResponse { revision: active.snapshot.revision.to_string(), settings_json }))
+        let settings_json =
+            serde_json::to_string(&settings).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(v1::ResolveSettingsResponse {
+            revision: active.snapshot.revision.to_string(),
+            settings_json,
+        }))
     }
 
-    async fn explain(&self, req: Request<v1::ExplainRequest>) -> Result<Response<v1::ExplainResponse>, Status> {
+    async fn explain(
+        &self,
+        req: Request<v1::ExplainRequest>,
+    ) -> Result<Response<v1::ExplainResponse>, Status> {
         let active = self.auth(&req)?;
-        let inner = req.get_ref().request.clone().ok_or_else(|| Status::invalid_argument("the explain request has no `request`"))?;
+        let inner = req
+            .get_ref()
+            .request
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("the explain request has no `request`"))?;
         let decision = self.decide_one(&active, &inner)?;
         let principal = decision.principal.clone().unwrap_or_default();
-        let request = strata_proto::request(&inner, &principal).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let request = strata_proto::request(&inner, &principal)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let x = explain(&active.snapshot, &request);
-        let explanation_json = serde_json::to_string(&x).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(v1::ExplainResponse { decision: Some(decision), explanation_json }))
+        let explanation_json =
+            serde_json::to_string(&x).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(v1::ExplainResponse {
+            decision: Some(decision),
+            explanation_json,
+        }))
     }
 
     type WatchStream = WatchResult;
@@ -151,25 +218,46 @@ impl AdminSvc {
     }
 }
 
-fn published((revision, changed, warnings): (String, bool, strata_policy::Problems)) -> v1::PublishResponse {
-    v1::PublishResponse { revision, changed, warnings: warnings.problems.iter().map(v1::Problem::from).collect() }
+fn published(
+    (revision, changed, warnings): (String, bool, strata_policy::Problems),
+) -> v1::PublishResponse {
+    v1::PublishResponse {
+        revision,
+        changed,
+        warnings: warnings.problems.iter().map(v1::Problem::from).collect(),
+    }
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
-    async fn publish_org(&self, req: Request<v1::PublishOrgRequest>) -> Result<Response<v1::PublishResponse>, Status> {
+    async fn publish_org(
+        &self,
+        req: Request<v1::PublishOrgRequest>,
+    ) -> Result<Response<v1::PublishResponse>, Status> {
         self.auth(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(published(self.resolver.publish_org(r.files, r.message).await?)))
+        Ok(Response::new(published(
+            self.resolver.publish_org(r.files, r.message).await?,
+        )))
     }
 
-    async fn publish_project(&self, req: Request<v1::PublishProjectRequest>) -> Result<Response<v1::PublishResponse>, Status> {
+    async fn publish_project(
+        &self,
+        req: Request<v1::PublishProjectRequest>,
+    ) -> Result<Response<v1::PublishResponse>, Status> {
         self.auth(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(published(self.resolver.publish_project(r.project_id, r.files, r.folders, r.message).await?)))
+        Ok(Response::new(published(
+            self.resolver
+                .publish_project(r.project_id, r.files, r.folders, r.message)
+                .await?,
+        )))
     }
 
-    async fn list_revisions(&self, req: Request<v1::ListRevisionsRequest>) -> Result<Response<v1::ListRevisionsResponse>, Status> {
+    async fn list_revisions(
+        &self,
+        req: Request<v1::ListRevisionsRequest>,
+    ) -> Result<Response<v1::ListRevisionsResponse>, Status> {
         self.auth(&req)?;
         let (revs, active) = self.resolver.revisions()?;
         let active = active.unwrap_or_default();
@@ -184,23 +272,41 @@ impl AdminService for AdminSvc {
                 message: r.message,
             })
             .collect();
-        Ok(Response::new(v1::ListRevisionsResponse { revisions, active }))
+        Ok(Response::new(v1::ListRevisionsResponse {
+            revisions,
+            active,
+        }))
     }
 
-    async fn rollback(&self, req: Request<v1::RollbackRequest>) -> Result<Response<v1::RollbackResponse>, Status> {
+    async fn rollback(
+        &self,
+        req: Request<v1::RollbackRequest>,
+    ) -> Result<Response<v1::RollbackResponse>, Status> {
         self.auth(&req)?;
         let revision = self.resolver.rollback(&req.get_ref().revision).await?;
         Ok(Response::new(v1::RollbackResponse { revision }))
     }
 
-    async fn create_token(&self, req: Request<v1::CreateTokenRequest>) -> Result<Response<v1::CreateTokenResponse>, Status> {
+    async fn create_token(
+        &self,
+        req: Request<v1::CreateTokenRequest>,
+    ) -> Result<Response<v1::CreateTokenResponse>, Status> {
         self.auth(&req)?;
         let r = req.into_inner();
-        let (token, rec) = self.resolver.create_token(r.user, r.groups, r.projects, r.description).await?;
-        Ok(Response::new(v1::CreateTokenResponse { token, token_id: rec.token_id }))
+        let (token, rec) = self
+            .resolver
+            .create_token(r.user, r.groups, r.projects, r.description)
+            .await?;
+        Ok(Response::new(v1::CreateTokenResponse {
+            token,
+            token_id: rec.token_id,
+        }))
     }
 
-    async fn list_tokens(&self, req: Request<v1::ListTokensRequest>) -> Result<Response<v1::ListTokensResponse>, Status> {
+    async fn list_tokens(
+        &self,
+        req: Request<v1::ListTokensRequest>,
+    ) -> Result<Response<v1::ListTokensResponse>, Status> {
         self.auth(&req)?;
         let tokens = self
             .resolver
@@ -219,7 +325,10 @@ impl AdminService for AdminSvc {
         Ok(Response::new(v1::ListTokensResponse { tokens }))
     }
 
-    async fn revoke_token(&self, req: Request<v1::RevokeTokenRequest>) -> Result<Response<v1::RevokeTokenResponse>, Status> {
+    async fn revoke_token(
+        &self,
+        req: Request<v1::RevokeTokenRequest>,
+    ) -> Result<Response<v1::RevokeTokenResponse>, Status> {
         self.auth(&req)?;
         self.resolver.revoke_token(&req.get_ref().token_id).await?;
         Ok(Response::new(v1::RevokeTokenResponse {}))

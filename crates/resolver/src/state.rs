@@ -10,7 +10,9 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use strata_policy::{Bundle, FileTree, Problems, ProjectTrees, Snapshot};
-use strata_proto::v1::{self, RevisionEvent, StoredActivation, StoredOrg, StoredProject, StoredRevision, StoredToken};
+use strata_proto::v1::{
+    self, RevisionEvent, StoredActivation, StoredOrg, StoredProject, StoredRevision, StoredToken,
+};
 use tokio::sync::{Mutex, watch};
 
 use crate::error::ResolverError;
@@ -38,7 +40,10 @@ pub struct Resolver {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -47,7 +52,10 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Constant-time equality of two digests
 pub fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// A fresh secret: 32 random bytes, hex, with a prefix naming what it is
@@ -75,7 +83,10 @@ fn org_tree(org: &StoredOrg) -> Result<FileTree, Problems> {
     strata_proto::file_tree("org", &org.files)
 }
 
-fn bundle_of(org: &StoredOrg, projects: &BTreeMap<String, StoredProject>) -> Result<Bundle, Problems> {
+fn bundle_of(
+    org: &StoredOrg,
+    projects: &BTreeMap<String, StoredProject>,
+) -> Result<Bundle, Problems> {
     let mut problems = Problems::default();
     let mut tree = |root: String, files: &[v1::File]| match strata_proto::file_tree(&root, files) {
         Ok(t) => t,
@@ -90,13 +101,26 @@ fn bundle_of(org: &StoredOrg, projects: &BTreeMap<String, StoredProject>) -> Res
         .map(|(id, p)| ProjectTrees {
             id: id.clone(),
             project: tree(format!("project:{id}"), &p.files),
-            folders: p.folders.iter().map(|f| (f.path.clone(), tree(format!("project:{id}/{}", f.path), &f.files))).collect(),
+            folders: p
+                .folders
+                .iter()
+                .map(|f| {
+                    (
+                        f.path.clone(),
+                        tree(format!("project:{id}/{}", f.path), &f.files),
+                    )
+                })
+                .collect(),
         })
         .collect();
     if problems.has_errors() {
         return Err(problems);
     }
-    Ok(Bundle { org, projects, users: Vec::new() })
+    Ok(Bundle {
+        org,
+        projects,
+        users: Vec::new(),
+    })
 }
 
 /// Compile on a blocking thread: it is CPU work and must not stall the runtime
@@ -112,24 +136,37 @@ async fn compile(bundle: Bundle) -> Result<Snapshot, ResolverError> {
 }
 
 fn valid_project_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) && !id.contains("..")
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !id.contains("..")
 }
 
 impl Resolver {
     /// Open over a store: load the last active revision, set or generate the admin and service
     /// tokens (a token given here replaces the stored one)
-    pub async fn open(store: Arc<dyn Store>, admin_token: Option<String>, service_token: Option<String>) -> Result<(Resolver, Generated), ResolverError> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        admin_token: Option<String>,
+        service_token: Option<String>,
+    ) -> Result<(Resolver, Generated), ResolverError> {
         let mut generated = Generated::default();
-        let secret = |key: &str, given: Option<String>, prefix: &str, slot: &mut Option<String>| -> Result<[u8; 32], ResolverError> {
+        let secret = |key: &str,
+                      given: Option<String>,
+                      prefix: &str,
+                      slot: &mut Option<String>|
+         -> Result<[u8; 32], ResolverError> {
             if let Some(t) = given.filter(|t| !t.is_empty()) {
                 let h = sha256(t.as_bytes());
                 store.set_meta(key, &h)?;
                 return Ok(h);
             }
-            if let Some(h) = store.meta(key)? {
-                if let Ok(h) = <[u8; 32]>::try_from(h.as_slice()) {
-                    return Ok(h);
-                }
+            if let Some(h) = store.meta(key)?
+                && let Ok(h) = <[u8; 32]>::try_from(h.as_slice())
+            {
+                return Ok(h);
             }
             let t = new_secret(prefix)?;
             let h = sha256(t.as_bytes());
@@ -137,8 +174,18 @@ impl Resolver {
             *slot = Some(t);
             Ok(h)
         };
-        let admin_hash = secret(ADMIN_KEY, admin_token, "strata_admin_", &mut generated.admin_token)?;
-        let service_hash = secret(SERVICE_KEY, service_token, "strata_svc_", &mut generated.service_token)?;
+        let admin_hash = secret(
+            ADMIN_KEY,
+            admin_token,
+            "strata_admin_",
+            &mut generated.admin_token,
+        )?;
+        let service_hash = secret(
+            SERVICE_KEY,
+            service_token,
+            "strata_svc_",
+            &mut generated.service_token,
+        )?;
         let tokens = Self::token_table(store.as_ref())?;
         let (events, _) = watch::channel(None);
         let r = Resolver {
@@ -157,31 +204,64 @@ impl Resolver {
                     r.swap(active, "startup", String::new());
                 }
                 // fail closed: with no active policy every decision is refused
-                Err(e) => tracing::error!(revision = %rev, error = %e, "the active revision does not compile; serving no policy"),
+                Err(e) => {
+                    tracing::error!(revision = %rev, error = %e, "the active revision does not compile; serving no policy")
+                }
             }
         }
         Ok((r, generated))
     }
 
     fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
-        Ok(store.tokens()?.into_iter().filter(|t| !t.revoked).filter_map(|t| <[u8; 32]>::try_from(t.hash.as_slice()).ok().map(|h| (h, Arc::new(t)))).collect())
+        Ok(store
+            .tokens()?
+            .into_iter()
+            .filter(|t| !t.revoked)
+            .filter_map(|t| {
+                <[u8; 32]>::try_from(t.hash.as_slice())
+                    .ok()
+                    .map(|h| (h, Arc::new(t)))
+            })
+            .collect())
     }
 
     /// Rebuild a stored revision
     async fn load(&self, rev: &str) -> Result<Active, ResolverError> {
-        let record = self.store.revision(rev)?.ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
-        let blob = |h: &str| -> Result<Vec<u8>, ResolverError> { self.store.blob(h)?.ok_or_else(|| ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))) };
-        let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice()).map_err(|e| ResolverError::Internal(e.to_string()))?;
+        let record = self
+            .store
+            .revision(rev)?
+            .ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
+        let blob = |h: &str| -> Result<Vec<u8>, ResolverError> {
+            self.store.blob(h)?.ok_or_else(|| {
+                ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))
+            })
+        };
+        let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice())
+            .map_err(|e| ResolverError::Internal(e.to_string()))?;
         let mut projects = BTreeMap::new();
         for (id, h) in &record.project_blobs {
-            projects.insert(id.clone(), StoredProject::decode(blob(h)?.as_slice()).map_err(|e| ResolverError::Internal(e.to_string()))?);
+            projects.insert(
+                id.clone(),
+                StoredProject::decode(blob(h)?.as_slice())
+                    .map_err(|e| ResolverError::Internal(e.to_string()))?,
+            );
         }
         let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
-        Ok(Active { snapshot: Arc::new(snapshot), revision: record.revision, org, projects })
+        Ok(Active {
+            snapshot: Arc::new(snapshot),
+            revision: record.revision,
+            org,
+            projects,
+        })
     }
 
     fn swap(&self, next: Active, kind: &str, previous: String) {
-        let event = RevisionEvent { revision: next.revision.clone(), previous, kind: kind.to_string(), activated_at_unix_ms: now_ms() };
+        let event = RevisionEvent {
+            revision: next.revision.clone(),
+            previous,
+            kind: kind.to_string(),
+            activated_at_unix_ms: now_ms(),
+        };
         self.active.store(Some(Arc::new(next)));
         self.events.send_replace(Some(event));
     }
@@ -210,11 +290,23 @@ impl Resolver {
         self.tokens.load().get(&sha256(token.as_bytes())).cloned()
     }
 
-    async fn publish_bundle(&self, org: StoredOrg, projects: BTreeMap<String, StoredProject>, kind: &str, message: String, changed_project: Option<String>) -> Result<(String, bool, Problems), ResolverError> {
+    async fn publish_bundle(
+        &self,
+        org: StoredOrg,
+        projects: BTreeMap<String, StoredProject>,
+        kind: &str,
+        message: String,
+        changed_project: Option<String>,
+    ) -> Result<(String, bool, Problems), ResolverError> {
         let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
         let revision = snapshot.revision.to_string();
-        let warnings = Problems { problems: snapshot.diagnostics.clone() };
-        let previous = self.active().map(|a| a.revision.clone()).unwrap_or_default();
+        let warnings = Problems {
+            problems: snapshot.diagnostics.clone(),
+        };
+        let previous = self
+            .active()
+            .map(|a| a.revision.clone())
+            .unwrap_or_default();
         if previous == revision {
             return Ok((revision, false, warnings));
         }
@@ -228,91 +320,194 @@ impl Resolver {
             project_blobs.insert(id.clone(), h.clone());
             blobs.push((h, bytes));
         }
-        let project_history = changed_project.iter().filter_map(|id| project_blobs.get(id).map(|h| (id.clone(), h.clone()))).collect();
-        let record = StoredRevision { revision: revision.clone(), created_at_unix_ms: now_ms(), kind: kind.to_string(), message, org_blob, project_blobs };
-        let activation = StoredActivation { revision: revision.clone(), kind: kind.to_string(), at_unix_ms: now_ms() };
+        let project_history = changed_project
+            .iter()
+            .filter_map(|id| project_blobs.get(id).map(|h| (id.clone(), h.clone())))
+            .collect();
+        let record = StoredRevision {
+            revision: revision.clone(),
+            created_at_unix_ms: now_ms(),
+            kind: kind.to_string(),
+            message,
+            org_blob,
+            project_blobs,
+        };
+        let activation = StoredActivation {
+            revision: revision.clone(),
+            kind: kind.to_string(),
+            at_unix_ms: now_ms(),
+        };
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.commit(Commit { blobs, revision: record, activation, project_history }))
-            .await
-            .map_err(|e| ResolverError::Internal(e.to_string()))??;
-        self.swap(Active { snapshot: Arc::new(snapshot), revision: revision.clone(), org, projects }, kind, previous);
+        tokio::task::spawn_blocking(move || {
+            store.commit(Commit {
+                blobs,
+                revision: record,
+                activation,
+                project_history,
+            })
+        })
+        .await
+        .map_err(|e| ResolverError::Internal(e.to_string()))??;
+        self.swap(
+            Active {
+                snapshot: Arc::new(snapshot),
+                revision: revision.clone(),
+                org,
+                projects,
+            },
+            kind,
+            previous,
+        );
         tracing::info!(revision = %revision, kind, "activated");
         Ok((revision, true, warnings))
     }
 
     /// Validate, compile, store and activate a new org bundle (project layers are kept)
-    pub async fn publish_org(&self, files: Vec<v1::File>, message: String) -> Result<(String, bool, Problems), ResolverError> {
+    pub async fn publish_org(
+        &self,
+        files: Vec<v1::File>,
+        message: String,
+    ) -> Result<(String, bool, Problems), ResolverError> {
         let _guard = self.publish.lock().await;
         let org = StoredOrg { files };
         org_tree(&org).map_err(ResolverError::Invalid)?;
-        let projects = self.active().map(|a| a.projects.clone()).unwrap_or_default();
-        self.publish_bundle(org, projects, "publish-org", message, None).await
+        let projects = self
+            .active()
+            .map(|a| a.projects.clone())
+            .unwrap_or_default();
+        self.publish_bundle(org, projects, "publish-org", message, None)
+            .await
     }
 
     /// Validate, compile, store and activate a project's layer (with its folders)
-    pub async fn publish_project(&self, id: String, files: Vec<v1::File>, folders: Vec<v1::FolderLayer>, message: String) -> Result<(String, bool, Problems), ResolverError> {
+    pub async fn publish_project(
+        &self,
+        id: String,
+        files: Vec<v1::File>,
+        folders: Vec<v1::FolderLayer>,
+        message: String,
+    ) -> Result<(String, bool, Problems), ResolverError> {
         if !valid_project_id(&id) {
-            return Err(ResolverError::BadRequest(format!("invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`")));
+            return Err(ResolverError::BadRequest(format!(
+                "invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`"
+            )));
         }
         let _guard = self.publish.lock().await;
         let Some(active) = self.active() else {
-            return Err(ResolverError::Precondition("no org bundle is published yet: publish the org bundle first".to_string()));
+            return Err(ResolverError::Precondition(
+                "no org bundle is published yet: publish the org bundle first".to_string(),
+            ));
         };
         let mut projects = active.projects.clone();
         projects.insert(id.clone(), StoredProject { files, folders });
-        self.publish_bundle(active.org.clone(), projects, "publish-project", message, Some(id)).await
+        self.publish_bundle(
+            active.org.clone(),
+            projects,
+            "publish-project",
+            message,
+            Some(id),
+        )
+        .await
     }
 
     /// Every revision, newest first, and which is active
     pub fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
         let mut revs = self.store.revisions()?;
-        revs.sort_by(|a, b| b.created_at_unix_ms.cmp(&a.created_at_unix_ms).then(a.revision.cmp(&b.revision)));
+        revs.sort_by(|a, b| {
+            b.created_at_unix_ms
+                .cmp(&a.created_at_unix_ms)
+                .then(a.revision.cmp(&b.revision))
+        });
         Ok((revs, self.store.active()?))
     }
 
     /// Make an earlier revision active again; `rev` may be a unique prefix
     pub async fn rollback(&self, rev: &str) -> Result<String, ResolverError> {
         let _guard = self.publish.lock().await;
-        let matches: Vec<String> = self.store.revisions()?.into_iter().map(|r| r.revision).filter(|r| !rev.is_empty() && r.starts_with(rev)).collect();
+        let matches: Vec<String> = self
+            .store
+            .revisions()?
+            .into_iter()
+            .map(|r| r.revision)
+            .filter(|r| !rev.is_empty() && r.starts_with(rev))
+            .collect();
         let target = match matches.as_slice() {
             [one] => one.clone(),
             [] => return Err(ResolverError::NotFound(format!("revision `{rev}`"))),
-            _ => return Err(ResolverError::BadRequest(format!("`{rev}` matches {} revisions; give more digits", matches.len()))),
+            _ => {
+                return Err(ResolverError::BadRequest(format!(
+                    "`{rev}` matches {} revisions; give more digits",
+                    matches.len()
+                )));
+            }
         };
         let active = self.load(&target).await?;
         let store = self.store.clone();
-        let activation = StoredActivation { revision: target.clone(), kind: "rollback".to_string(), at_unix_ms: now_ms() };
-        tokio::task::spawn_blocking(move || store.activate(activation)).await.map_err(|e| ResolverError::Internal(e.to_string()))??;
-        let previous = self.active().map(|a| a.revision.clone()).unwrap_or_default();
+        let activation = StoredActivation {
+            revision: target.clone(),
+            kind: "rollback".to_string(),
+            at_unix_ms: now_ms(),
+        };
+        tokio::task::spawn_blocking(move || store.activate(activation))
+            .await
+            .map_err(|e| ResolverError::Internal(e.to_string()))??;
+        let previous = self
+            .active()
+            .map(|a| a.revision.clone())
+            .unwrap_or_default();
         self.swap(active, "rollback", previous);
         Ok(target)
     }
 
-    pub async fn create_token(&self, user: String, groups: Vec<String>, projects: Vec<String>, description: String) -> Result<(String, StoredToken), ResolverError> {
+    pub async fn create_token(
+        &self,
+        user: String,
+        groups: Vec<String>,
+        projects: Vec<String>,
+        description: String,
+    ) -> Result<(String, StoredToken), ResolverError> {
         if user.is_empty() {
-            return Err(ResolverError::BadRequest("a token needs a user".to_string()));
+            return Err(ResolverError::BadRequest(
+                "a token needs a user".to_string(),
+            ));
         }
         let token = new_secret("strata_gw_")?;
         let id = format!("tok_{}", &new_secret("")?[..16]);
-        let record = StoredToken { token_id: id, hash: sha256(token.as_bytes()).to_vec(), user, groups, projects, description, created_at_unix_ms: now_ms(), revoked: false };
+        let record = StoredToken {
+            token_id: id,
+            hash: sha256(token.as_bytes()).to_vec(),
+            user,
+            groups,
+            projects,
+            description,
+            created_at_unix_ms: now_ms(),
+            revoked: false,
+        };
         let _guard = self.publish.lock().await;
         self.store.put_token(&record)?;
-        self.tokens.store(Arc::new(Self::token_table(self.store.as_ref())?));
+        self.tokens
+            .store(Arc::new(Self::token_table(self.store.as_ref())?));
         Ok((token, record))
     }
 
     pub fn list_tokens(&self) -> Result<Vec<StoredToken>, ResolverError> {
         let mut t = self.store.tokens()?;
-        t.sort_by(|a, b| a.created_at_unix_ms.cmp(&b.created_at_unix_ms));
+        t.sort_by_key(|a| a.created_at_unix_ms);
         Ok(t)
     }
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), ResolverError> {
         let _guard = self.publish.lock().await;
-        let mut t = self.store.tokens()?.into_iter().find(|t| t.token_id == id).ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
+        let mut t = self
+            .store
+            .tokens()?
+            .into_iter()
+            .find(|t| t.token_id == id)
+            .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
         t.revoked = true;
         self.store.put_token(&t)?;
-        self.tokens.store(Arc::new(Self::token_table(self.store.as_ref())?));
+        self.tokens
+            .store(Arc::new(Self::token_table(self.store.as_ref())?));
         Ok(())
     }
 

@@ -61,7 +61,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 fn decode<M: Message + Default>(key: &str, bytes: &[u8]) -> Result<M, StoreError> {
-    M::decode(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), error: e.to_string() })
+    M::decode(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        error: e.to_string(),
+    })
 }
 
 /// sled on disk: trees `blobs`, `revisions`, `activations` (by sequence), `history`, `tokens`, `meta`
@@ -91,9 +94,15 @@ impl SledStore {
         })
     }
 
-    fn next_seq(tree: &sled::transaction::TransactionalTree) -> Result<u64, sled::transaction::ConflictableTransactionError<StoreError>> {
+    fn next_seq(
+        tree: &sled::transaction::TransactionalTree,
+    ) -> Result<u64, sled::transaction::ConflictableTransactionError<StoreError>> {
         let key = b"\xffseq";
-        let n = tree.get(key)?.map(|v| v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0)).unwrap_or(0) + 1;
+        let n = tree
+            .get(key)?
+            .map(|v| v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0))
+            .unwrap_or(0)
+            + 1;
         tree.insert(key, &n.to_be_bytes())?;
         Ok(n)
     }
@@ -107,20 +116,26 @@ impl Store for SledStore {
         }
         let rev = c.revision.encode_to_vec();
         let act = c.activation.encode_to_vec();
-        (&self.revisions, &self.activations, &self.history, &self.meta).transaction(|(revisions, activations, history, meta)| {
-            revisions.insert(c.revision.revision.as_bytes(), rev.as_slice())?;
-            let seq = Self::next_seq(activations)?;
-            activations.insert(&seq.to_be_bytes(), act.as_slice())?;
-            for (project, blob) in &c.project_history {
-                let seq = Self::next_seq(history)?;
-                let mut key = project.as_bytes().to_vec();
-                key.push(0);
-                key.extend_from_slice(&seq.to_be_bytes());
-                history.insert(key, blob.as_bytes())?;
-            }
-            meta.insert(ACTIVE, c.revision.revision.as_bytes())?;
-            Ok(())
-        })?;
+        (
+            &self.revisions,
+            &self.activations,
+            &self.history,
+            &self.meta,
+        )
+            .transaction(|(revisions, activations, history, meta)| {
+                revisions.insert(c.revision.revision.as_bytes(), rev.as_slice())?;
+                let seq = Self::next_seq(activations)?;
+                activations.insert(&seq.to_be_bytes(), act.as_slice())?;
+                for (project, blob) in &c.project_history {
+                    let seq = Self::next_seq(history)?;
+                    let mut key = project.as_bytes().to_vec();
+                    key.push(0);
+                    key.extend_from_slice(&seq.to_be_bytes());
+                    history.insert(key, blob.as_bytes())?;
+                }
+                meta.insert(ACTIVE, c.revision.revision.as_bytes())?;
+                Ok(())
+            })?;
         self.db.flush()?;
         Ok(())
     }
@@ -138,18 +153,27 @@ impl Store for SledStore {
     }
 
     fn active(&self) -> Result<Option<String>, StoreError> {
-        Ok(self.meta.get(ACTIVE)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .meta
+            .get(ACTIVE)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     fn revision(&self, id: &str) -> Result<Option<StoredRevision>, StoreError> {
-        self.revisions.get(id.as_bytes())?.map(|v| decode(id, &v)).transpose()
+        self.revisions
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
     }
 
     fn revisions(&self) -> Result<Vec<StoredRevision>, StoreError> {
-        self.revisions.iter().map(|kv| {
-            let (k, v) = kv?;
-            decode(&String::from_utf8_lossy(&k), &v)
-        }).collect()
+        self.revisions
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect()
     }
 
     fn activations(&self) -> Result<Vec<StoredActivation>, StoreError> {
@@ -170,20 +194,27 @@ impl Store for SledStore {
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError> {
         let mut prefix = project.as_bytes().to_vec();
         prefix.push(0);
-        self.history.scan_prefix(prefix).map(|kv| Ok(String::from_utf8_lossy(&kv?.1).into_owned())).collect()
+        self.history
+            .scan_prefix(prefix)
+            .map(|kv| Ok(String::from_utf8_lossy(&kv?.1).into_owned()))
+            .collect()
     }
 
     fn put_token(&self, t: &StoredToken) -> Result<(), StoreError> {
-        self.tokens.insert(t.token_id.as_bytes(), t.encode_to_vec())?;
+        self.tokens
+            .insert(t.token_id.as_bytes(), t.encode_to_vec())?;
         self.db.flush()?;
         Ok(())
     }
 
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
-        self.tokens.iter().map(|kv| {
-            let (k, v) = kv?;
-            decode(&String::from_utf8_lossy(&k), &v)
-        }).collect()
+        self.tokens
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect()
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -215,7 +246,10 @@ struct Mem {
 
 impl MemStore {
     fn with<T>(&self, f: impl FnOnce(&mut Mem) -> T) -> Result<T, StoreError> {
-        let mut g = self.inner.lock().map_err(|_| StoreError::Backend("store lock poisoned".to_string()))?;
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".to_string()))?;
         Ok(f(&mut g))
     }
 }
@@ -224,7 +258,8 @@ impl Store for MemStore {
     fn commit(&self, c: Commit) -> Result<(), StoreError> {
         self.with(|m| {
             m.blobs.extend(c.blobs);
-            m.meta.insert(ACTIVE.to_string(), c.revision.revision.clone().into_bytes());
+            m.meta
+                .insert(ACTIVE.to_string(), c.revision.revision.clone().into_bytes());
             m.revisions.insert(c.revision.revision.clone(), c.revision);
             m.activations.push(c.activation);
             m.history.extend(c.project_history);
@@ -232,12 +267,17 @@ impl Store for MemStore {
     }
     fn activate(&self, a: StoredActivation) -> Result<(), StoreError> {
         self.with(|m| {
-            m.meta.insert(ACTIVE.to_string(), a.revision.clone().into_bytes());
+            m.meta
+                .insert(ACTIVE.to_string(), a.revision.clone().into_bytes());
             m.activations.push(a);
         })
     }
     fn active(&self) -> Result<Option<String>, StoreError> {
-        self.with(|m| m.meta.get(ACTIVE).map(|v| String::from_utf8_lossy(v).into_owned()))
+        self.with(|m| {
+            m.meta
+                .get(ACTIVE)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
     }
     fn revision(&self, id: &str) -> Result<Option<StoredRevision>, StoreError> {
         self.with(|m| m.revisions.get(id).cloned())
@@ -252,7 +292,13 @@ impl Store for MemStore {
         self.with(|m| m.blobs.get(hash).cloned())
     }
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError> {
-        self.with(|m| m.history.iter().filter(|(p, _)| p == project).map(|(_, b)| b.clone()).collect())
+        self.with(|m| {
+            m.history
+                .iter()
+                .filter(|(p, _)| p == project)
+                .map(|(_, b)| b.clone())
+                .collect()
+        })
     }
     fn put_token(&self, t: &StoredToken) -> Result<(), StoreError> {
         self.with(|m| {

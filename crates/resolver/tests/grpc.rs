@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_policy::FileTree;
-use strata_proto::v1::{self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient};
+use strata_proto::v1::{
+    self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
+};
 use strata_resolver::{Resolver, SledStore};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -25,7 +27,10 @@ fn files(dir: &Path) -> Vec<v1::File> {
 }
 
 fn org_files(settings: &str) -> Vec<v1::File> {
-    vec![v1::File { path: "settings.json".into(), content: settings.as_bytes().to_vec() }]
+    vec![v1::File {
+        path: "settings.json".into(),
+        content: settings.as_bytes().to_vec(),
+    }]
 }
 
 struct Server {
@@ -37,7 +42,10 @@ struct Server {
 impl Server {
     async fn start(data: &Path) -> Server {
         let store = SledStore::open(data).unwrap();
-        let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into())).await.unwrap();
+        let (resolver, _) =
+            Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
+                .await
+                .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, rx) = oneshot::channel::<()>();
@@ -48,11 +56,19 @@ impl Server {
             .await
             .unwrap();
         });
-        Server { addr, stop: Some(stop), task: Some(task) }
+        Server {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     async fn admin(&self) -> AdminServiceClient<Channel> {
@@ -70,7 +86,10 @@ impl Server {
         }
         if let Some(mut t) = self.task.take() {
             // graceful shutdown waits for clients to hang up; tests may still hold some
-            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
                 t.abort();
                 let _ = t.await;
             }
@@ -80,13 +99,17 @@ impl Server {
 
 fn auth<T>(token: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
 }
 
 fn model_req(user: &str, groups: &[&str], project: &str, model: &str) -> v1::DecideRequest {
     v1::DecideRequest {
-        identity: Some(v1::decide_request::Identity::Principal(v1::Principal { user: user.into(), groups: groups.iter().map(|g| g.to_string()).collect() })),
+        identity: Some(v1::decide_request::Identity::Principal(v1::Principal {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        })),
         project: project.into(),
         target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
             model: model.into(),
@@ -99,14 +122,26 @@ fn model_req(user: &str, groups: &[&str], project: &str, model: &str) -> v1::Dec
 
 async fn publish_examples(s: &Server) -> String {
     let mut admin = s.admin().await;
-    admin.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: files(&examples().join("org")), message: "acme".into() })).await.unwrap();
+    admin
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: files(&examples().join("org")),
+                message: "acme".into(),
+            },
+        ))
+        .await
+        .unwrap();
     let r = admin
         .publish_project(auth(
             ADMIN,
             v1::PublishProjectRequest {
                 project_id: "web".into(),
                 files: files(&examples().join("project/.factory")),
-                folders: vec![v1::FolderLayer { path: "services/billing".into(), files: files(&examples().join("project/services/billing/.factory")) }],
+                folders: vec![v1::FolderLayer {
+                    path: "services/billing".into(),
+                    files: files(&examples().join("project/services/billing/.factory")),
+                }],
                 message: String::new(),
             },
         ))
@@ -129,8 +164,16 @@ async fn decisions(s: &Server) -> Vec<(i32, Vec<String>, String)> {
         ("bob", &[][..], "", "acme-ft-codereview-v3"),
         ("ivan", &[][..], "web", "claude-sonnet-4-5"),
     ] {
-        let d = p.decide(auth(SERVICE, model_req(user, groups, project, model))).await.unwrap().into_inner();
-        out.push((d.effect, d.determined_by.iter().map(|r| r.rule.clone()).collect(), d.revision));
+        let d = p
+            .decide(auth(SERVICE, model_req(user, groups, project, model)))
+            .await
+            .unwrap()
+            .into_inner();
+        out.push((
+            d.effect,
+            d.determined_by.iter().map(|r| r.rule.clone()).collect(),
+            d.revision,
+        ));
     }
     out
 }
@@ -141,16 +184,33 @@ async fn publish_decide_restart_same_decisions() {
     let s = Server::start(dir.path()).await;
     let rev = publish_examples(&s).await;
     let before = decisions(&s).await;
-    assert!(before.iter().all(|(_, _, r)| *r == rev), "every decision names the active revision");
-    assert_eq!(before[0].0, v1::Effect::Deny as i32, "a banned model is denied");
-    assert_eq!(before[0].1, vec!["org#modelPolicy.blockedModelIds".to_string()]);
-    assert_eq!(before[3].0, v1::Effect::Allow as i32, "the project's fine-tune is allowed in the project");
+    assert!(
+        before.iter().all(|(_, _, r)| *r == rev),
+        "every decision names the active revision"
+    );
+    assert_eq!(
+        before[0].0,
+        v1::Effect::Deny as i32,
+        "a banned model is denied"
+    );
+    assert_eq!(
+        before[0].1,
+        vec!["org#modelPolicy.blockedModelIds".to_string()]
+    );
+    assert_eq!(
+        before[3].0,
+        v1::Effect::Allow as i32,
+        "the project's fine-tune is allowed in the project"
+    );
     assert_eq!(before[4].0, v1::Effect::Deny as i32, "and not outside it");
     s.stop().await;
 
     let s = Server::start(dir.path()).await;
     let after = decisions(&s).await;
-    assert_eq!(before, after, "a restart serves the same revision and the same decisions");
+    assert_eq!(
+        before, after,
+        "a restart serves the same revision and the same decisions"
+    );
     s.stop().await;
 }
 
@@ -161,18 +221,38 @@ async fn decide_by_token_resolves_identity_in_one_call() {
     publish_examples(&s).await;
     let mut admin = s.admin().await;
     let created = admin
-        .create_token(auth(ADMIN, v1::CreateTokenRequest { user: "alice".into(), groups: vec!["leads".into()], projects: vec!["web".into()], description: "laptop".into() }))
+        .create_token(auth(
+            ADMIN,
+            v1::CreateTokenRequest {
+                user: "alice".into(),
+                groups: vec!["leads".into()],
+                projects: vec!["web".into()],
+                description: "laptop".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert!(created.token.len() >= 64, "at least 256 bits of randomness, hex");
+    assert!(
+        created.token.len() >= 64,
+        "at least 256 bits of randomness, hex"
+    );
 
     let mut req = model_req("ignored", &[], "web", "claude-opus-4-1");
     req.identity = Some(v1::decide_request::Identity::Token(created.token.clone()));
     let mut p = s.policy().await;
-    let d = p.decide(auth(SERVICE, req.clone())).await.unwrap().into_inner();
+    let d = p
+        .decide(auth(SERVICE, req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(d.principal.as_ref().map(|p| p.user.as_str()), Some("alice"));
-    assert_eq!(d.effect, v1::Effect::Allow as i32, "alice is in leads: {}", d.reason);
+    assert_eq!(
+        d.effect,
+        v1::Effect::Allow as i32,
+        "alice is in leads: {}",
+        d.reason
+    );
     assert!(!d.decision_id.is_empty());
 
     // a token bound to `web` does not work elsewhere
@@ -183,14 +263,40 @@ async fn decide_by_token_resolves_identity_in_one_call() {
     assert_eq!(d.determined_by[0].rule, "token#projects");
 
     // the token is stored only as a hash
-    let listed = admin.list_tokens(auth(ADMIN, v1::ListTokensRequest {})).await.unwrap().into_inner();
+    let listed = admin
+        .list_tokens(auth(ADMIN, v1::ListTokensRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.tokens.len(), 1);
-    let raw = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_file()).map(|e| std::fs::read(e.path()).unwrap()).collect::<Vec<_>>();
-    assert!(raw.iter().all(|bytes| !bytes.windows(created.token.len()).any(|w| w == created.token.as_bytes())), "the token is not on disk in clear");
+    let raw = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        raw.iter().all(|bytes| !bytes
+            .windows(created.token.len())
+            .any(|w| w == created.token.as_bytes())),
+        "the token is not on disk in clear"
+    );
 
-    admin.revoke_token(auth(ADMIN, v1::RevokeTokenRequest { token_id: created.token_id.clone() })).await.unwrap();
+    admin
+        .revoke_token(auth(
+            ADMIN,
+            v1::RevokeTokenRequest {
+                token_id: created.token_id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
     let err = p.decide(auth(SERVICE, req)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated, "a revoked token is rejected");
+    assert_eq!(
+        err.code(),
+        Code::Unauthenticated,
+        "a revoked token is rejected"
+    );
     s.stop().await;
 }
 
@@ -200,20 +306,35 @@ async fn wrong_or_missing_credentials_are_unauthenticated_without_a_hint() {
     let s = Server::start(dir.path()).await;
     publish_examples(&s).await;
     let mut admin = s.admin().await;
-    let e1 = admin.list_revisions(Request::new(v1::ListRevisionsRequest {})).await.unwrap_err();
-    let e2 = admin.list_revisions(auth("wrong", v1::ListRevisionsRequest {})).await.unwrap_err();
-    let e3 = admin.list_revisions(auth(SERVICE, v1::ListRevisionsRequest {})).await.unwrap_err();
+    let e1 = admin
+        .list_revisions(Request::new(v1::ListRevisionsRequest {}))
+        .await
+        .unwrap_err();
+    let e2 = admin
+        .list_revisions(auth("wrong", v1::ListRevisionsRequest {}))
+        .await
+        .unwrap_err();
+    let e3 = admin
+        .list_revisions(auth(SERVICE, v1::ListRevisionsRequest {}))
+        .await
+        .unwrap_err();
     for e in [&e1, &e2, &e3] {
         assert_eq!(e.code(), Code::Unauthenticated);
         assert_eq!(e.message(), "invalid credentials");
     }
     let mut p = s.policy().await;
-    let e = p.decide(auth("wrong", model_req("a", &[], "", "m"))).await.unwrap_err();
+    let e = p
+        .decide(auth("wrong", model_req("a", &[], "", "m")))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     let mut req = model_req("a", &[], "", "m");
     req.identity = Some(v1::decide_request::Identity::Token("strata_gw_nope".into()));
     let e = p.decide(auth(SERVICE, req)).await.unwrap_err();
-    assert_eq!((e.code(), e.message()), (Code::Unauthenticated, "invalid credentials"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::Unauthenticated, "invalid credentials")
+    );
     s.stop().await;
 }
 
@@ -221,12 +342,23 @@ async fn wrong_or_missing_credentials_are_unauthenticated_without_a_hint() {
 async fn no_policy_yet_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let e = s.policy().await.decide(auth(SERVICE, model_req("a", &[], "", "m"))).await.unwrap_err();
+    let e = s
+        .policy()
+        .await
+        .decide(auth(SERVICE, model_req("a", &[], "", "m")))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     let e = s
         .admin()
         .await
-        .publish_project(auth(ADMIN, v1::PublishProjectRequest { project_id: "web".into(), ..Default::default() }))
+        .publish_project(auth(
+            ADMIN,
+            v1::PublishProjectRequest {
+                project_id: "web".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
@@ -240,21 +372,73 @@ async fn invalid_bundle_keeps_the_active_revision_and_lists_every_error() {
     let rev = publish_examples(&s).await;
     let before = decisions(&s).await;
     let bad = vec![
-        v1::File { path: "settings.json".into(), content: br#"{"modelPolicy": {"blockedModelIds": "x", "allowCustomModels": 1}}"#.to_vec() },
-        v1::File { path: "policy.json".into(), content: br#"{"surprise": true}"#.to_vec() },
-        v1::File { path: "policies/a.cedar".into(), content: b"permit (principal, action, resource) when { context.nope };".to_vec() },
+        v1::File {
+            path: "settings.json".into(),
+            content: br#"{"modelPolicy": {"blockedModelIds": "x", "allowCustomModels": 1}}"#
+                .to_vec(),
+        },
+        v1::File {
+            path: "policy.json".into(),
+            content: br#"{"surprise": true}"#.to_vec(),
+        },
+        v1::File {
+            path: "policies/a.cedar".into(),
+            content: b"permit (principal, action, resource) when { context.nope };".to_vec(),
+        },
     ];
-    let e = s.admin().await.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: bad, message: String::new() })).await.unwrap_err();
+    let e = s
+        .admin()
+        .await
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: bad,
+                message: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     use prost::Message;
     let problems = v1::Problems::decode(e.details()).unwrap();
     let codes: HashSet<&str> = problems.problems.iter().map(|p| p.code.as_str()).collect();
-    assert!(codes.contains("json.type") && codes.contains("json.unknown_field") && codes.contains("cedar.schema"), "{codes:?}");
-    assert!(problems.problems.iter().filter(|p| p.code == "json.type").count() == 2, "both wrong types are reported");
-    assert!(e.message().contains("settings.json"), "grpcurl users see the problems too: {}", e.message());
+    assert!(
+        codes.contains("json.type")
+            && codes.contains("json.unknown_field")
+            && codes.contains("cedar.schema"),
+        "{codes:?}"
+    );
+    assert!(
+        problems
+            .problems
+            .iter()
+            .filter(|p| p.code == "json.type")
+            .count()
+            == 2,
+        "both wrong types are reported"
+    );
+    assert!(
+        e.message().contains("settings.json"),
+        "grpcurl users see the problems too: {}",
+        e.message()
+    );
 
-    let traversal = vec![v1::File { path: "../etc/passwd".into(), content: b"{}".to_vec() }];
-    let e = s.admin().await.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: traversal, message: String::new() })).await.unwrap_err();
+    let traversal = vec![v1::File {
+        path: "../etc/passwd".into(),
+        content: b"{}".to_vec(),
+    }];
+    let e = s
+        .admin()
+        .await
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: traversal,
+                message: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
     let after = decisions(&s).await;
@@ -268,24 +452,89 @@ async fn rollback_restores_an_earlier_revision() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
     let mut admin = s.admin().await;
-    let r1 = admin.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m1"]}}"#), message: "one".into() })).await.unwrap().into_inner().revision;
-    let r2 = admin.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m2"]}}"#), message: "two".into() })).await.unwrap().into_inner().revision;
+    let r1 = admin
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m1"]}}"#),
+                message: "one".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let r2 = admin
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m2"]}}"#),
+                message: "two".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
     assert_ne!(r1, r2);
     let mut p = s.policy().await;
     let effect = |d: v1::DecideResponse| (d.effect, d.revision);
-    assert_eq!(effect(p.decide(auth(SERVICE, model_req("u", &[], "", "m1"))).await.unwrap().into_inner()), (v1::Effect::Allow as i32, r2.clone()));
-    let back = admin.rollback(auth(ADMIN, v1::RollbackRequest { revision: r1[..10].to_string() })).await.unwrap().into_inner();
+    assert_eq!(
+        effect(
+            p.decide(auth(SERVICE, model_req("u", &[], "", "m1")))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        (v1::Effect::Allow as i32, r2.clone())
+    );
+    let back = admin
+        .rollback(auth(
+            ADMIN,
+            v1::RollbackRequest {
+                revision: r1[..10].to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(back.revision, r1);
-    assert_eq!(effect(p.decide(auth(SERVICE, model_req("u", &[], "", "m1"))).await.unwrap().into_inner()), (v1::Effect::Deny as i32, r1.clone()));
-    let listed = admin.list_revisions(auth(ADMIN, v1::ListRevisionsRequest {})).await.unwrap().into_inner();
+    assert_eq!(
+        effect(
+            p.decide(auth(SERVICE, model_req("u", &[], "", "m1")))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        (v1::Effect::Deny as i32, r1.clone())
+    );
+    let listed = admin
+        .list_revisions(auth(ADMIN, v1::ListRevisionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.active, r1);
     assert_eq!(listed.revisions.len(), 2);
-    let e = admin.rollback(auth(ADMIN, v1::RollbackRequest { revision: "ffffffff".into() })).await.unwrap_err();
+    let e = admin
+        .rollback(auth(
+            ADMIN,
+            v1::RollbackRequest {
+                revision: "ffffffff".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     // the rollback survives a restart
     s.stop().await;
     let s = Server::start(dir.path()).await;
-    let d = s.policy().await.decide(auth(SERVICE, model_req("u", &[], "", "m1"))).await.unwrap().into_inner();
+    let d = s
+        .policy()
+        .await
+        .decide(auth(SERVICE, model_req("u", &[], "", "m1")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((d.effect, d.revision), (v1::Effect::Deny as i32, r1));
     s.stop().await;
 }
@@ -294,12 +543,26 @@ async fn rollback_restores_an_earlier_revision() {
 async fn watch_sees_every_publish() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let mut stream = s.policy().await.watch(auth(SERVICE, v1::WatchRequest {})).await.unwrap().into_inner();
+    let mut stream = s
+        .policy()
+        .await
+        .watch(auth(SERVICE, v1::WatchRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
     let mut admin = s.admin().await;
     let mut published = Vec::new();
     for i in 0..3 {
         let r = admin
-            .publish_org(auth(ADMIN, v1::PublishOrgRequest { files: org_files(&format!(r#"{{"modelPolicy": {{"blockedModelIds": ["m{i}"]}}}}"#)), message: String::new() }))
+            .publish_org(auth(
+                ADMIN,
+                v1::PublishOrgRequest {
+                    files: org_files(&format!(
+                        r#"{{"modelPolicy": {{"blockedModelIds": ["m{i}"]}}}}"#
+                    )),
+                    message: String::new(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -307,7 +570,11 @@ async fn watch_sees_every_publish() {
     }
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.expect("an event within 5 s").unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .unwrap();
         if seen.last() != Some(&ev.revision) {
             seen.push(ev.revision);
         }
@@ -325,14 +592,33 @@ async fn concurrent_publishes_and_decides_never_tear() {
     let mut admin = s.admin().await;
     // revision of bundle i blocks model `m{i}` only: a decision for m{i} under revision R is
     // consistent iff R is the revision that was published as bundle i (deny) or another (allow)
-    let first = admin.publish_org(auth(ADMIN, v1::PublishOrgRequest { files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m0"]}}"#), message: String::new() })).await.unwrap().into_inner().revision;
+    let first = admin
+        .publish_org(auth(
+            ADMIN,
+            v1::PublishOrgRequest {
+                files: org_files(r#"{"modelPolicy": {"blockedModelIds": ["m0"]}}"#),
+                message: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
     let publisher = {
         let mut admin = s.admin().await;
         tokio::spawn(async move {
             let mut revs = vec![(0usize, first)];
             for i in 1..=20 {
                 let r = admin
-                    .publish_org(auth(ADMIN, v1::PublishOrgRequest { files: org_files(&format!(r#"{{"modelPolicy": {{"blockedModelIds": ["m{i}"]}}}}"#)), message: String::new() }))
+                    .publish_org(auth(
+                        ADMIN,
+                        v1::PublishOrgRequest {
+                            files: org_files(&format!(
+                                r#"{{"modelPolicy": {{"blockedModelIds": ["m{i}"]}}}}"#
+                            )),
+                            message: String::new(),
+                        },
+                    ))
                     .await
                     .unwrap()
                     .into_inner();
@@ -348,7 +634,11 @@ async fn concurrent_publishes_and_decides_never_tear() {
             let mut seen = Vec::new();
             for n in 0..600 {
                 let i = (n + w) % 21;
-                let d = p.decide(auth(SERVICE, model_req("u", &[], "", &format!("m{i}")))).await.unwrap().into_inner();
+                let d = p
+                    .decide(auth(SERVICE, model_req("u", &[], "", &format!("m{i}"))))
+                    .await
+                    .unwrap()
+                    .into_inner();
                 seen.push((i, d.effect, d.revision));
             }
             seen
@@ -360,9 +650,17 @@ async fn concurrent_publishes_and_decides_never_tear() {
         for (i, effect, rev) in d.await.unwrap() {
             total += 1;
             let bundle = revs.iter().find(|(_, r)| *r == rev).map(|(b, _)| *b);
-            let bundle = bundle.unwrap_or_else(|| panic!("decision names revision {rev}, which was never active"));
-            let expect = if bundle == i { v1::Effect::Deny } else { v1::Effect::Allow };
-            assert_eq!(effect, expect as i32, "model m{i} under the revision of bundle {bundle}");
+            let bundle = bundle
+                .unwrap_or_else(|| panic!("decision names revision {rev}, which was never active"));
+            let expect = if bundle == i {
+                v1::Effect::Deny
+            } else {
+                v1::Effect::Allow
+            };
+            assert_eq!(
+                effect, expect as i32,
+                "model m{i} under the revision of bundle {bundle}"
+            );
         }
     }
     assert_eq!(total, 2400);
@@ -371,29 +669,69 @@ async fn concurrent_publishes_and_decides_never_tear() {
 
 #[tokio::test]
 async fn health_and_reflection_answer_like_grpcurl_expects() {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
     let mut health = HealthClient::new(s.channel().await);
     for service in ["", "strata.v1.PolicyService", "strata.v1.AdminService"] {
-        let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
-        assert_eq!(r.status, ServingStatus::Serving as i32, "service `{service}`");
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            ServingStatus::Serving as i32,
+            "service `{service}`"
+        );
     }
     let mut refl = ServerReflectionClient::new(s.channel().await);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut resp = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
     let msg = resp.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else { panic!("not a list: {msg:?}") };
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("not a list: {msg:?}")
+    };
     let names: HashSet<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["strata.v1.PolicyService", "strata.v1.AdminService", "grpc.health.v1.Health"] {
+    for want in [
+        "strata.v1.PolicyService",
+        "strata.v1.AdminService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.contains(want), "{want} missing from {names:?}");
     }
     // grpcurl describes a method by asking for the file that holds the symbol
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::FileContainingSymbol("strata.v1.PolicyService".into())) };
-    let mut resp = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "strata.v1.PolicyService".into(),
+        )),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
     let msg = resp.message().await.unwrap().unwrap();
-    assert!(matches!(msg.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()), "{msg:?}");
+    assert!(
+        matches!(msg.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+        "{msg:?}"
+    );
     s.stop().await;
 }
 
@@ -403,13 +741,37 @@ async fn explain_and_resolve_settings_over_grpc() {
     let s = Server::start(dir.path()).await;
     publish_examples(&s).await;
     let mut p = s.policy().await;
-    let x = p.explain(auth(SERVICE, v1::ExplainRequest { request: Some(model_req("alice", &["leads"], "web", "gpt-4o")) })).await.unwrap().into_inner();
+    let x = p
+        .explain(auth(
+            SERVICE,
+            v1::ExplainRequest {
+                request: Some(model_req("alice", &["leads"], "web", "gpt-4o")),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     let v: serde_json::Value = serde_json::from_str(&x.explanation_json).unwrap();
     assert_eq!(v["decision"], "deny");
-    assert_eq!(v["determinedBy"][0]["rule"], "org#modelPolicy.blockedModelIds");
+    assert_eq!(
+        v["determinedBy"][0]["rule"],
+        "org#modelPolicy.blockedModelIds"
+    );
     assert!(v["considered"].as_array().is_some_and(|c| !c.is_empty()));
     let settings = p
-        .resolve_settings(auth(SERVICE, v1::ResolveSettingsRequest { identity: Some(v1::resolve_settings_request::Identity::Principal(v1::Principal { user: "alice".into(), groups: vec!["leads".into()] })), project: "web".into(), folder: String::new() }))
+        .resolve_settings(auth(
+            SERVICE,
+            v1::ResolveSettingsRequest {
+                identity: Some(v1::resolve_settings_request::Identity::Principal(
+                    v1::Principal {
+                        user: "alice".into(),
+                        groups: vec!["leads".into()],
+                    },
+                )),
+                project: "web".into(),
+                folder: String::new(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();

@@ -247,7 +247,10 @@ impl Settings {
         }
         let mut custom_models = self.custom_models;
         for m in lower.custom_models {
-            if !custom_models.iter().any(|x| x.model.eq_ignore_ascii_case(&m.model)) {
+            if !custom_models
+                .iter()
+                .any(|x| x.model.eq_ignore_ascii_case(&m.model))
+            {
                 custom_models.push(m);
             }
         }
@@ -262,7 +265,11 @@ impl Settings {
                     lower.model_policy.blocked_model_ids,
                 ),
                 // restrictive: `false` in either file of the level wins
-                allow_custom_models: sticky(self.model_policy.allow_custom_models, lower.model_policy.allow_custom_models, false),
+                allow_custom_models: sticky(
+                    self.model_policy.allow_custom_models,
+                    lower.model_policy.allow_custom_models,
+                    false,
+                ),
                 allowed_base_urls: union_opt(
                     self.model_policy.allowed_base_urls,
                     lower.model_policy.allowed_base_urls,
@@ -279,7 +286,11 @@ impl Settings {
 }
 
 /// Combine a restrictive boolean of two files of one level: `restrictive` wins wherever it is set
-fn sticky(high: Option<Spanned<bool>>, low: Option<Spanned<bool>>, restrictive: bool) -> Option<Spanned<bool>> {
+fn sticky(
+    high: Option<Spanned<bool>>,
+    low: Option<Spanned<bool>>,
+    restrictive: bool,
+) -> Option<Spanned<bool>> {
     match (high, low) {
         (Some(h), Some(l)) if h.value != restrictive && l.value == restrictive => Some(l),
         (h, l) => h.or(l),
@@ -390,7 +401,10 @@ fn read_custom_models<'d>(
             max_output_tokens: r.field_u64(m, f.max_tokens, &ptr),
             origin: r.doc.origin(&ptr),
         };
-        if let Some(first) = out.iter().find(|x| x.model.eq_ignore_ascii_case(&entry.model)) {
+        if let Some(first) = out
+            .iter()
+            .find(|x| x.model.eq_ignore_ascii_case(&entry.model))
+        {
             let line = first.origin.line;
             r.warn(
                 "settings.duplicate_model",
