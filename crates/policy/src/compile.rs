@@ -630,7 +630,9 @@ impl Compiler {
         let result = Validator::new(schema.clone()).validate(&self.all, ValidationMode::Strict);
         // the validator reports a problem once per action a rule applies to: keep one
         let mut seen = std::collections::HashSet::new();
-        for e in result.validation_errors() {
+        let mut found: Vec<_> = result.validation_errors().collect();
+        found.sort_by_key(|e| (e.policy_id().to_string(), e.to_string()));
+        for e in found {
             let id = e.policy_id();
             let text = e.to_string();
             let key = ["invoke_model", "use_byok", "connect_mcp"]
