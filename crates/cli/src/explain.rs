@@ -93,7 +93,7 @@ fn load(common: &CommonArgs) -> Result<(Resolved, String), u8> {
         Ok(r) => Ok((r, user)),
         Err(problems) => {
             if common.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "error": "invalid configuration", "problems": problems.problems })
                 );
@@ -152,7 +152,7 @@ fn base_request(r: &Resolved, user: String, groups: Vec<String>, target: Target)
 fn print_json(v: &impl serde::Serialize) -> bool {
     match serde_json::to_string_pretty(v) {
         Ok(s) => {
-            println!("{s}");
+            outln!("{s}");
             true
         }
         Err(e) => {
@@ -227,7 +227,7 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                     return exit::FAILURE;
                 }
             } else {
-                print!("{}", render::settings(&s));
+                out!("{}", render::settings(&s));
             }
             exit::ALLOW
         }
@@ -241,7 +241,7 @@ fn decide_and_print(r: &Resolved, req: &Request, json: bool, subject: &str) -> u
             return exit::FAILURE;
         }
     } else {
-        print!("{}", render::explanation(&x, subject));
+        out!("{}", render::explanation(&x, subject));
     }
     match x.decision {
         Effect::Allow => exit::ALLOW,

@@ -1,5 +1,21 @@
 #![doc = include_str!("../README.md")]
 
+/// `println!` that does not panic when stdout is closed (`policy ... | head`)
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that does not panic when stdout is closed
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod explain;
 mod layers;
 mod remote;

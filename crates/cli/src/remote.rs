@@ -82,9 +82,9 @@ pub fn status(s: tonic::Status) -> Failed {
                 Ok(p) if !p.problems.is_empty() => {
                     let errors = p.problems.iter().filter(|x| x.severity == "error").count();
                     for x in &p.problems {
-                        println!("{x}");
+                        outln!("{x}");
                     }
-                    println!(
+                    outln!(
                         "{errors} error(s), {} warning(s)",
                         p.problems.len() - errors
                     );
@@ -178,9 +178,9 @@ fn print_published(r: v1::PublishResponse) {
         eprintln!("{w}");
     }
     if r.changed {
-        println!("active revision {}", r.revision);
+        outln!("active revision {}", r.revision);
     } else {
-        println!("unchanged: revision {} is already active", r.revision);
+        outln!("unchanged: revision {} is already active", r.revision);
     }
 }
 
@@ -272,7 +272,7 @@ pub async fn revisions(conn: Conn) -> Result<u8, Failed> {
         .map_err(status)?
         .into_inner();
     if r.revisions.is_empty() {
-        println!("no revisions yet");
+        outln!("no revisions yet");
     }
     for rev in r.revisions {
         let mark = if rev.active { "*" } else { " " };
@@ -281,7 +281,7 @@ pub async fn revisions(conn: Conn) -> Result<u8, Failed> {
         } else {
             format!("  {}", rev.message)
         };
-        println!(
+        outln!(
             "{mark} {}  {}  {:<15} projects: {}{msg}",
             &rev.revision[..rev.revision.len().min(12)],
             when(rev.created_at_unix_ms),
@@ -299,7 +299,7 @@ pub async fn rollback(revision: String, conn: Conn) -> Result<u8, Failed> {
         .await
         .map_err(status)?
         .into_inner();
-    println!("active revision {}", r.revision);
+    outln!("active revision {}", r.revision);
     Ok(exit::ALLOW)
 }
 
@@ -328,7 +328,7 @@ pub async fn token(cmd: TokenCmd) -> Result<u8, Failed> {
                 "token id {} (the token below is shown once; only its hash is stored)",
                 r.token_id
             );
-            println!("{}", r.token);
+            outln!("{}", r.token);
         }
         TokenCmd::List { conn } => {
             let r = admin(&conn)
@@ -344,7 +344,7 @@ pub async fn token(cmd: TokenCmd) -> Result<u8, Failed> {
                 } else {
                     t.projects.join(",")
                 };
-                println!(
+                outln!(
                     "{}  {state:<7}  user {}  groups [{}]  {projects}  {}  {}",
                     t.token_id,
                     t.user,
@@ -362,7 +362,7 @@ pub async fn token(cmd: TokenCmd) -> Result<u8, Failed> {
                 })?)
                 .await
                 .map_err(status)?;
-            println!("revoked {id}");
+            outln!("revoked {id}");
         }
     }
     Ok(exit::ALLOW)
@@ -385,9 +385,9 @@ pub async fn explain(
         .into_inner();
     let d = r.decision.unwrap_or_default();
     if json {
-        println!("{}", r.explanation_json);
+        outln!("{}", r.explanation_json);
     } else {
-        print!("{}", crate::render::remote_decision(&d, subject));
+        out!("{}", crate::render::remote_decision(&d, subject));
     }
     Ok(if d.effect == v1::Effect::Allow as i32 {
         exit::ALLOW

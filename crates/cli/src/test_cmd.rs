@@ -37,25 +37,25 @@ pub fn run(args: TestArgs) -> u8 {
                     match r.failure {
                         None => {
                             passed += 1;
-                            println!("ok   {} :: {}", r.file, r.name);
+                            outln!("ok   {} :: {}", r.file, r.name);
                         }
                         Some(why) => {
                             failed += 1;
-                            println!("FAIL {} :: {}\n       {why}", r.file, r.name);
+                            outln!("FAIL {} :: {}\n       {why}", r.file, r.name);
                         }
                     }
                 }
             }
             Err(e) => {
                 broken += 1;
-                println!("ERROR {e}");
+                outln!("ERROR {e}");
                 if let TestFileError::Layers { problems, .. } = &e {
-                    print!("{}", render::problem_report(problems));
+                    out!("{}", render::problem_report(problems));
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if broken > 0 {
         exit::INVALID
     } else if failed > 0 {

@@ -105,7 +105,7 @@ pub fn run(args: ValidateArgs) -> u8 {
         }
         all.extend(problems);
     }
-    print!("{}", render::problem_report(&all));
+    out!("{}", render::problem_report(&all));
     if all.has_errors() {
         exit::INVALID
     } else {
