@@ -1,0 +1,42 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod peek;
+pub mod proxy;
+pub mod reply;
+pub mod route;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+pub use config::GatewayConfig;
+pub use proxy::Gateway;
+
+/// The HTTP app: health endpoints, and the proxy for every other path
+pub fn app(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(proxy::handle)
+        .with_state(gw)
+}
+
+/// Ready only while the resolver answers its health check
+async fn readyz(axum::extract::State(gw): axum::extract::State<Arc<Gateway>>) -> (StatusCode, &'static str) {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(gw.channel.clone());
+    let req = tonic_health::pb::HealthCheckRequest { service: "strata.v1.PolicyService".to_string() };
+    match tokio::time::timeout(Duration::from_secs(1), health.check(req)).await {
+        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "the policy resolver is not answering"),
+    }
+}
+
+/// Serve until `shutdown`
+pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,114 @@
+//! Which API a request path is, under every base-URL shape Droid users configure: with and
+//! without `/v1` (Droid's Anthropic client appends `/v1/messages` to a base URL that may already
+//! end in `/v1`), and behind per-provider prefixes such as `/anthropic` and `/openai/v1`.
+
+/// The wire APIs the gateway speaks
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// Anthropic Messages, `POST /v1/messages`
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`
+    CountTokens,
+    /// OpenAI Responses, `POST /v1/responses`
+    Responses,
+    /// OpenAI Chat Completions, `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `GET /v1/models`
+    Models,
+}
+
+impl Api {
+    /// The provider value (as in `customModels[].provider`) this API belongs to
+    pub fn provider(self) -> &'static str {
+        match self {
+            Api::Messages | Api::CountTokens => "anthropic",
+            Api::Responses => "openai",
+            Api::ChatCompletions => "generic-chat-completion-api",
+            Api::Models => "",
+        }
+    }
+
+    /// The path below the upstream's base URL
+    pub fn upstream_path(self) -> &'static str {
+        match self {
+            Api::Messages => "/v1/messages",
+            Api::CountTokens => "/v1/messages/count_tokens",
+            Api::Responses => "/v1/responses",
+            Api::ChatCompletions => "/v1/chat/completions",
+            Api::Models => "/v1/models",
+        }
+    }
+
+    /// Errors in this API's shape: Anthropic's or OpenAI's
+    pub fn anthropic_shaped(self) -> bool {
+        matches!(self, Api::Messages | Api::CountTokens)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Api::Messages => "messages",
+            Api::CountTokens => "count_tokens",
+            Api::Responses => "responses",
+            Api::ChatCompletions => "chat_completions",
+            Api::Models => "models",
+        }
+    }
+}
+
+/// Strip every leading base-URL segment (`anthropic`, `openai`, `v1`) and match what is left
+pub fn classify(path: &str) -> Option<Api> {
+    let mut rest = path.trim_end_matches('/');
+    loop {
+        let trimmed = rest.trim_start_matches('/');
+        let next = ["anthropic/", "openai/", "v1/"].iter().find_map(|p| trimmed.strip_prefix(p));
+        match next {
+            Some(r) => rest = r,
+            None => {
+                rest = trimmed;
+                break;
+            }
+        }
+    }
+    match rest {
+        "messages" => Some(Api::Messages),
+        "messages/count_tokens" => Some(Api::CountTokens),
+        "responses" => Some(Api::Responses),
+        "chat/completions" => Some(Api::ChatCompletions),
+        "models" => Some(Api::Models),
+        _ => None,
+    }
+}
+
+/// Whether an unknown path looks like an Anthropic one (for the shape of its 404)
+pub fn looks_anthropic(path: &str) -> bool {
+    path.contains("anthropic") || path.contains("/messages")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_base_url_shape() {
+        for (path, api) in [
+            ("/v1/messages", Api::Messages),
+            ("/v1/v1/messages", Api::Messages),
+            ("/messages", Api::Messages),
+            ("/anthropic/v1/messages", Api::Messages),
+            ("/anthropic/v1/v1/messages", Api::Messages),
+            ("/v1/messages/count_tokens", Api::CountTokens),
+            ("/v1/responses", Api::Responses),
+            ("/openai/v1/responses", Api::Responses),
+            ("/v1/chat/completions", Api::ChatCompletions),
+            ("/chat/completions", Api::ChatCompletions),
+            ("/openai/v1/chat/completions/", Api::ChatCompletions),
+            ("/v1/models", Api::Models),
+            ("/anthropic/v1/models", Api::Models),
+        ] {
+            assert_eq!(classify(path), Some(api), "{path}");
+        }
+        for path in ["/", "/v1", "/v1/completions", "/v1/messages/batches", "/v2/messages", "/admin"] {
+            assert_eq!(classify(path), None, "{path}");
+        }
+    }
+}
