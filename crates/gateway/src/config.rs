@@ -90,14 +90,23 @@ const PROVIDERS: [&str; 3] = ["anthropic", "openai", "generic-chat-completion-ap
 impl GatewayConfig {
     pub fn parse(file: &str, text: &str) -> Result<GatewayConfig, ConfigError> {
         let cfg: GatewayConfig = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| crate::config::line_col(text, s.start)).map(|(l, c)| format!("{l}:{c}: ")).unwrap_or_default();
-            ConfigError::Invalid { file: file.to_string(), message: format!("{at}{}", e.message()) }
+            let at = e
+                .span()
+                .map(|s| crate::config::line_col(text, s.start))
+                .map(|(l, c)| format!("{l}:{c}: "))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: file.to_string(),
+                message: format!("{at}{}", e.message()),
+            }
         })?;
         for name in cfg.upstreams.keys() {
             if !PROVIDERS.contains(&name.as_str()) {
                 return Err(ConfigError::Invalid {
                     file: file.to_string(),
-                    message: format!("upstreams.{name}: invalid provider `{name}`: expected one of `anthropic`, `openai`, `generic-chat-completion-api`"),
+                    message: format!(
+                        "upstreams.{name}: invalid provider `{name}`: expected one of `anthropic`, `openai`, `generic-chat-completion-api`"
+                    ),
                 });
             }
         }
@@ -106,7 +115,10 @@ impl GatewayConfig {
 
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { file: file.clone(), error })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            file: file.clone(),
+            error,
+        })?;
         Self::parse(&file, &text)
     }
 }
@@ -114,15 +126,24 @@ impl GatewayConfig {
 /// Read a secret from an environment variable or a file (trailing newline dropped)
 pub fn secret(env: Option<&str>, file: Option<&str>) -> Result<Option<String>, String> {
     if let Some(f) = file {
-        return std::fs::read_to_string(f).map(|s| Some(s.trim_end().to_string())).map_err(|e| format!("cannot read `{f}`: {e}"));
+        return std::fs::read_to_string(f)
+            .map(|s| Some(s.trim_end().to_string()))
+            .map_err(|e| format!("cannot read `{f}`: {e}"));
     }
-    Ok(env.and_then(|v| std::env::var(v).ok()).filter(|s| !s.is_empty()))
+    Ok(env
+        .and_then(|v| std::env::var(v).ok())
+        .filter(|s| !s.is_empty()))
 }
 
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -135,9 +156,13 @@ mod tests {
         let ok = GatewayConfig::parse("g.toml", "listen = \"127.0.0.1:0\"\n[upstreams.anthropic]\nbase_url = \"http://x\"\nkey_env = \"K\"\n").unwrap();
         assert_eq!(ok.upstreams["anthropic"].base_url, "http://x");
         assert_eq!(ok.decision_timeout_ms, DEFAULT_DECISION_TIMEOUT_MS);
-        let e = GatewayConfig::parse("g.toml", "listen = \"127.0.0.1:0\"\nlisen = 1\n").unwrap_err().to_string();
+        let e = GatewayConfig::parse("g.toml", "listen = \"127.0.0.1:0\"\nlisen = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("g.toml: 2:1: unknown field `lisen`"), "{e}");
-        let e = GatewayConfig::parse("g.toml", "[upstreams.azure]\nbase_url = \"x\"\n").unwrap_err().to_string();
+        let e = GatewayConfig::parse("g.toml", "[upstreams.azure]\nbase_url = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid provider `azure`"), "{e}");
     }
 }

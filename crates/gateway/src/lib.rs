@@ -27,16 +27,34 @@ pub fn app(gw: Arc<Gateway>) -> Router {
 }
 
 /// Ready only while the resolver answers its health check
-async fn readyz(axum::extract::State(gw): axum::extract::State<Arc<Gateway>>) -> (StatusCode, &'static str) {
+async fn readyz(
+    axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+) -> (StatusCode, &'static str) {
     let mut health = tonic_health::pb::health_client::HealthClient::new(gw.channel.clone());
-    let req = tonic_health::pb::HealthCheckRequest { service: "strata.v1.PolicyService".to_string() };
+    let req = tonic_health::pb::HealthCheckRequest {
+        service: "strata.v1.PolicyService".to_string(),
+    };
     match tokio::time::timeout(Duration::from_secs(1), health.check(req)).await {
-        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => (StatusCode::OK, "ready"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "the policy resolver is not answering"),
+        Ok(Ok(r))
+            if r.get_ref().status
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 =>
+        {
+            (StatusCode::OK, "ready")
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the policy resolver is not answering",
+        ),
     }
 }
 
 /// Serve until `shutdown`
-pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

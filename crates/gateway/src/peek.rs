@@ -87,17 +87,26 @@ pub fn peek(body: &[u8]) -> Result<Peeked, PeekError> {
         .mcp_servers
         .unwrap_or_default()
         .into_iter()
-        .map(|m| McpPeek { name: m.name.map(Cow::into_owned).unwrap_or_default(), url: m.url.map(Cow::into_owned).unwrap_or_default() })
+        .map(|m| McpPeek {
+            name: m.name.map(Cow::into_owned).unwrap_or_default(),
+            url: m.url.map(Cow::into_owned).unwrap_or_default(),
+        })
         .collect();
     for t in b.tools.unwrap_or_default() {
         if t.kind.as_deref() == Some("mcp") {
-            mcp_servers.push(McpPeek { name: t.server_label.map(Cow::into_owned).unwrap_or_default(), url: t.server_url.map(Cow::into_owned).unwrap_or_default() });
+            mcp_servers.push(McpPeek {
+                name: t.server_label.map(Cow::into_owned).unwrap_or_default(),
+                url: t.server_url.map(Cow::into_owned).unwrap_or_default(),
+            });
         }
     }
     Ok(Peeked {
         model: model.into_owned(),
         stream: b.stream.unwrap_or(false),
-        max_output_tokens: b.max_tokens.or(b.max_output_tokens).or(b.max_completion_tokens),
+        max_output_tokens: b
+            .max_tokens
+            .or(b.max_output_tokens)
+            .or(b.max_completion_tokens),
         mcp_servers,
     })
 }
@@ -114,7 +123,13 @@ mod tests {
         assert_eq!(p.model, "claude-sonnet-4-5");
         assert!(p.stream);
         assert_eq!(p.max_output_tokens, Some(1024));
-        assert_eq!(p.mcp_servers, vec![McpPeek { name: "docs".into(), url: "https://docs.acme.internal/mcp".into() }]);
+        assert_eq!(
+            p.mcp_servers,
+            vec![McpPeek {
+                name: "docs".into(),
+                url: "https://docs.acme.internal/mcp".into()
+            }]
+        );
     }
 
     #[test]
@@ -129,7 +144,10 @@ mod tests {
 
     #[test]
     fn escaped_model_and_bad_bodies() {
-        assert_eq!(peek(br#"{"model":"gpt\u002d5"}"#).map(|p| p.model), Ok("gpt-5".to_string()));
+        assert_eq!(
+            peek(br#"{"model":"gpt\u002d5"}"#).map(|p| p.model),
+            Ok("gpt-5".to_string())
+        );
         assert!(matches!(peek(b"{not json"), Err(PeekError::Json(_))));
         assert_eq!(peek(br#"{"messages":[]}"#), Err(PeekError::NoModel));
         assert!(matches!(peek(br#"{"model": 5}"#), Err(PeekError::Json(_))));

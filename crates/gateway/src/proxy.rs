@@ -19,7 +19,8 @@ use crate::route::{Api, classify, looks_anthropic};
 
 /// Headers that carry the gateway token when the client brings its own provider key (BYOK).
 /// They never go upstream.
-pub const GOVERNANCE_HEADERS: [&str; 2] = ["x-strata-governance-token", "x-coder-ai-governance-token"];
+pub const GOVERNANCE_HEADERS: [&str; 2] =
+    ["x-strata-governance-token", "x-coder-ai-governance-token"];
 /// Optional request headers naming the project and folder the request is made in
 pub const PROJECT_HEADER: &str = "x-strata-project";
 pub const FOLDER_HEADER: &str = "x-strata-folder";
@@ -56,13 +57,22 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .connect_lazy();
-        let token = secret(Some(&cfg.service_token_env), cfg.service_token_file.as_deref())
-            .map_err(StartError::Secret)?
-            .ok_or_else(|| StartError::NoServiceToken(cfg.service_token_env.clone()))?;
-        let service_auth = format!("Bearer {token}").parse().map_err(|_| StartError::Secret("the service token holds characters that cannot go in a header".to_string()))?;
+        let token = secret(
+            Some(&cfg.service_token_env),
+            cfg.service_token_file.as_deref(),
+        )
+        .map_err(StartError::Secret)?
+        .ok_or_else(|| StartError::NoServiceToken(cfg.service_token_env.clone()))?;
+        let service_auth = format!("Bearer {token}").parse().map_err(|_| {
+            StartError::Secret(
+                "the service token holds characters that cannot go in a header".to_string(),
+            )
+        })?;
         let mut keys = HashMap::new();
         for (provider, up) in &cfg.upstreams {
-            if let Some(k) = secret(up.key_env.as_deref(), up.key_file.as_deref()).map_err(StartError::Secret)? {
+            if let Some(k) =
+                secret(up.key_env.as_deref(), up.key_file.as_deref()).map_err(StartError::Secret)?
+            {
                 keys.insert(provider.clone(), k);
             }
         }
@@ -74,14 +84,26 @@ impl Gateway {
             .read_timeout(Duration::from_secs(cfg.upstream_timeout_secs))
             .build()
             .map_err(|e| StartError::Http(e.to_string()))?;
-        let public_base_url = cfg.public_base_url.clone().unwrap_or_else(|| format!("http://{}", cfg.listen));
-        Ok(Gateway { policy: PolicyServiceClient::new(channel.clone()), channel, service_auth, http, keys, public_base_url, cfg })
+        let public_base_url = cfg
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.listen));
+        Ok(Gateway {
+            policy: PolicyServiceClient::new(channel.clone()),
+            channel,
+            service_auth,
+            http,
+            keys,
+            public_base_url,
+            cfg,
+        })
     }
 
     fn grpc<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.set_timeout(Duration::from_millis(self.cfg.decision_timeout_ms));
-        r.metadata_mut().insert("authorization", self.service_auth.clone());
+        r.metadata_mut()
+            .insert("authorization", self.service_auth.clone());
         r
     }
 }
@@ -94,24 +116,49 @@ struct Caller {
 }
 
 fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn api_key(h: &HeaderMap) -> Option<&str> {
-    header(h, "x-api-key").or_else(|| header(h, "authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim))
+    header(h, "x-api-key").or_else(|| {
+        header(h, "authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+    })
 }
 
 fn caller(h: &HeaderMap) -> Option<Caller> {
     if let Some(t) = GOVERNANCE_HEADERS.iter().find_map(|n| header(h, n)) {
-        return Some(Caller { token: t.to_string(), byok: true });
+        return Some(Caller {
+            token: t.to_string(),
+            byok: true,
+        });
     }
-    api_key(h).map(|t| Caller { token: t.to_string(), byok: false })
+    api_key(h).map(|t| Caller {
+        token: t.to_string(),
+        byok: false,
+    })
 }
 
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
     )
 }
 
@@ -119,15 +166,38 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
     let Some(api) = classify(&path) else {
-        return error(looks_anthropic(&path), StatusCode::NOT_FOUND, "not_found", &format!("no such endpoint: {} {path}", req.method()), Source::Client);
+        return error(
+            looks_anthropic(&path),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no such endpoint: {} {path}", req.method()),
+            Source::Client,
+        );
     };
-    let anthropic = api.anthropic_shaped() || (api == Api::Models && req.headers().contains_key("anthropic-version"));
-    let expected = if api == Api::Models { Method::GET } else { Method::POST };
+    let anthropic = api.anthropic_shaped()
+        || (api == Api::Models && req.headers().contains_key("anthropic-version"));
+    let expected = if api == Api::Models {
+        Method::GET
+    } else {
+        Method::POST
+    };
     if req.method() != expected {
-        return error(anthropic, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("{} takes {expected}", api.upstream_path()), Source::Client);
+        return error(
+            anthropic,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{} takes {expected}", api.upstream_path()),
+            Source::Client,
+        );
     }
     let Some(caller) = caller(req.headers()) else {
-        return error(anthropic, StatusCode::UNAUTHORIZED, "missing_api_key", "missing API key: send your Strata gateway token as the API key (x-api-key or Authorization: Bearer)", Source::Client);
+        return error(
+            anthropic,
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "missing API key: send your Strata gateway token as the API key (x-api-key or Authorization: Bearer)",
+            Source::Client,
+        );
     };
     if api == Api::Models {
         return models(&gw, &caller, req.headers(), anthropic).await;
@@ -136,7 +206,16 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
     let bytes = match axum::body::to_bytes(body, gw.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            return error(anthropic, StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &format!("the request body is larger than the gateway's limit of {} bytes", gw.cfg.max_body_bytes), Source::Client);
+            return error(
+                anthropic,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &format!(
+                    "the request body is larger than the gateway's limit of {} bytes",
+                    gw.cfg.max_body_bytes
+                ),
+                Source::Client,
+            );
         }
     };
     let peeked = match peek(&bytes) {
@@ -147,20 +226,42 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
                 PeekError::NoModel => "missing_model",
                 PeekError::ModelTooLong(_) => "invalid_model",
             };
-            return error(anthropic, StatusCode::BAD_REQUEST, code, &e.to_string(), Source::Client);
+            return error(
+                anthropic,
+                StatusCode::BAD_REQUEST,
+                code,
+                &e.to_string(),
+                Source::Client,
+            );
         }
     };
     let decide = v1::DecideRequest {
         identity: Some(v1::decide_request::Identity::Token(caller.token.clone())),
-        project: header(&parts.headers, PROJECT_HEADER).unwrap_or_default().to_string(),
-        folder: header(&parts.headers, FOLDER_HEADER).unwrap_or_default().to_string(),
+        project: header(&parts.headers, PROJECT_HEADER)
+            .unwrap_or_default()
+            .to_string(),
+        folder: header(&parts.headers, FOLDER_HEADER)
+            .unwrap_or_default()
+            .to_string(),
         gateway: gw.public_base_url.clone(),
         target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
             model: peeked.model.clone(),
             provider: api.provider().to_string(),
-            key_mode: if caller.byok { v1::KeyMode::Byok as i32 } else { v1::KeyMode::Central as i32 },
+            key_mode: if caller.byok {
+                v1::KeyMode::Byok as i32
+            } else {
+                v1::KeyMode::Central as i32
+            },
             base_url: gw.public_base_url.clone(),
-            mcp_servers: peeked.mcp_servers.iter().map(|m| v1::McpServerRef { name: m.name.clone(), url: m.url.clone(), ..Default::default() }).collect(),
+            mcp_servers: peeked
+                .mcp_servers
+                .iter()
+                .map(|m| v1::McpServerRef {
+                    name: m.name.clone(),
+                    url: m.url.clone(),
+                    ..Default::default()
+                })
+                .collect(),
         })),
     };
     let decision = match ask(&gw, decide).await {
@@ -169,12 +270,43 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
     };
     let id = decision.decision_id.clone();
     if decision.effect != v1::Effect::Allow as i32 {
-        let rule = decision.determined_by.first().map(|r| format!(" [rule {} ({} {}{})]", r.rule, level(r.level), r.file, if r.line > 0 { format!(":{}", r.line) } else { String::new() })).unwrap_or_default();
-        let mut r = error(anthropic, StatusCode::FORBIDDEN, "policy_denied", &format!("Strata policy: {}{rule} (decision {id})", decision.reason), Source::Policy);
+        let rule = decision
+            .determined_by
+            .first()
+            .map(|r| {
+                format!(
+                    " [rule {} ({} {}{})]",
+                    r.rule,
+                    level(r.level),
+                    r.file,
+                    if r.line > 0 {
+                        format!(":{}", r.line)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .unwrap_or_default();
+        let mut r = error(
+            anthropic,
+            StatusCode::FORBIDDEN,
+            "policy_denied",
+            &format!("Strata policy: {}{rule} (decision {id})", decision.reason),
+            Source::Policy,
+        );
         stamp(r.headers_mut(), &decision);
         return r;
     }
-    forward(&gw, api, &caller, parts.headers, bytes, &decision, anthropic).await
+    forward(
+        &gw,
+        api,
+        &caller,
+        parts.headers,
+        bytes,
+        &decision,
+        anthropic,
+    )
+    .await
 }
 
 fn level(l: i32) -> &'static str {
@@ -205,9 +337,29 @@ enum Refusal {
 
 fn with_shape(r: Refusal, anthropic: bool) -> Response<Body> {
     match r {
-        Refusal::Unauthenticated => error(anthropic, StatusCode::UNAUTHORIZED, "invalid_api_key", "invalid API key: the gateway token is unknown or revoked", Source::Client),
-        Refusal::BadRequest(m) => error(anthropic, StatusCode::BAD_REQUEST, "invalid_request", &m, Source::Client),
-        Refusal::Unavailable(m) => error(anthropic, StatusCode::SERVICE_UNAVAILABLE, "policy_unavailable", &format!("the policy resolver cannot answer, so the gateway refuses the request (fail closed): {m}"), Source::Gateway),
+        Refusal::Unauthenticated => error(
+            anthropic,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "invalid API key: the gateway token is unknown or revoked",
+            Source::Client,
+        ),
+        Refusal::BadRequest(m) => error(
+            anthropic,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &m,
+            Source::Client,
+        ),
+        Refusal::Unavailable(m) => error(
+            anthropic,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "policy_unavailable",
+            &format!(
+                "the policy resolver cannot answer, so the gateway refuses the request (fail closed): {m}"
+            ),
+            Source::Gateway,
+        ),
     }
 }
 
@@ -221,43 +373,104 @@ async fn ask(gw: &Gateway, req: v1::DecideRequest) -> Result<v1::DecideResponse,
             tonic::Code::InvalidArgument => Refusal::BadRequest(s.message().to_string()),
             _ => Refusal::Unavailable(s.message().to_string()),
         }),
-        Err(_) => Err(Refusal::Unavailable(format!("no decision within {} ms", gw.cfg.decision_timeout_ms))),
+        Err(_) => Err(Refusal::Unavailable(format!(
+            "no decision within {} ms",
+            gw.cfg.decision_timeout_ms
+        ))),
     }
 }
 
-async fn forward(gw: &Gateway, api: Api, caller: &Caller, headers: HeaderMap, body: Bytes, d: &v1::DecideResponse, anthropic: bool) -> Response<Body> {
+async fn forward(
+    gw: &Gateway,
+    api: Api,
+    caller: &Caller,
+    headers: HeaderMap,
+    body: Bytes,
+    d: &v1::DecideResponse,
+    anthropic: bool,
+) -> Response<Body> {
     let provider = api.provider();
     let Some(up) = gw.cfg.upstreams.get(provider) else {
-        return error(anthropic, StatusCode::BAD_GATEWAY, "no_upstream", &format!("the gateway has no upstream for `{provider}` (configure [upstreams.{provider}])"), Source::Gateway);
+        return error(
+            anthropic,
+            StatusCode::BAD_GATEWAY,
+            "no_upstream",
+            &format!(
+                "the gateway has no upstream for `{provider}` (configure [upstreams.{provider}])"
+            ),
+            Source::Gateway,
+        );
     };
-    let url = format!("{}{}", up.base_url.trim_end_matches('/').trim_end_matches("/v1"), api.upstream_path());
+    let url = format!(
+        "{}{}",
+        up.base_url.trim_end_matches('/').trim_end_matches("/v1"),
+        api.upstream_path()
+    );
     let mut out = reqwest::header::HeaderMap::new();
     for (k, v) in &headers {
         let n = k.as_str();
-        if hop_by_hop(k) || GOVERNANCE_HEADERS.contains(&n) || n.starts_with("x-strata-") || (!caller.byok && (n == "authorization" || n == "x-api-key")) {
+        if hop_by_hop(k)
+            || GOVERNANCE_HEADERS.contains(&n)
+            || n.starts_with("x-strata-")
+            || (!caller.byok && (n == "authorization" || n == "x-api-key"))
+        {
             continue;
         }
         out.append(k.clone(), v.clone());
     }
     if !caller.byok {
         let Some(key) = gw.keys.get(provider) else {
-            return error(anthropic, StatusCode::SERVICE_UNAVAILABLE, "no_central_key", &format!("the gateway has no central key for `{provider}` (configure upstreams.{provider}.key_env)"), Source::Gateway);
+            return error(
+                anthropic,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_central_key",
+                &format!(
+                    "the gateway has no central key for `{provider}` (configure upstreams.{provider}.key_env)"
+                ),
+                Source::Gateway,
+            );
         };
-        let (name, value) = if provider == "anthropic" { ("x-api-key", key.clone()) } else { ("authorization", format!("Bearer {key}")) };
+        let (name, value) = if provider == "anthropic" {
+            ("x-api-key", key.clone())
+        } else {
+            ("authorization", format!("Bearer {key}"))
+        };
         match HeaderValue::from_str(&value) {
             Ok(v) => {
                 out.insert(name, v);
             }
-            Err(_) => return error(anthropic, StatusCode::SERVICE_UNAVAILABLE, "bad_central_key", "the gateway's central key holds characters that cannot go in a header", Source::Gateway),
+            Err(_) => {
+                return error(
+                    anthropic,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "bad_central_key",
+                    "the gateway's central key holds characters that cannot go in a header",
+                    Source::Gateway,
+                );
+            }
         }
     }
     let sent = gw.http.post(&url).headers(out).body(body).send().await;
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
-            let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "cannot be reached" } else { "failed" };
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "cannot be reached"
+            } else {
+                "failed"
+            };
             tracing::warn!(provider, error = %e, "upstream {what}");
-            let mut r = error(anthropic, StatusCode::BAD_GATEWAY, "upstream_unreachable", &format!("the upstream `{provider}` {what}; this is not a problem with your configuration"), Source::Upstream);
+            let mut r = error(
+                anthropic,
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                &format!(
+                    "the upstream `{provider}` {what}; this is not a problem with your configuration"
+                ),
+                Source::Upstream,
+            );
             stamp(r.headers_mut(), d);
             return r;
         }
@@ -272,29 +485,60 @@ async fn forward(gw: &Gateway, api: Api, caller: &Caller, headers: HeaderMap, bo
         }
         stamp(h, d);
         if status.is_client_error() || status.is_server_error() {
-            h.insert("x-strata-error-source", HeaderValue::from_static(Source::Upstream.as_str()));
+            h.insert(
+                "x-strata-error-source",
+                HeaderValue::from_static(Source::Upstream.as_str()),
+            );
         }
     }
     // chunk by chunk as the upstream sends them; dropping the body (client gone) drops the
     // upstream request
-    resp.body(Body::from_stream(upstream.bytes_stream())).unwrap_or_else(|_| error(anthropic, StatusCode::BAD_GATEWAY, "bad_upstream_response", "the upstream's response could not be relayed", Source::Upstream))
+    resp.body(Body::from_stream(upstream.bytes_stream()))
+        .unwrap_or_else(|_| {
+            error(
+                anthropic,
+                StatusCode::BAD_GATEWAY,
+                "bad_upstream_response",
+                "the upstream's response could not be relayed",
+                Source::Upstream,
+            )
+        })
 }
 
 /// `GET /v1/models`: only what this user may use, in the shape the client speaks
-async fn models(gw: &Gateway, caller: &Caller, headers: &HeaderMap, anthropic: bool) -> Response<Body> {
+async fn models(
+    gw: &Gateway,
+    caller: &Caller,
+    headers: &HeaderMap,
+    anthropic: bool,
+) -> Response<Body> {
     let req = v1::ResolveSettingsRequest {
-        identity: Some(v1::resolve_settings_request::Identity::Token(caller.token.clone())),
-        project: header(headers, PROJECT_HEADER).unwrap_or_default().to_string(),
-        folder: header(headers, FOLDER_HEADER).unwrap_or_default().to_string(),
+        identity: Some(v1::resolve_settings_request::Identity::Token(
+            caller.token.clone(),
+        )),
+        project: header(headers, PROJECT_HEADER)
+            .unwrap_or_default()
+            .to_string(),
+        folder: header(headers, FOLDER_HEADER)
+            .unwrap_or_default()
+            .to_string(),
         base_url: gw.public_base_url.clone(),
     };
     let mut client = gw.policy.clone();
     let deadline = Duration::from_millis(gw.cfg.decision_timeout_ms.max(1000));
-    let settings = match tokio::time::timeout(deadline, client.resolve_settings(gw.grpc(req))).await {
+    let settings = match tokio::time::timeout(deadline, client.resolve_settings(gw.grpc(req))).await
+    {
         Ok(Ok(r)) => r.into_inner(),
-        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => return with_shape(Refusal::Unauthenticated, anthropic),
+        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
+            return with_shape(Refusal::Unauthenticated, anthropic);
+        }
         Ok(Err(s)) => return with_shape(Refusal::Unavailable(s.message().to_string()), anthropic),
-        Err(_) => return with_shape(Refusal::Unavailable("no answer in time".to_string()), anthropic),
+        Err(_) => {
+            return with_shape(
+                Refusal::Unavailable("no answer in time".to_string()),
+                anthropic,
+            );
+        }
     };
     let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
     let listed: Vec<(String, String)> = v["models"]
@@ -302,7 +546,15 @@ async fn models(gw: &Gateway, caller: &Caller, headers: &HeaderMap, anthropic: b
         .map(|a| {
             a.iter()
                 .filter(|m| m["keyMode"] == "central" || caller.byok)
-                .filter_map(|m| Some((m["model"].as_str()?.to_string(), m["displayName"].as_str().or(m["model"].as_str())?.to_string())))
+                .filter_map(|m| {
+                    Some((
+                        m["model"].as_str()?.to_string(),
+                        m["displayName"]
+                            .as_str()
+                            .or(m["model"].as_str())?
+                            .to_string(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -314,7 +566,8 @@ async fn models(gw: &Gateway, caller: &Caller, headers: &HeaderMap, anthropic: b
         serde_json::json!({ "object": "list", "data": data })
     };
     let mut r = Response::new(Body::from(body.to_string()));
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(&settings.revision) {
         r.headers_mut().insert("x-strata-revision", v);
     }

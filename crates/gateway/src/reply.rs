@@ -30,7 +30,13 @@ impl Source {
 }
 
 /// An error response; `code` is a stable string for clients and tests
-pub fn error(anthropic: bool, status: StatusCode, code: &str, message: &str, source: Source) -> Response<Body> {
+pub fn error(
+    anthropic: bool,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    source: Source,
+) -> Response<Body> {
     let kind = match status {
         StatusCode::UNAUTHORIZED => "authentication_error",
         StatusCode::FORBIDDEN => "permission_error",
@@ -50,6 +56,9 @@ pub fn error(anthropic: bool, status: StatusCode, code: &str, message: &str, sou
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
-    h.insert("x-strata-error-source", HeaderValue::from_static(source.as_str()));
+    h.insert(
+        "x-strata-error-source",
+        HeaderValue::from_static(source.as_str()),
+    );
     r
 }

@@ -60,7 +60,9 @@ pub fn classify(path: &str) -> Option<Api> {
     let mut rest = path.trim_end_matches('/');
     loop {
         let trimmed = rest.trim_start_matches('/');
-        let next = ["anthropic/", "openai/", "v1/"].iter().find_map(|p| trimmed.strip_prefix(p));
+        let next = ["anthropic/", "openai/", "v1/"]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p));
         match next {
             Some(r) => rest = r,
             None => {
@@ -107,7 +109,14 @@ mod tests {
         ] {
             assert_eq!(classify(path), Some(api), "{path}");
         }
-        for path in ["/", "/v1", "/v1/completions", "/v1/messages/batches", "/v2/messages", "/admin"] {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/completions",
+            "/v1/messages/batches",
+            "/v2/messages",
+            "/admin",
+        ] {
             assert_eq!(classify(path), None, "{path}");
         }
     }

@@ -545,7 +545,10 @@ fn cedar_schema_error_not_hidden_by_another_projects_rule_id() {
         .map(|p| (p.code, p.file.as_str(), p.line))
         .collect();
     // one error per rule
-    assert_eq!(got, vec![("cedar.schema", "projects/web/policies/local.cedar", 2)]);
+    assert_eq!(
+        got,
+        vec![("cedar.schema", "projects/web/policies/local.cedar", 2)]
+    );
     assert!(
         errs.iter()
             .all(|p| p.message.contains("project:web#policies/local.cedar/guard")),

@@ -165,7 +165,11 @@ impl PolicyService for PolicySvc {
                 mcp_servers: Vec::new(),
             },
         };
-        let settings = effective_settings(&active.snapshot, &base, (!r.base_url.is_empty()).then_some(r.base_url.as_str()));
+        let settings = effective_settings(
+            &active.snapshot,
+            &base,
+            (!r.base_url.is_empty()).then_some(r.base_url.as_str()),
+        );
         let settings_json =
             serde_json::to_string(&settings).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(v1::ResolveSettingsResponse {

@@ -770,6 +770,7 @@ async fn explain_and_resolve_settings_over_grpc() {
                 )),
                 project: "web".into(),
                 folder: String::new(),
+                base_url: String::new(),
             },
         ))
         .await

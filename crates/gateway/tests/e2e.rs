@@ -1,0 +1,579 @@
+//! The gateway end to end: a real resolver (sled, gRPC) and the real gateway on 127.0.0.1:0, in
+//! front of a mock upstream that records what it receives.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Response};
+use strata_gateway::{Gateway, GatewayConfig};
+use strata_policy::FileTree;
+use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
+use strata_resolver::{Resolver, SledStore};
+use tokio::sync::oneshot;
+
+const ADMIN: &str = "e2e-admin";
+const SERVICE: &str = "e2e-service";
+const CENTRAL_ANTHROPIC: &str = "sk-ant-central-0123456789";
+const CENTRAL_OPENAI: &str = "sk-openai-central-0123456789";
+
+// ---- mock upstream ------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>);
+
+async fn upstream(State(rec): State<Recorded>, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    rec.0
+        .lock()
+        .unwrap()
+        .push((path.clone(), parts.headers.clone(), body.clone()));
+    let text = String::from_utf8_lossy(&body).to_string();
+    if text.contains("please-fail") {
+        return Response::builder().status(529).header("content-type", "application/json").body(Body::from(r#"{"type":"error","error":{"type":"overloaded_error","message":"upstream is overloaded"}}"#)).unwrap();
+    }
+    if text.contains("\"stream\":true") {
+        // three events, 300 ms apart: a buffering proxy would deliver them all at the end
+        let stream = futures::stream::unfold(0u8, |i| async move {
+            if i == 3 {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let ev = format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i}}}\n\n"
+            );
+            Some((Ok::<_, std::io::Error>(Bytes::from(ev)), i + 1))
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    let answer = if path.ends_with("/messages") {
+        r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"model":"m","stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#
+    } else {
+        r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#
+    };
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(answer))
+        .unwrap()
+}
+
+async fn start_upstream() -> (SocketAddr, Recorded) {
+    let rec = Recorded::default();
+    let app = axum::Router::new()
+        .fallback(upstream)
+        .with_state(rec.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (addr, rec)
+}
+
+// ---- resolver -----------------------------------------------------------------------------
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples/acme")
+}
+
+fn files(dir: &Path) -> Vec<v1::File> {
+    strata_proto::files(&FileTree::read_path(dir).unwrap())
+}
+
+struct ResolverProc {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> ResolverProc {
+    let store = SledStore::open(data).unwrap();
+    let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
+        .await
+        .unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        strata_resolver::serve(Arc::new(resolver), listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    ResolverProc {
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl ResolverProc {
+    async fn stop(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+}
+
+fn auth<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    r
+}
+
+struct World {
+    gateway: String,
+    resolver_addr: SocketAddr,
+    resolver: Option<ResolverProc>,
+    data: tempfile::TempDir,
+    rec: Recorded,
+    alice: String,
+    bob: String,
+    http: reqwest::Client,
+}
+
+async fn world() -> World {
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resolver_addr = listener.local_addr().unwrap();
+    let resolver = start_resolver(data.path(), listener).await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{resolver_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = AdminServiceClient::new(ch);
+    admin
+        .publish_org(auth(v1::PublishOrgRequest {
+            files: files(&examples().join("org")),
+            message: String::new(),
+        }))
+        .await
+        .unwrap();
+    admin
+        .publish_project(auth(v1::PublishProjectRequest {
+            project_id: "web".into(),
+            files: files(&examples().join("project/.factory")),
+            folders: vec![],
+            message: String::new(),
+        }))
+        .await
+        .unwrap();
+    let token = |user: &str, groups: &[&str]| {
+        let mut admin = admin.clone();
+        let req = v1::CreateTokenRequest {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            projects: vec![],
+            description: String::new(),
+        };
+        async move {
+            admin
+                .create_token(auth(req))
+                .await
+                .unwrap()
+                .into_inner()
+                .token
+        }
+    };
+    let alice = token("alice", &["leads"]).await;
+    let bob = token("bob", &[]).await;
+
+    let (up, rec) = start_upstream().await;
+    let cfg = GatewayConfig::parse(
+        "e2e.toml",
+        &format!(
+            r#"
+listen = "127.0.0.1:0"
+public_base_url = "http://127.0.0.1:8787"
+resolver = "http://{resolver_addr}"
+service_token_file = "{svc}"
+decision_timeout_ms = 300
+max_body_bytes = 1048576
+[upstreams.anthropic]
+base_url = "http://{up}"
+key_file = "{ka}"
+[upstreams.openai]
+base_url = "http://{up}/v1"
+key_file = "{ko}"
+[upstreams.generic-chat-completion-api]
+base_url = "http://{up}"
+key_file = "{ko}"
+"#,
+            svc = write(data.path(), "svc", SERVICE),
+            ka = write(data.path(), "ka", CENTRAL_ANTHROPIC),
+            ko = write(data.path(), "ko", CENTRAL_OPENAI),
+        ),
+    )
+    .unwrap();
+    let gw = Arc::new(Gateway::new(cfg).unwrap());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gaddr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        strata_gateway::serve(gw, l, std::future::pending())
+            .await
+            .unwrap()
+    });
+    World {
+        gateway: format!("http://{gaddr}"),
+        resolver_addr,
+        resolver: Some(resolver),
+        data,
+        rec,
+        alice,
+        bob,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+const SONNET: &str =
+    r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_key_is_injected_and_the_client_token_stripped() {
+    let w = world().await;
+    for path in ["/v1/messages", "/v1/v1/messages", "/anthropic/v1/messages"] {
+        let r = w
+            .http
+            .post(format!("{}{path}", w.gateway))
+            .header("x-api-key", &w.alice)
+            .header("anthropic-version", "2023-06-01")
+            .body(SONNET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+        assert!(r.headers().contains_key("x-strata-decision-id"));
+    }
+    let rec = w.rec.0.lock().unwrap();
+    assert_eq!(rec.len(), 3);
+    for (path, headers, body) in rec.iter() {
+        assert_eq!(path, "/v1/messages");
+        assert_eq!(headers.get("x-api-key").unwrap(), CENTRAL_ANTHROPIC);
+        assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
+        assert!(
+            headers.iter().all(|(_, v)| !v
+                .as_bytes()
+                .windows(w.alice.len())
+                .any(|x| x == w.alice.as_bytes())),
+            "the gateway token never goes upstream"
+        );
+        assert_eq!(
+            body.as_ref(),
+            SONNET.as_bytes(),
+            "the original bytes are forwarded"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byok_forwards_the_users_key_and_strips_the_governance_header() {
+    let w = world().await;
+    let body = r#"{"model":"gpt-5-codex","input":"hi"}"#;
+    let r = w
+        .http
+        .post(format!("{}/openai/v1/responses", w.gateway))
+        .header("authorization", "Bearer sk-alice-own-key")
+        .header("X-Coder-AI-Governance-Token", &w.alice)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let rec = w.rec.0.lock().unwrap();
+    let (path, headers, _) = rec.last().unwrap();
+    assert_eq!(path, "/v1/responses");
+    assert_eq!(
+        headers.get("authorization").unwrap(),
+        "Bearer sk-alice-own-key"
+    );
+    assert!(
+        !headers.contains_key("x-coder-ai-governance-token")
+            && !headers.contains_key("x-strata-governance-token")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_in_each_providers_shape() {
+    let w = world().await;
+    let r = w
+        .http
+        .post(format!("{}/v1/chat/completions", w.gateway))
+        .header("authorization", format!("Bearer {}", w.alice))
+        .body(r#"{"model":"gpt-4o","messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.headers().contains_key("x-strata-decision-id")
+            && r.headers().contains_key("x-strata-revision")
+    );
+    assert_eq!(r.headers().get("x-strata-error-source").unwrap(), "policy");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("org#modelPolicy.blockedModelIds") && msg.contains("settings.json"),
+        "{msg}"
+    );
+    assert_eq!(v["error"]["type"], "permission_error");
+
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.bob)
+        .body(r#"{"model":"claude-opus-4-1","max_tokens":5,"messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "permission_error");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("frontier"),
+        "{v}"
+    );
+    assert!(
+        w.rec.0.lock().unwrap().is_empty(),
+        "nothing denied went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_wrong_tokens_and_bad_requests() {
+    let w = world().await;
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .body(SONNET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", "strata_gw_wrong")
+        .body(SONNET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error");
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = w
+        .http
+        .post(format!("{}/v1/completions", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body(SONNET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/completions")
+    );
+    assert!(w.rec.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_event_by_event_and_byte_exact() {
+    let w = world().await;
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[]}"#;
+    let start = Instant::now();
+    let mut r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    let first_at = start.elapsed();
+    let mut all = first.to_vec();
+    while let Some(c) = r.chunk().await.unwrap() {
+        all.extend_from_slice(&c);
+    }
+    let total = start.elapsed();
+    assert!(
+        first.starts_with(b"event: content_block_delta"),
+        "{first:?}"
+    );
+    // the upstream takes >= 600 ms in all; the first event must not wait for the rest
+    assert!(total >= Duration::from_millis(600));
+    assert!(
+        first_at + Duration::from_millis(300) <= total,
+        "first event after {first_at:?}, all after {total:?}: buffered"
+    );
+    let expect: String = (0..3).map(|i| format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i}}}\n\n")).collect();
+    assert_eq!(String::from_utf8(all).unwrap(), expect);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_pass_through_marked() {
+    let w = world().await;
+    let r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body(
+            r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"please-fail"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 529);
+    assert_eq!(
+        r.headers().get("x-strata-error-source").unwrap(),
+        "upstream"
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["message"], "upstream is overloaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_filtered_per_user_in_both_shapes() {
+    let w = world().await;
+    let list = |token: String, anthropic: bool| {
+        let mut req = w
+            .http
+            .get(format!("{}/v1/models", w.gateway))
+            .header("x-api-key", token);
+        if anthropic {
+            req = req.header("anthropic-version", "2023-06-01");
+        }
+        async move {
+            let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            v
+        }
+    };
+    let alice = list(w.alice.clone(), true).await;
+    let ids = |v: &serde_json::Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        alice["data"][0]["type"] == "model",
+        "anthropic shape: {alice}"
+    );
+    assert!(
+        ids(&alice).contains(&"claude-opus-4-1".to_string()),
+        "{alice}"
+    );
+    let bob = list(w.bob.clone(), false).await;
+    assert_eq!(bob["object"], "list", "openai shape");
+    assert!(
+        !ids(&bob).contains(&"claude-opus-4-1".to_string()),
+        "bob is not in leads: {bob}"
+    );
+    assert!(
+        !ids(&bob).iter().any(|m| m.starts_with("gpt-4o")),
+        "banned models are hidden"
+    );
+    assert!(
+        ids(&bob).contains(&"claude-sonnet-4-5".to_string()),
+        "{bob}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolver_down_fails_closed_and_traffic_resumes() {
+    let mut w = world().await;
+    let send = |w: &World| {
+        w.http
+            .post(format!("{}/v1/messages", w.gateway))
+            .header("x-api-key", &w.alice)
+            .body(SONNET)
+            .send()
+    };
+    assert_eq!(send(&w).await.unwrap().status(), 200);
+    w.resolver.take().unwrap().stop().await;
+    let r = send(&w).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers().get("x-strata-error-source").unwrap(), "gateway");
+    let ready = w
+        .http
+        .get(format!("{}/readyz", w.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let upstream_calls = w.rec.0.lock().unwrap().len();
+    assert_eq!(
+        upstream_calls, 1,
+        "nothing went upstream without a decision"
+    );
+
+    let listener = tokio::net::TcpListener::bind(w.resolver_addr)
+        .await
+        .unwrap();
+    w.resolver = Some(start_resolver(w.data.path(), listener).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = send(&w).await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "traffic did not resume: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        w.http
+            .get(format!("{}/readyz", w.gateway))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
