@@ -22,6 +22,7 @@ mod remote;
 mod render;
 mod serve;
 mod test_cmd;
+mod up;
 mod validate;
 
 use std::process::ExitCode;
@@ -72,6 +73,10 @@ pub enum Command {
     /// Manage gateway tokens
     #[command(subcommand)]
     Token(remote::TokenCmd),
+    /// Run the gateway (the LLM proxy) from a TOML configuration
+    Gateway(up::GatewayArgs),
+    /// Run resolver and gateway together on an embedded store, with the example bundle published
+    Up(up::UpArgs),
 }
 
 /// Run an async command on a fresh runtime
@@ -93,6 +98,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Revisions(conn) => block_on(remote::revisions(conn)),
         Command::Rollback { revision, conn } => block_on(remote::rollback(revision, conn)),
         Command::Token(cmd) => block_on(remote::token(cmd)),
+        Command::Gateway(args) => block_on(up::gateway(args)),
+        Command::Up(args) => block_on(up::up(args)),
     };
     ExitCode::from(code)
 }

@@ -166,6 +166,11 @@ pub enum TokenCmd {
     },
 }
 
+/// A layer directory's files, as a publish sends them
+pub fn read_tree_files(dir: &std::path::Path) -> Result<Vec<v1::File>, Failed> {
+    Ok(strata_proto::files(&read_tree(dir)?))
+}
+
 fn read_tree(dir: &std::path::Path) -> Result<FileTree, Failed> {
     FileTree::read_path(dir).map_err(|p| {
         eprint!("{}", crate::render::problem_report(&p));

@@ -1,0 +1,196 @@
+//! `policy gateway` (the gateway alone) and `policy up` (resolver and gateway in one process, on
+//! an embedded sled store, with the example bundle published).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use strata_gateway::{Gateway, GatewayConfig};
+use strata_policy::{KeyMode, Provider, Request, Target};
+use strata_resolver::Resolver;
+
+use crate::exit;
+use crate::remote::Failed;
+use crate::serve::{init_logging, shutdown_signal};
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The gateway's TOML configuration (see docs/operations.md)
+    #[arg(long, env = "STRATA_GATEWAY_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+pub async fn gateway(args: GatewayArgs) -> Result<u8, Failed> {
+    init_logging();
+    let cfg = GatewayConfig::load(&args.config).map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::INVALID)
+    })?;
+    run_gateway(cfg, shutdown_signal()).await
+}
+
+async fn run_gateway(cfg: GatewayConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<u8, Failed> {
+    let listen = cfg.listen;
+    let gw = Gateway::new(cfg).map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::FAILURE)
+    })?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        eprintln!("error: cannot listen on {listen}: {e}");
+        Failed(exit::FAILURE)
+    })?;
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gateway listening");
+    strata_gateway::serve(Arc::new(gw), listener, shutdown).await.map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::FAILURE)
+    })?;
+    Ok(exit::ALLOW)
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The embedded store
+    #[arg(long, env = "STRATA_DATA", default_value = ".strata", value_name = "DIR")]
+    pub data: PathBuf,
+    /// The org bundle to publish
+    #[arg(long, default_value = "policies/examples/acme/org", value_name = "DIR")]
+    pub org: PathBuf,
+    /// A project layer to publish, as ID=DIR; repeatable
+    #[arg(long = "project", default_value = "web=policies/examples/acme/project/.factory", value_name = "ID=DIR")]
+    pub projects: Vec<String>,
+    /// The resolver's gRPC address
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub resolver_listen: SocketAddr,
+    /// The gateway's HTTP address
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// The user the printed gateway token is for
+    #[arg(long, default_value = "alice")]
+    pub user: String,
+    /// Their groups; repeatable
+    #[arg(long = "group", default_values_t = vec!["leads".to_string()])]
+    pub groups: Vec<String>,
+}
+
+fn upstream(base_env: &str, default: &str, key_env: &str) -> String {
+    let base = std::env::var(base_env).unwrap_or_else(|_| default.to_string());
+    format!("base_url = {base:?}\nkey_env = {key_env:?}\n")
+}
+
+pub async fn up(args: UpArgs) -> Result<u8, Failed> {
+    init_logging();
+    let fail = |m: String| {
+        eprintln!("error: {m}");
+        Failed(exit::FAILURE)
+    };
+    let admin = strata_resolver::state::new_secret("strata_admin_").map_err(|e| fail(e.to_string()))?;
+    let service = strata_resolver::state::new_secret("strata_svc_").map_err(|e| fail(e.to_string()))?;
+    let resolver = crate::serve::open(&args.data, Some(admin.clone()), Some(service.clone())).await?;
+
+    let org = crate::remote::read_tree_files(&args.org)?;
+    let (rev, _, warnings) = resolver.publish_org(org, "policy up".to_string()).await.map_err(|e| report(&resolver, e))?;
+    for (id, dir) in args.projects.iter().filter_map(|p| p.split_once('=')) {
+        let files = crate::remote::read_tree_files(std::path::Path::new(dir))?;
+        resolver.publish_project(id.to_string(), files, Vec::new(), "policy up".to_string()).await.map_err(|e| report(&resolver, e))?;
+    }
+    let _ = (rev, warnings);
+    let (token, _) = resolver.create_token(args.user.clone(), args.groups.clone(), Vec::new(), "policy up".to_string()).await.map_err(|e| fail(e.to_string()))?;
+
+    let rl = tokio::net::TcpListener::bind(args.resolver_listen).await.map_err(|e| fail(format!("cannot listen on {}: {e}", args.resolver_listen)))?;
+    let resolver_url = format!("http://{}", rl.local_addr().map_err(|e| fail(e.to_string()))?);
+    let gateway_url = format!("http://{}", args.listen);
+    // the service token reaches the in-process gateway through a private file, never argv
+    let token_file = args.data.join("service-token");
+    std::fs::write(&token_file, &service).map_err(|e| fail(format!("cannot write {}: {e}", token_file.display())))?;
+    let cfg = GatewayConfig::parse(
+        "policy up",
+        &format!(
+            "listen = {:?}\npublic_base_url = {gateway_url:?}\nresolver = {resolver_url:?}\nservice_token_file = {:?}\n[upstreams.anthropic]\n{}[upstreams.openai]\n{}[upstreams.generic-chat-completion-api]\n{}",
+            args.listen.to_string(),
+            token_file.display().to_string(),
+            upstream("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+            upstream("OPENAI_BASE_URL", "https://api.openai.com", "OPENAI_API_KEY"),
+            upstream("STRATA_CHAT_BASE_URL", "https://api.openai.com", "OPENAI_API_KEY"),
+        ),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+
+    let active = resolver.active().ok_or_else(|| fail("nothing is active".to_string()))?;
+    let base = Request {
+        user: args.user.clone(),
+        groups: args.groups.clone(),
+        project: args.projects.first().and_then(|p| p.split_once('=')).map(|(id, _)| id.to_string()),
+        folder: None,
+        gateway: None,
+        target: Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() },
+    };
+    let (models, _) = strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
+    let snippet = droid_snippet(&models, &gateway_url, &token);
+    eprintln!(
+        "\nStrata is up: resolver {resolver_url}, gateway {gateway_url}, revision {}\n\n\
+         admin token (for `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
+         gateway token for user `{}` (groups: {}):\n  {token}\n\n\
+         Paste into ~/.factory/settings.json (Droid) to use the models this user may use through the gateway:\n",
+        active.revision,
+        args.user,
+        args.groups.join(", ")
+    );
+    outln!("{snippet}");
+    eprintln!("\nStop with Ctrl-C.");
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let resolver_task = tokio::spawn(strata_resolver::serve(resolver, rl, async move {
+        let _ = rx2.wait_for(|s| *s).await;
+    }));
+    let mut rx3 = rx;
+    let gateway = run_gateway(cfg, async move {
+        let _ = rx3.wait_for(|s| *s).await;
+    });
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+        std::future::pending::<()>().await
+    };
+    let code = tokio::select! {
+        r = gateway => r?,
+        _ = signal => exit::ALLOW,
+    };
+    let _ = tokio::time::timeout(strata_resolver::DRAIN_GRACE, resolver_task).await;
+    Ok(code)
+}
+
+fn report(_r: &Resolver, e: strata_resolver::ResolverError) -> Failed {
+    if let strata_resolver::ResolverError::Invalid(p) = &e {
+        eprint!("{}", crate::render::problem_report(p));
+        return Failed(exit::INVALID);
+    }
+    eprintln!("error: {e}");
+    Failed(exit::FAILURE)
+}
+
+/// Droid `customModels` entries for `models`, pointed at the gateway with the gateway token
+pub fn droid_snippet(models: &[strata_policy::explain::ModelView], gateway_url: &str, token: &str) -> String {
+    let entries: Vec<serde_json::Value> = models
+        .iter()
+        .filter(|m| m.key_mode == KeyMode::Central)
+        .map(|m| {
+            let provider = m.provider.unwrap_or(if m.model.starts_with("claude") { Provider::Anthropic } else { Provider::OpenAi });
+            // Droid's Anthropic client appends /v1/messages; the OpenAI ones append /responses or /chat/completions
+            let base = match provider {
+                Provider::Anthropic => gateway_url.to_string(),
+                _ => format!("{gateway_url}/v1"),
+            };
+            serde_json::json!({
+                "model": m.model,
+                "displayName": format!("{} (Strata)", m.display_name.clone().unwrap_or_else(|| m.model.clone())),
+                "baseUrl": base,
+                "apiKey": token,
+                "provider": provider.as_str(),
+                "maxOutputTokens": m.max_output_tokens.unwrap_or(16384),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries })).unwrap_or_default()
+}
