@@ -270,28 +270,11 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
     };
     let id = decision.decision_id.clone();
     if decision.effect != v1::Effect::Allow as i32 {
-        let rule = decision
-            .determined_by
-            .first()
-            .map(|r| {
-                format!(
-                    " [rule {} ({} {}{})]",
-                    r.rule,
-                    level(r.level),
-                    r.file,
-                    if r.line > 0 {
-                        format!(":{}", r.line)
-                    } else {
-                        String::new()
-                    }
-                )
-            })
-            .unwrap_or_default();
         let mut r = error(
             anthropic,
             StatusCode::FORBIDDEN,
             "policy_denied",
-            &format!("Strata policy: {}{rule} (decision {id})", decision.reason),
+            &format!("Strata policy: {} (decision {id})", decision.reason),
             Source::Policy,
         );
         stamp(r.headers_mut(), &decision);
@@ -307,16 +290,6 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
         anthropic,
     )
     .await
-}
-
-fn level(l: i32) -> &'static str {
-    match v1::Level::try_from(l) {
-        Ok(v1::Level::Org) => "org",
-        Ok(v1::Level::Project) => "project",
-        Ok(v1::Level::Folder) => "folder",
-        Ok(v1::Level::User) => "user",
-        _ => "",
-    }
 }
 
 fn stamp(h: &mut HeaderMap, d: &v1::DecideResponse) {
