@@ -52,25 +52,40 @@ pub enum MatchKind {
     Mcp,
 }
 
-/// One list compiled to a glob set; every pattern maps back to the entry that produced it
+/// Patterns per glob set: globset builds one automaton per set, and a very large one fails to
+/// build, so a long list is split into several sets
+const GLOBS_PER_SET: usize = 500;
+
+/// One list compiled for matching. Literal entries are a hash lookup; glob entries are glob sets.
+/// Model ids and MCP hosts/commands match case-insensitively: patterns and inputs are lowercased,
+/// which also lets globset use its fast literal, prefix and suffix strategies.
 #[derive(Clone, Debug)]
 pub struct Matcher {
     pub origin: Origin,
     pub entries: Vec<Spanned<String>>,
-    set: GlobSet,
-    pattern_entry: Vec<usize>,
+    kind: MatchKind,
+    /// literal pattern (folded) → first entry that produced it
+    exact: HashMap<String, usize>,
+    /// glob sets, and for each set the entry behind each of its patterns
+    sets: Vec<(GlobSet, Vec<usize>)>,
+}
+
+fn has_glob(p: &str) -> bool {
+    p.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
 impl Matcher {
-    /// Compile `list`; entries naming a category in `categories` stand for its patterns
+    /// Compile `list`; entries naming a category in `categories` stand for its patterns. A list
+    /// that cannot be compiled is an error, never an empty (match-nothing) set.
     pub fn build(
         list: &List,
         kind: MatchKind,
         categories: &[(String, List)],
         problems: &mut Problems,
     ) -> Matcher {
-        let mut b = GlobSetBuilder::new();
-        let mut pattern_entry = Vec::new();
+        let fold = kind != MatchKind::Url;
+        let mut exact = HashMap::new();
+        let mut globs: Vec<(globset::Glob, usize, &Spanned<String>)> = Vec::new();
         for (i, entry) in list.entries.iter().enumerate() {
             let expanded: Vec<&str> =
                 match (kind, categories.iter().find(|(n, _)| *n == entry.value)) {
@@ -80,16 +95,21 @@ impl Matcher {
                     _ => vec![entry.value.as_str()],
                 };
             for pat in expanded {
-                let glob = GlobBuilder::new(pat)
-                    .case_insensitive(kind != MatchKind::Url)
+                let pat = if fold {
+                    pat.to_ascii_lowercase()
+                } else {
+                    pat.to_string()
+                };
+                if !has_glob(&pat) {
+                    exact.entry(pat).or_insert(i);
+                    continue;
+                }
+                match GlobBuilder::new(&pat)
                     .literal_separator(kind == MatchKind::Url)
                     .backslash_escape(true)
-                    .build();
-                match glob {
-                    Ok(g) => {
-                        b.add(g);
-                        pattern_entry.push(i);
-                    }
+                    .build()
+                {
+                    Ok(g) => globs.push((g, i, entry)),
                     Err(e) => problems.push(Problem {
                         severity: Severity::Error,
                         code: "glob.invalid",
@@ -102,25 +122,65 @@ impl Matcher {
                 }
             }
         }
-        let set = b.build().unwrap_or_else(|_| GlobSet::empty());
+        let mut sets = Vec::new();
+        for chunk in globs.chunks(GLOBS_PER_SET) {
+            let mut b = GlobSetBuilder::new();
+            for (g, _, _) in chunk {
+                b.add(g.clone());
+            }
+            match b.build() {
+                Ok(set) => sets.push((set, chunk.iter().map(|(_, i, _)| *i).collect())),
+                Err(e) => {
+                    let first = chunk[0].2;
+                    problems.push(Problem {
+                        severity: Severity::Error,
+                        code: "glob.too_complex",
+                        file: first.origin.file.to_string(),
+                        line: first.origin.line,
+                        col: first.origin.col,
+                        pointer: list.origin.pointer.clone(),
+                        message: format!("the patterns of this list cannot be compiled together ({e}); simplify or split them"),
+                    });
+                }
+            }
+        }
         Matcher {
             origin: list.origin.clone(),
             entries: list.entries.clone(),
-            set,
-            pattern_entry,
+            kind,
+            exact,
+            sets,
+        }
+    }
+
+    fn folded<'s>(&self, s: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.kind != MatchKind::Url && s.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(s)
         }
     }
 
     pub fn is_match(&self, s: &str) -> bool {
-        self.set.is_match(s)
+        let s = self.folded(s);
+        self.exact.contains_key(s.as_ref())
+            || self.sets.iter().any(|(set, _)| set.is_match(s.as_ref()))
     }
 
-    /// The first entry that matches `s`
+    /// The first entry (in list order) that matches `s`
     pub fn first_match(&self, s: &str) -> Option<&Spanned<String>> {
-        let hits = self.set.matches(s);
-        hits.first()
-            .and_then(|p| self.pattern_entry.get(*p))
-            .and_then(|e| self.entries.get(*e))
+        let s = self.folded(s);
+        let mut best = self.exact.get(s.as_ref()).copied();
+        for (set, entries) in &self.sets {
+            if let Some(i) = set
+                .matches(s.as_ref())
+                .first()
+                .and_then(|p| entries.get(*p))
+            {
+                best = Some(best.map_or(*i, |b| b.min(*i)));
+            }
+        }
+        best.and_then(|i| self.entries.get(i))
     }
 
     /// Whether the list has literal (non-glob) entries only; those can be listed as models
@@ -128,7 +188,7 @@ impl Matcher {
         self.entries
             .iter()
             .map(|e| e.value.as_str())
-            .filter(|s| !s.contains(['*', '?', '[', '{']))
+            .filter(|s| !has_glob(s))
     }
 }
 
@@ -893,4 +953,72 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
         mcp_type: type_name("McpServer")?,
         project_type: type_name("Project")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: impl IntoIterator<Item = String>) -> List {
+        let origin = Origin {
+            level: Level::Org,
+            file: Arc::from("settings.json"),
+            pointer: "/modelPolicy/blockedModelIds".into(),
+            line: 1,
+            col: 1,
+        };
+        List {
+            entries: entries
+                .into_iter()
+                .map(|e| Spanned::new(e, origin.clone()))
+                .collect(),
+            origin,
+        }
+    }
+
+    #[test]
+    fn ten_thousand_globs_still_match() {
+        // globset cannot build one automaton for this many case-insensitive patterns; an empty
+        // set in its place would let every banned model through
+        let mut problems = Problems::default();
+        let m = Matcher::build(
+            &list((0..10_000).map(|i| format!("vendor-{i}-*-preview"))),
+            MatchKind::Model,
+            &[],
+            &mut problems,
+        );
+        assert!(problems.problems.is_empty(), "{problems:?}");
+        assert!(m.is_match("vendor-7-big-preview"));
+        assert!(m.is_match("VENDOR-9999-x-PREVIEW"));
+        assert!(!m.is_match("vendor-7-big"));
+        assert_eq!(
+            m.first_match("vendor-7123-x-preview")
+                .map(|e| e.value.as_str()),
+            Some("vendor-7123-*-preview")
+        );
+    }
+
+    #[test]
+    fn exact_entries_fold_case_and_urls_do_not() {
+        let mut problems = Problems::default();
+        let m = Matcher::build(
+            &list(["GPT-4o".to_string(), "claude-*".to_string()]),
+            MatchKind::Model,
+            &[],
+            &mut problems,
+        );
+        assert!(m.is_match("gpt-4O") && m.is_match("Claude-Opus") && !m.is_match("gpt-4"));
+        let u = Matcher::build(
+            &list(["http://gw/*".to_string()]),
+            MatchKind::Url,
+            &[],
+            &mut problems,
+        );
+        assert!(
+            u.is_match("http://gw/v1")
+                && !u.is_match("http://gw/v1/messages")
+                && !u.is_match("HTTP://GW/v1")
+        );
+        assert!(problems.problems.is_empty());
+    }
 }
