@@ -30,7 +30,10 @@ pub async fn gateway(args: GatewayArgs) -> Result<u8, Failed> {
     run_gateway(cfg, shutdown_signal()).await
 }
 
-async fn run_gateway(cfg: GatewayConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<u8, Failed> {
+async fn run_gateway(
+    cfg: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<u8, Failed> {
     let listen = cfg.listen;
     let gw = Gateway::new(cfg).map_err(|e| {
         eprintln!("error: {e}");
@@ -41,23 +44,34 @@ async fn run_gateway(cfg: GatewayConfig, shutdown: impl std::future::Future<Outp
         Failed(exit::FAILURE)
     })?;
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gateway listening");
-    strata_gateway::serve(Arc::new(gw), listener, shutdown).await.map_err(|e| {
-        eprintln!("error: {e}");
-        Failed(exit::FAILURE)
-    })?;
+    strata_gateway::serve(Arc::new(gw), listener, shutdown)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Failed(exit::FAILURE)
+        })?;
     Ok(exit::ALLOW)
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The embedded store
-    #[arg(long, env = "STRATA_DATA", default_value = ".strata", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "STRATA_DATA",
+        default_value = ".strata",
+        value_name = "DIR"
+    )]
     pub data: PathBuf,
     /// The org bundle to publish
     #[arg(long, default_value = "policies/examples/acme/org", value_name = "DIR")]
     pub org: PathBuf,
     /// A project layer to publish, as ID=DIR; repeatable
-    #[arg(long = "project", default_value = "web=policies/examples/acme/project/.factory", value_name = "ID=DIR")]
+    #[arg(
+        long = "project",
+        default_value = "web=policies/examples/acme/project/.factory",
+        value_name = "ID=DIR"
+    )]
     pub projects: Vec<String>,
     /// The resolver's gRPC address
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -84,25 +98,48 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         eprintln!("error: {m}");
         Failed(exit::FAILURE)
     };
-    let admin = strata_resolver::state::new_secret("strata_admin_").map_err(|e| fail(e.to_string()))?;
-    let service = strata_resolver::state::new_secret("strata_svc_").map_err(|e| fail(e.to_string()))?;
-    let resolver = crate::serve::open(&args.data, Some(admin.clone()), Some(service.clone())).await?;
+    let admin =
+        strata_resolver::state::new_secret("strata_admin_").map_err(|e| fail(e.to_string()))?;
+    let service =
+        strata_resolver::state::new_secret("strata_svc_").map_err(|e| fail(e.to_string()))?;
+    let resolver =
+        crate::serve::open(&args.data, Some(admin.clone()), Some(service.clone())).await?;
 
     let org = crate::remote::read_tree_files(&args.org)?;
-    let (rev, _, warnings) = resolver.publish_org(org, "policy up".to_string()).await.map_err(|e| report(&resolver, e))?;
+    let (rev, _, warnings) = resolver
+        .publish_org(org, "policy up".to_string())
+        .await
+        .map_err(|e| report(&resolver, e))?;
     for (id, dir) in args.projects.iter().filter_map(|p| p.split_once('=')) {
         let files = crate::remote::read_tree_files(std::path::Path::new(dir))?;
-        resolver.publish_project(id.to_string(), files, Vec::new(), "policy up".to_string()).await.map_err(|e| report(&resolver, e))?;
+        resolver
+            .publish_project(id.to_string(), files, Vec::new(), "policy up".to_string())
+            .await
+            .map_err(|e| report(&resolver, e))?;
     }
     let _ = (rev, warnings);
-    let (token, _) = resolver.create_token(args.user.clone(), args.groups.clone(), Vec::new(), "policy up".to_string()).await.map_err(|e| fail(e.to_string()))?;
+    let (token, _) = resolver
+        .create_token(
+            args.user.clone(),
+            args.groups.clone(),
+            Vec::new(),
+            "policy up".to_string(),
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?;
 
-    let rl = tokio::net::TcpListener::bind(args.resolver_listen).await.map_err(|e| fail(format!("cannot listen on {}: {e}", args.resolver_listen)))?;
-    let resolver_url = format!("http://{}", rl.local_addr().map_err(|e| fail(e.to_string()))?);
+    let rl = tokio::net::TcpListener::bind(args.resolver_listen)
+        .await
+        .map_err(|e| fail(format!("cannot listen on {}: {e}", args.resolver_listen)))?;
+    let resolver_url = format!(
+        "http://{}",
+        rl.local_addr().map_err(|e| fail(e.to_string()))?
+    );
     let gateway_url = format!("http://{}", args.listen);
     // the service token reaches the in-process gateway through a private file, never argv
     let token_file = args.data.join("service-token");
-    std::fs::write(&token_file, &service).map_err(|e| fail(format!("cannot write {}: {e}", token_file.display())))?;
+    std::fs::write(&token_file, &service)
+        .map_err(|e| fail(format!("cannot write {}: {e}", token_file.display())))?;
     let cfg = GatewayConfig::parse(
         "policy up",
         &format!(
@@ -116,14 +153,26 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     )
     .map_err(|e| fail(e.to_string()))?;
 
-    let active = resolver.active().ok_or_else(|| fail("nothing is active".to_string()))?;
+    let active = resolver
+        .active()
+        .ok_or_else(|| fail("nothing is active".to_string()))?;
     let base = Request {
         user: args.user.clone(),
         groups: args.groups.clone(),
-        project: args.projects.first().and_then(|p| p.split_once('=')).map(|(id, _)| id.to_string()),
+        project: args
+            .projects
+            .first()
+            .and_then(|p| p.split_once('='))
+            .map(|(id, _)| id.to_string()),
         folder: None,
         gateway: None,
-        target: Target::Model { model: String::new(), provider: None, key_mode: KeyMode::Central, base_url: None, mcp_servers: Vec::new() },
+        target: Target::Model {
+            model: String::new(),
+            provider: None,
+            key_mode: KeyMode::Central,
+            base_url: None,
+            mcp_servers: Vec::new(),
+        },
     };
     let (models, _) = strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
     let snippet = droid_snippet(&models, &gateway_url, &token);
@@ -171,7 +220,11 @@ fn report(_r: &Resolver, e: strata_resolver::ResolverError) -> Failed {
 }
 
 /// Droid `customModels` entries for `models`, pointed at the gateway with the gateway token
-pub fn droid_snippet(models: &[strata_policy::explain::ModelView], gateway_url: &str, token: &str) -> String {
+pub fn droid_snippet(
+    models: &[strata_policy::explain::ModelView],
+    gateway_url: &str,
+    token: &str,
+) -> String {
     let entries: Vec<serde_json::Value> = models
         .iter()
         .filter(|m| m.key_mode == KeyMode::Central)
@@ -192,5 +245,6 @@ pub fn droid_snippet(models: &[strata_policy::explain::ModelView], gateway_url: 
             })
         })
         .collect();
-    serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries })).unwrap_or_default()
+    serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
+        .unwrap_or_default()
 }

@@ -2,7 +2,7 @@
 //! set per scope and action, validated against the schema, with a revision that is the content
 //! hash of everything that went in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -328,9 +328,32 @@ pub struct RuleInfo {
 /// The Cedar policy sets of one scope, one per action
 #[derive(Clone, Debug)]
 pub struct ScopeSets {
+    /// every policy of the scope (base and hand-written), by action: what `explain` lists
     pub invoke_model: Arc<PolicySet>,
     pub use_byok: Arc<PolicySet>,
     pub connect_mcp: Arc<PolicySet>,
+    /// the base rules present in the scope, by action ([`ACTIONS`] order); `decide` evaluates
+    /// them natively from the list memberships and triggers it computes anyway
+    pub base: [HashSet<RuleKey>; 3],
+    /// the hand-written policies that can apply to each action; Cedar evaluates only these
+    pub hand: [Arc<PolicySet>; 3],
+}
+
+/// The actions, in the order [`ScopeSets`] indexes them
+pub const ACTIONS: [&str; 3] = ["invoke_model", "use_byok", "connect_mcp"];
+
+/// Whether a policy's action constraint can match action `ACTIONS[idx]`
+fn applies_to(policy: &Policy, idx: usize) -> bool {
+    let name = ACTIONS[idx];
+    let is = |uid: &EntityUid| {
+        let id = uid.id().unescaped();
+        id == name || (id == "use_model" && idx < 2)
+    };
+    match policy.action_constraint() {
+        cedar_policy::ActionConstraint::Any => true,
+        cedar_policy::ActionConstraint::Eq(uid) => is(&uid),
+        cedar_policy::ActionConstraint::In(uids) => uids.iter().any(is),
+    }
 }
 
 /// A project's layers, compiled
@@ -366,6 +389,10 @@ pub struct Uids {
     /// the action entities (and their `use_model` group), from the schema
     pub actions: Vec<cedar_policy::Entity>,
     pub lists: HashMap<RuleKey, EntityUid>,
+    /// the other way: list entity → base rule
+    pub list_keys: HashMap<EntityUid, RuleKey>,
+    /// base rule → its policy id and effect
+    pub base_ids: HashMap<RuleKey, (PolicyId, CedarEffect)>,
     pub categories: Vec<EntityUid>,
     pub invoke_model: EntityUid,
     pub use_byok: EntityUid,
@@ -561,6 +588,8 @@ impl Compiler {
         users: &[&CompiledLayer],
     ) -> ScopeSets {
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
+        let mut base: [HashSet<RuleKey>; 3] = Default::default();
+        let mut hand_sets = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         for (key, policy) in &self.base {
             let present = match key.field {
                 Field::GatewayRequired => org_policy.gateway_required.is_some(),
@@ -576,18 +605,20 @@ impl Compiler {
             if !present {
                 continue;
             }
-            let targets: &[usize] = match key.field.scope() {
-                Scope::Model => &[0, 1],
-                Scope::Byok => &[1],
-                Scope::Mcp => &[2],
-            };
-            for t in targets {
-                let _ = by_action[*t].add(policy.clone());
+            // the rule's own action constraint says which actions it is about
+            for t in (0..ACTIONS.len()).filter(|t| applies_to(policy, *t)) {
+                let _ = by_action[t].add(policy.clone());
+                base[t].insert(*key);
             }
         }
         for h in hand {
             for set in by_action.iter_mut() {
                 let _ = set.add(h.policy.clone());
+            }
+            for (idx, set) in hand_sets.iter_mut().enumerate() {
+                if applies_to(&h.policy, idx) {
+                    let _ = set.add(h.policy.clone());
+                }
             }
         }
         let [invoke_model, use_byok, connect_mcp] = by_action;
@@ -595,6 +626,8 @@ impl Compiler {
             invoke_model: Arc::new(invoke_model),
             use_byok: Arc::new(use_byok),
             connect_mcp: Arc::new(connect_mcp),
+            base,
+            hand: hand_sets.map(Arc::new),
         }
     }
 
@@ -942,6 +975,11 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
         .collect::<Result<_, _>>()?;
     Ok(Uids {
         actions: Vec::new(),
+        list_keys: lists.iter().map(|(k, u)| (u.clone(), *k)).collect(),
+        base_ids: base
+            .iter()
+            .map(|(k, p)| (*k, (p.id().clone(), p.effect())))
+            .collect(),
         lists,
         categories,
         invoke_model: uid("Action", "invoke_model")?,

@@ -527,7 +527,81 @@ struct Outcome {
     errors: Vec<String>,
 }
 
+/// What Cedar needs for one evaluation, built only when Cedar runs
+type CedarInputs = Result<((EntityUid, Entity), Entity, Context), String>;
+
+/// Decide with the base rules natively — each is "the resource is in list X" or "trigger X
+/// holds", both computed already — and with Cedar for the hand-written rules that can apply to
+/// the action. Same semantics as one Cedar evaluation of the scope's whole set: any forbid
+/// denies, else any permit allows, else deny; the determining rules are the forbids that fired
+/// (deny) or the permits that fired (allow).
 fn evaluate(
+    snap: &Snapshot,
+    sets: &ScopeSets,
+    idx: usize,
+    parents: &HashSet<EntityUid>,
+    triggers: &[String],
+    action: &EntityUid,
+    inputs: impl FnOnce() -> CedarInputs,
+) -> Outcome {
+    let mut forbids = Vec::new();
+    let mut permits = Vec::new();
+    // a rule without a condition (the default MCP permit) fires whenever it is in the set
+    let unconditional = RuleKey::new(Level::Org, Field::McpDefault);
+    let fired = parents
+        .iter()
+        .filter_map(|u| snap.uids.list_keys.get(u).copied())
+        .chain(triggers.iter().filter_map(|t| RuleKey::parse(t)))
+        .chain(std::iter::once(unconditional));
+    for key in fired {
+        if !sets.base[idx].contains(&key) {
+            continue;
+        }
+        match snap.uids.base_ids.get(&key) {
+            Some((id, CedarEffect::Forbid)) => forbids.push(id.clone()),
+            Some((id, CedarEffect::Permit)) => permits.push(id.clone()),
+            None => {}
+        }
+    }
+    let mut errors = Vec::new();
+    let hand = &sets.hand[idx];
+    if !hand.is_empty() {
+        let out = match inputs() {
+            Ok((principal, resource, ctx)) => {
+                cedar_eval(snap, hand, principal, action, resource, Ok(ctx))
+            }
+            // the request cannot be put to Cedar: fail closed
+            Err(e) => {
+                return Outcome {
+                    effect: Effect::Deny,
+                    reasons: Vec::new(),
+                    errors: vec![e],
+                };
+            }
+        };
+        errors = out.errors;
+        match out.effect {
+            Effect::Deny => forbids.extend(out.reasons),
+            Effect::Allow => permits.extend(out.reasons),
+        }
+    }
+    let (effect, mut reasons) = if !forbids.is_empty() {
+        (Effect::Deny, forbids)
+    } else if !permits.is_empty() {
+        (Effect::Allow, permits)
+    } else {
+        (Effect::Deny, Vec::new())
+    };
+    reasons.sort();
+    reasons.dedup();
+    Outcome {
+        effect,
+        reasons,
+        errors,
+    }
+}
+
+fn cedar_eval(
     snap: &Snapshot,
     set: &PolicySet,
     principal: (EntityUid, Entity),
@@ -617,31 +691,39 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                 *key_mode,
                 base_url.as_deref(),
             );
-            let (set, action) = match key_mode {
-                KeyMode::Central => (&scope.sets.invoke_model, &snap.uids.invoke_model),
-                KeyMode::Byok => (&scope.sets.use_byok, &snap.uids.use_byok),
+            let (idx, action) = match key_mode {
+                KeyMode::Central => (0, &snap.uids.invoke_model),
+                KeyMode::Byok => (1, &snap.uids.use_byok),
             };
-            let ctx = context(
+            let out = evaluate(
                 snap,
-                req,
-                *key_mode,
-                facts.provider,
-                facts.base_url.as_deref(),
+                scope.sets,
+                idx,
+                &facts.parents,
                 &facts.triggers,
+                action,
+                || {
+                    let ctx = context(
+                        snap,
+                        req,
+                        *key_mode,
+                        facts.provider,
+                        facts.base_url.as_deref(),
+                        &facts.triggers,
+                    )?;
+                    let attrs = HashMap::from([(
+                        "id".to_string(),
+                        RestrictedExpression::new_string(model.clone()),
+                    )]);
+                    let resource = Entity::new(
+                        euid(&snap.uids.model_type, model),
+                        attrs,
+                        facts.parents.clone(),
+                    )
+                    .map_err(|e| format!("cannot build the model entity: {e}"))?;
+                    Ok((principal(snap, req), resource, ctx))
+                },
             );
-            let attrs = HashMap::from([(
-                "id".to_string(),
-                RestrictedExpression::new_string(model.clone()),
-            )]);
-            let resource = match Entity::new(
-                euid(&snap.uids.model_type, model),
-                attrs,
-                facts.parents.clone(),
-            ) {
-                Ok(e) => e,
-                Err(e) => return failed(snap, format!("cannot build the model entity: {e}")),
-            };
-            let out = evaluate(snap, set, principal(snap, req), action, resource, ctx);
             let what = format!("model `{model}`");
             let mut d = finish(snap, &scope, req, out, &what, |key| {
                 model_provenance(snap, &scope, req, key, model, &facts)
@@ -684,40 +766,41 @@ fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &Mcp
         .and_then(|d| d.transport)
         .map(|t| t.as_str())
         .unwrap_or(if server.url.is_some() { "http" } else { "" });
-    let attrs = HashMap::from([
-        (
-            "name".to_string(),
-            RestrictedExpression::new_string(server.name.clone().unwrap_or_default()),
-        ),
-        (
-            "transport".to_string(),
-            RestrictedExpression::new_string(transport.to_string()),
-        ),
-        (
-            "host".to_string(),
-            RestrictedExpression::new_string(facts.host.clone().unwrap_or_default()),
-        ),
-        (
-            "command".to_string(),
-            RestrictedExpression::new_string(facts.command.clone().unwrap_or_default()),
-        ),
-    ]);
-    let resource = match Entity::new(
-        euid(&snap.uids.mcp_type, &label),
-        attrs,
-        facts.parents.clone(),
-    ) {
-        Ok(e) => e,
-        Err(e) => return failed(snap, format!("cannot build the MCP server entity: {e}")),
-    };
-    let ctx = context(snap, req, KeyMode::Central, None, None, &facts.triggers);
     let out = evaluate(
         snap,
-        &scope.sets.connect_mcp,
-        principal(snap, req),
+        scope.sets,
+        2,
+        &facts.parents,
+        &facts.triggers,
         &snap.uids.connect_mcp,
-        resource,
-        ctx,
+        || {
+            let attrs = HashMap::from([
+                (
+                    "name".to_string(),
+                    RestrictedExpression::new_string(server.name.clone().unwrap_or_default()),
+                ),
+                (
+                    "transport".to_string(),
+                    RestrictedExpression::new_string(transport.to_string()),
+                ),
+                (
+                    "host".to_string(),
+                    RestrictedExpression::new_string(facts.host.clone().unwrap_or_default()),
+                ),
+                (
+                    "command".to_string(),
+                    RestrictedExpression::new_string(facts.command.clone().unwrap_or_default()),
+                ),
+            ]);
+            let resource = Entity::new(
+                euid(&snap.uids.mcp_type, &label),
+                attrs,
+                facts.parents.clone(),
+            )
+            .map_err(|e| format!("cannot build the MCP server entity: {e}"))?;
+            let ctx = context(snap, req, KeyMode::Central, None, None, &facts.triggers)?;
+            Ok((principal(snap, req), resource, ctx))
+        },
     );
     finish(
         snap,
@@ -727,17 +810,6 @@ fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &Mcp
         &format!("MCP server `{label}`"),
         |key| mcp_provenance(scope, snap, key, server, &facts),
     )
-}
-
-fn failed(snap: &Snapshot, error: String) -> Decision {
-    Decision {
-        effect: Effect::Deny,
-        determined_by: Vec::new(),
-        reason: format!("denied: the request could not be evaluated ({error})"),
-        obligations: Obligations::default(),
-        revision: snap.revision.clone(),
-        errors: vec![error],
-    }
 }
 
 /// What a base rule says about this request: (origin, matched entry, reason)
