@@ -401,5 +401,28 @@ fn bench_compile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_large, bench_lists, bench_compile);
+/// The large bundle without its 20 hand-written rules: the base rules alone are decided without
+/// Cedar, so this shows what the rest of `decide` costs
+fn bench_large_no_cedar(c: &mut Criterion) {
+    let mut b = bundle(LARGE);
+    b.org.files.retain(|path, _| !path.starts_with("policies/"));
+    let snap = compiled(&b);
+    let mut g = c.benchmark_group("decide/large_no_cedar");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, req, _) in requests() {
+        g.bench_function(name, |bench| {
+            bench.iter(|| decide(black_box(&snap), black_box(&req)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_large,
+    bench_large_no_cedar,
+    bench_lists,
+    bench_compile
+);
 criterion_main!(benches);
