@@ -54,6 +54,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // small responses (refusals, /v1/models) must not wait for Nagle and delayed ACKs
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(gw))
         .with_graceful_shutdown(shutdown)
         .await

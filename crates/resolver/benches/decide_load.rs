@@ -22,6 +22,7 @@
 //! `DECIDE_LOAD_FIXED_SECS` (fixed-rate seconds, default 10), `DECIDE_LOAD_RATE` (default 5000),
 //! `DECIDE_LOAD_SEPARATE=0` (skip the second-process client), `DECIDE_LOAD_NODELAY=0` (skip the
 //! TCP_NODELAY server), `DECIDE_LOAD_SHIPPED=0` (skip the `serve` runs),
+//! `DECIDE_LOAD_SAME=0` (skip the same-process client),
 //! `DECIDE_LOAD_BASELINE=0` (skip the no-transport measurements), `DECIDE_LOAD_ONLY=saturation|fixed`.
 
 use std::io::{BufRead, BufReader};
@@ -703,19 +704,18 @@ fn main() {
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let same = std::env::var("DECIDE_LOAD_SAME")
+        .map(|v| v != "0")
+        .unwrap_or(true);
     let shipped = std::env::var("DECIDE_LOAD_SHIPPED")
         .map(|v| v != "0")
         .unwrap_or(true);
     for (label, addr, _, _) in servers.iter().skip(usize::from(!shipped)) {
-        eprintln!("{label}: client in the resolver's process…");
-        rows.extend(
-            rt.block_on(client_phases(
-                addr,
-                &token,
-                &format!("{label} | same process"),
-            ))
-            .0,
-        );
+        if same {
+            eprintln!("{label}: client in the resolver's process…");
+            let label = format!("{label} | same process");
+            rows.extend(rt.block_on(client_phases(addr, &token, &label)).0);
+        }
         if second {
             eprintln!("{label}: client in a second process…");
             let (r, note) = separate(addr, &token, label);
