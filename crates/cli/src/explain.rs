@@ -213,14 +213,7 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 Ok(x) => x,
                 Err(code) => return code,
             };
-            let placeholder = Target::Model {
-                model: String::new(),
-                provider: None,
-                key_mode: KeyMode::Central,
-                base_url: None,
-                mcp_servers: Vec::new(),
-            };
-            let req = base_request(&r, user, c.groups.clone(), placeholder);
+            let req = base_request(&r, user, c.groups.clone(), Target::none());
             let s = effective_settings(&r.snapshot, &req, base_url.as_deref());
             if c.json {
                 if !print_json(&s) {

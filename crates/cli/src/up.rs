@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use strata_gateway::{Gateway, GatewayConfig};
-use strata_policy::{KeyMode, Provider, Request, Target};
+use strata_policy::{KeyMode, Provider, Request};
 use strata_resolver::Resolver;
 
 use crate::exit;
@@ -156,24 +156,12 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     let active = resolver
         .active()
         .ok_or_else(|| fail("nothing is active".to_string()))?;
-    let base = Request {
-        user: args.user.clone(),
-        groups: args.groups.clone(),
-        project: args
-            .projects
-            .first()
-            .and_then(|p| p.split_once('='))
-            .map(|(id, _)| id.to_string()),
-        folder: None,
-        gateway: None,
-        target: Target::Model {
-            model: String::new(),
-            provider: None,
-            key_mode: KeyMode::Central,
-            base_url: None,
-            mcp_servers: Vec::new(),
-        },
-    };
+    let project = args
+        .projects
+        .first()
+        .and_then(|p| p.split_once('='))
+        .map(|(id, _)| id.to_string());
+    let base = Request::scope(args.user.clone(), args.groups.clone(), project, None);
     let (models, _) = strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
     let snippet = droid_snippet(&models, &gateway_url, &token);
     eprintln!(

@@ -100,7 +100,39 @@ pub struct Request {
     pub target: Target,
 }
 
+impl Target {
+    /// A target that names nothing: for requests that only select a scope (effective settings,
+    /// model listings)
+    pub fn none() -> Target {
+        Target::Model {
+            model: String::new(),
+            provider: None,
+            key_mode: KeyMode::Central,
+            base_url: None,
+            mcp_servers: Vec::new(),
+        }
+    }
+}
+
 impl Request {
+    /// A request that selects a scope only (user, groups, project, folder), for
+    /// [`crate::explain::effective_settings`] and [`crate::explain::models`]
+    pub fn scope(
+        user: String,
+        groups: Vec<String>,
+        project: Option<String>,
+        folder: Option<String>,
+    ) -> Request {
+        Request {
+            user,
+            groups,
+            project,
+            folder,
+            gateway: None,
+            target: Target::none(),
+        }
+    }
+
     pub fn model(user: &str, model: &str) -> Request {
         Request {
             user: user.to_string(),

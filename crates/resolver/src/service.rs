@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use strata_policy::explain::{effective_settings, explain};
-use strata_policy::{KeyMode, Target};
 use strata_proto::v1::admin_service_server::AdminService;
 use strata_proto::v1::policy_service_server::PolicyService;
 use strata_proto::v1::{self, decide_request::Identity};
@@ -151,20 +150,12 @@ impl PolicyService for PolicySvc {
             v1::resolve_settings_request::Identity::Principal(p) => Identity::Principal(p),
         });
         let (principal, _) = self.identity(&identity)?;
-        let base = strata_policy::Request {
-            user: principal.user,
-            groups: principal.groups,
-            project: (!r.project.is_empty()).then(|| r.project.clone()),
-            folder: (!r.folder.is_empty()).then(|| r.folder.clone()),
-            gateway: None,
-            target: Target::Model {
-                model: String::new(),
-                provider: None,
-                key_mode: KeyMode::Central,
-                base_url: None,
-                mcp_servers: Vec::new(),
-            },
-        };
+        let base = strata_policy::Request::scope(
+            principal.user,
+            principal.groups,
+            (!r.project.is_empty()).then(|| r.project.clone()),
+            (!r.folder.is_empty()).then(|| r.folder.clone()),
+        );
         let settings = effective_settings(
             &active.snapshot,
             &base,
