@@ -335,7 +335,7 @@ pub(crate) fn is_path_prefix(prefix: &str, path: &str) -> bool {
 /// What one model request resolves to before Cedar sees it
 struct ModelFacts<'s> {
     parents: HashSet<EntityUid>,
-    triggers: Vec<String>,
+    triggers: Vec<RuleKey>,
     base_url: Option<String>,
     provider: Option<Provider>,
     entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
@@ -382,7 +382,7 @@ fn model_facts<'s>(
         }
         if level == Level::User {
             if l.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
-                triggers.push(RuleKey::new(level, Field::UserAllowlist).id());
+                triggers.push(RuleKey::new(level, Field::UserAllowlist));
             }
         } else if l.adds_models && l.allowed.as_ref().is_some_and(|m| m.is_match(model)) {
             list(&mut parents, level, Field::Allowed);
@@ -392,10 +392,10 @@ fn model_facts<'s>(
         }
         if key_mode == KeyMode::Byok {
             if l.allow_custom_models.as_ref().is_some_and(|b| !b.value) {
-                triggers.push(RuleKey::new(level, Field::AllowCustomModels).id());
+                triggers.push(RuleKey::new(level, Field::AllowCustomModels));
             }
             if l.allowed_base_urls.as_ref().is_some_and(url_miss) {
-                triggers.push(RuleKey::new(level, Field::AllowedBaseUrls).id());
+                triggers.push(RuleKey::new(level, Field::AllowedBaseUrls));
             }
         }
     }
@@ -404,12 +404,12 @@ fn model_facts<'s>(
             list(&mut parents, Level::Org, Field::UserPolicyBlocked);
         }
         if p.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
-            triggers.push(RuleKey::new(Level::Org, Field::UserPolicyAllowed).id());
+            triggers.push(RuleKey::new(Level::Org, Field::UserPolicyAllowed));
         }
     }
     let op = &snap.org_policy;
     if op.gateway_required.as_ref().is_some_and(url_miss) {
-        triggers.push(RuleKey::new(Level::Org, Field::GatewayRequired).id());
+        triggers.push(RuleKey::new(Level::Org, Field::GatewayRequired));
     }
     if key_mode == KeyMode::Byok {
         if op
@@ -417,10 +417,10 @@ fn model_facts<'s>(
             .as_ref()
             .is_some_and(|ps| provider.is_none_or(|p| !ps.value.iter().any(|x| x.value == p)))
         {
-            triggers.push(RuleKey::new(Level::Org, Field::ByokProviders).id());
+            triggers.push(RuleKey::new(Level::Org, Field::ByokProviders));
         }
         if op.byok_base_urls.as_ref().is_some_and(url_miss) {
-            triggers.push(RuleKey::new(Level::Org, Field::ByokBaseUrls).id());
+            triggers.push(RuleKey::new(Level::Org, Field::ByokBaseUrls));
         }
     }
     triggers.sort();
@@ -436,7 +436,7 @@ fn model_facts<'s>(
 
 struct McpFacts<'s> {
     parents: HashSet<EntityUid>,
-    triggers: Vec<String>,
+    triggers: Vec<RuleKey>,
     host: Option<String>,
     command: Option<String>,
     definition: Option<&'s McpServer>,
@@ -483,13 +483,13 @@ fn mcp_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, server: &McpRef) -> M
         if l.mcp_enabled.as_ref().is_some_and(|b| b.value)
             && !l.mcp_allowlist.as_ref().is_some_and(hit)
         {
-            triggers.push(RuleKey::new(l.level, Field::McpAllowlist).id());
+            triggers.push(RuleKey::new(l.level, Field::McpAllowlist));
         }
     }
     if let Some((level, s)) = server.name.as_deref().and_then(|n| scope.mcp_disabled(n))
         && s.disabled == Some(true)
     {
-        triggers.push(RuleKey::new(level, Field::McpDisabled).id());
+        triggers.push(RuleKey::new(level, Field::McpDisabled));
     }
     triggers.sort();
     triggers.dedup();
@@ -512,7 +512,7 @@ fn context(
     key_mode: KeyMode,
     provider: Option<Provider>,
     base_url: Option<&str>,
-    triggers: &[String],
+    triggers: &[RuleKey],
 ) -> Result<Context, String> {
     let s = |v: &str| RestrictedExpression::new_string(v.to_string());
     Context::from_pairs([
@@ -536,7 +536,7 @@ fn context(
         ),
         (
             "triggers".to_string(),
-            RestrictedExpression::new_set(triggers.iter().map(|t| s(t))),
+            RestrictedExpression::new_set(triggers.iter().map(|t| s(&t.id()))),
         ),
     ])
     .map_err(|e| e.to_string())
@@ -572,7 +572,7 @@ fn evaluate(
     sets: &ScopeSets,
     idx: usize,
     parents: &HashSet<EntityUid>,
-    triggers: &[String],
+    triggers: &[RuleKey],
     action: &EntityUid,
     inputs: impl FnOnce() -> CedarInputs,
 ) -> Outcome {
@@ -583,7 +583,7 @@ fn evaluate(
     let fired = parents
         .iter()
         .filter_map(|u| snap.uids.list_keys.get(u).copied())
-        .chain(triggers.iter().filter_map(|t| RuleKey::parse(t)))
+        .chain(triggers.iter().copied())
         .chain(std::iter::once(unconditional));
     for key in fired {
         if !sets.base[idx].contains(&key) {
