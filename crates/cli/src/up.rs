@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use strata_gateway::{Gateway, GatewayConfig};
-use strata_policy::{KeyMode, Provider, Request};
+use strata_policy::Request;
 use strata_resolver::Resolver;
 
 use crate::exit;
@@ -163,7 +163,13 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .map(|(id, _)| id.to_string());
     let base = Request::scope(args.user.clone(), args.groups.clone(), project, None);
     let (models, _) = strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
-    let snippet = droid_snippet(&models, &gateway_url, &token);
+    let views: Vec<serde_json::Value> = models
+        .iter()
+        .filter_map(|m| serde_json::to_value(m).ok())
+        .collect();
+    let entries = strata_gateway::droid::custom_models(&views, &gateway_url, &token);
+    let snippet = serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
+        .unwrap_or_default();
     eprintln!(
         "\nStrata is up: resolver {resolver_url}, gateway {gateway_url}, revision {}\n\n\
          admin token (for `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
@@ -205,34 +211,4 @@ fn report(_r: &Resolver, e: strata_resolver::ResolverError) -> Failed {
     }
     eprintln!("error: {e}");
     Failed(exit::FAILURE)
-}
-
-/// Droid `customModels` entries for `models`, pointed at the gateway with the gateway token
-pub fn droid_snippet(
-    models: &[strata_policy::explain::ModelView],
-    gateway_url: &str,
-    token: &str,
-) -> String {
-    let entries: Vec<serde_json::Value> = models
-        .iter()
-        .filter(|m| m.key_mode == KeyMode::Central)
-        .map(|m| {
-            let provider = m.provider.unwrap_or(if m.model.starts_with("claude") { Provider::Anthropic } else { Provider::OpenAi });
-            // Droid's Anthropic client appends /v1/messages; the OpenAI ones append /responses or /chat/completions
-            let base = match provider {
-                Provider::Anthropic => gateway_url.to_string(),
-                _ => format!("{gateway_url}/v1"),
-            };
-            serde_json::json!({
-                "model": m.model,
-                "displayName": format!("{} (Strata)", m.display_name.clone().unwrap_or_else(|| m.model.clone())),
-                "baseUrl": base,
-                "apiKey": token,
-                "provider": provider.as_str(),
-                "maxOutputTokens": m.max_output_tokens.unwrap_or(16384),
-            })
-        })
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
-        .unwrap_or_default()
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod config;
+pub mod droid;
 pub mod peek;
 pub mod proxy;
 pub mod reply;
@@ -22,6 +23,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/strata/v1/droid-settings", get(proxy::droid_settings))
         .fallback(proxy::handle)
         .with_state(gw)
 }

@@ -478,13 +478,37 @@ async fn forward(
         })
 }
 
-/// `GET /v1/models`: only what this user may use, in the shape the client speaks
-async fn models(
+/// `GET /strata/v1/droid-settings`: Droid `customModels` for exactly the models the caller may
+/// use, pointed at this gateway with the caller's own gateway token
+pub async fn droid_settings(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response<Body> {
+    let Some(caller) = caller(&headers) else {
+        return error(
+            false,
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "missing API key: send your Strata gateway token",
+            Source::Client,
+        );
+    };
+    let settings = match resolve(&gw, &caller, &headers).await {
+        Ok(s) => s,
+        Err(r) => return with_shape(r, false),
+    };
+    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
+    let models = v["models"].as_array().cloned().unwrap_or_default();
+    let body = serde_json::json!({ "customModels": crate::droid::custom_models(&models, &gw.public_base_url, &caller.token) });
+    let mut r = Response::new(Body::from(body.to_string()));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The caller's effective settings, from the resolver
+async fn resolve(
     gw: &Gateway,
     caller: &Caller,
     headers: &HeaderMap,
-    anthropic: bool,
-) -> Response<Body> {
+) -> Result<v1::ResolveSettingsResponse, Refusal> {
     let req = v1::ResolveSettingsRequest {
         identity: Some(v1::resolve_settings_request::Identity::Token(
             caller.token.clone(),
@@ -499,19 +523,24 @@ async fn models(
     };
     let mut client = gw.policy.clone();
     let deadline = Duration::from_millis(gw.cfg.decision_timeout_ms.max(1000));
-    let settings = match tokio::time::timeout(deadline, client.resolve_settings(gw.grpc(req))).await
-    {
-        Ok(Ok(r)) => r.into_inner(),
-        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
-            return with_shape(Refusal::Unauthenticated, anthropic);
-        }
-        Ok(Err(s)) => return with_shape(Refusal::Unavailable(s.message().to_string()), anthropic),
-        Err(_) => {
-            return with_shape(
-                Refusal::Unavailable("no answer in time".to_string()),
-                anthropic,
-            );
-        }
+    match tokio::time::timeout(deadline, client.resolve_settings(gw.grpc(req))).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => Err(Refusal::Unauthenticated),
+        Ok(Err(s)) => Err(Refusal::Unavailable(s.message().to_string())),
+        Err(_) => Err(Refusal::Unavailable("no answer in time".to_string())),
+    }
+}
+
+/// `GET /v1/models`: only what this user may use, in the shape the client speaks
+async fn models(
+    gw: &Gateway,
+    caller: &Caller,
+    headers: &HeaderMap,
+    anthropic: bool,
+) -> Response<Body> {
+    let settings = match resolve(gw, caller, headers).await {
+        Ok(s) => s,
+        Err(r) => return with_shape(r, anthropic),
     };
     let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
     let listed: Vec<(String, String)> = v["models"]

@@ -577,3 +577,38 @@ async fn resolver_down_fails_closed_and_traffic_resumes() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn droid_settings_lists_exactly_the_users_models_through_the_gateway() {
+    let w = world().await;
+    let get = |token: &str| {
+        w.http
+            .get(format!("{}/strata/v1/droid-settings", w.gateway))
+            .header("x-api-key", token)
+            .send()
+    };
+    let v: serde_json::Value = get(&w.bob).await.unwrap().json().await.unwrap();
+    let entries = v["customModels"].as_array().unwrap();
+    let ids: Vec<&str> = entries
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"claude-sonnet-4-5"), "{ids:?}");
+    assert!(
+        !ids.contains(&"claude-opus-4-1"),
+        "bob is not in leads: {ids:?}"
+    );
+    for m in entries {
+        assert_eq!(
+            m["apiKey"],
+            w.bob.as_str(),
+            "the caller's own gateway token"
+        );
+        let base = m["baseUrl"].as_str().unwrap();
+        assert!(
+            base.starts_with("http://127.0.0.1:8787"),
+            "pointed at the gateway: {base}"
+        );
+    }
+    assert_eq!(get("strata_gw_wrong").await.unwrap().status(), 401);
+}
