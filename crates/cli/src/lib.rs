@@ -16,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+mod droid;
 mod explain;
 mod layers;
 mod remote;
@@ -77,6 +78,8 @@ pub enum Command {
     Gateway(up::GatewayArgs),
     /// Run resolver and gateway together on an embedded store, with the example bundle published
     Up(up::UpArgs),
+    /// Write Droid's settings.json customModels for exactly the models you may use, through the gateway
+    DroidSettings(droid::DroidSettingsArgs),
 }
 
 /// Run an async command on a fresh runtime
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token(cmd) => block_on(remote::token(cmd)),
         Command::Gateway(args) => block_on(up::gateway(args)),
         Command::Up(args) => block_on(up::up(args)),
+        Command::DroidSettings(args) => block_on(droid::run(args)),
     };
     ExitCode::from(code)
 }

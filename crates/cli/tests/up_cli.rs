@@ -1,0 +1,108 @@
+//! `policy up` as a real process, and `policy droid-settings` against its gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn up_then_droid_settings_writes_the_users_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, rs) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_policy"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args([
+            "up",
+            "--data",
+            dir.path().join("data").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{gw}"),
+            "--resolver-listen",
+            &format!("127.0.0.1:{rs}"),
+            "--user",
+            "bob",
+            "--group",
+            "devs",
+        ])
+        .env("STRATA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        assert!(Instant::now() < deadline, "policy up printed no token");
+        let line = lines.next().expect("policy up exited").unwrap();
+        if line.trim_start().starts_with("strata_gw_") {
+            break line.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // a settings file with a key of its own and a personal model that must survive
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"autonomyLevel": "low", "customModels": [{"model": "mine", "baseUrl": "https://api.anthropic.com", "provider": "anthropic"}]}"#).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_policy"))
+            .args([
+                "droid-settings",
+                "--gateway",
+                &format!("http://127.0.0.1:{gw}"),
+                "--token",
+                &token,
+                "--project",
+                "web",
+                "--settings",
+                settings.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    assert_eq!(v["autonomyLevel"], "low");
+    let models = v["customModels"].as_array().unwrap();
+    let ids: Vec<&str> = models
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], "mine", "the personal model is kept: {ids:?}");
+    assert!(ids.len() > 1, "the gateway's models are written: {ids:?}");
+    assert!(
+        !ids.contains(&"claude-opus-4-1"),
+        "bob is not in leads: {ids:?}"
+    );
+    assert!(models[1..].iter().all(|m| m["apiKey"] == token.as_str()));
+    let backups = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("settings.json.bak-")
+        })
+        .count();
+    assert_eq!(backups, 1, "the old file is backed up");
+}
