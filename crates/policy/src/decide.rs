@@ -652,9 +652,11 @@ fn cedar_eval(
     };
     let resource_uid = resource.uid();
     let entities = match Entities::from_entities(
+        // the request's own action entity carries its parents (`use_model`): the others are not needed
         snap.uids
             .actions
             .iter()
+            .filter(|a| a.uid() == *action)
             .cloned()
             .chain([principal.1, resource]),
         None,
