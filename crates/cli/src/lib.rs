@@ -16,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+mod audit;
 mod droid;
 mod explain;
 mod layers;
@@ -80,6 +81,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Write Droid's settings.json customModels for exactly the models you may use, through the gateway
     DroidSettings(droid::DroidSettingsArgs),
+    /// Show the gateway's audit records (who used which model, the decision, tokens), filtered
+    Audit(audit::AuditArgs),
 }
 
 /// Run an async command on a fresh runtime
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gateway(args) => block_on(up::gateway(args)),
         Command::Up(args) => block_on(up::up(args)),
         Command::DroidSettings(args) => block_on(droid::run(args)),
+        Command::Audit(args) => audit::run(args),
     };
     ExitCode::from(code)
 }

@@ -143,9 +143,10 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     let cfg = GatewayConfig::parse(
         "policy up",
         &format!(
-            "listen = {:?}\npublic_base_url = {gateway_url:?}\nresolver = {resolver_url:?}\nservice_token_file = {:?}\n[upstreams.anthropic]\n{}[upstreams.openai]\n{}[upstreams.generic-chat-completion-api]\n{}",
+            "listen = {:?}\npublic_base_url = {gateway_url:?}\nresolver = {resolver_url:?}\nservice_token_file = {:?}\n[audit]\ndir = {:?}\n[upstreams.anthropic]\n{}[upstreams.openai]\n{}[upstreams.generic-chat-completion-api]\n{}",
             args.listen.to_string(),
             token_file.display().to_string(),
+            args.data.join("audit").display().to_string(),
             upstream("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
             upstream("OPENAI_BASE_URL", "https://api.openai.com", "OPENAI_API_KEY"),
             upstream("STRATA_CHAT_BASE_URL", "https://api.openai.com", "OPENAI_API_KEY"),
@@ -180,7 +181,11 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         args.groups.join(", ")
     );
     outln!("{snippet}");
-    eprintln!("\nStop with Ctrl-C.");
+    eprintln!(
+        "\nAudit records: {} (`policy audit --dir {}`); metrics: {gateway_url}/metrics\nStop with Ctrl-C.",
+        args.data.join("audit").display(),
+        args.data.join("audit").display()
+    );
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx2 = rx.clone();

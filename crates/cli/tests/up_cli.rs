@@ -73,8 +73,52 @@ fn up_then_droid_settings_writes_the_users_models() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    // a denied request through the gateway, then `policy audit` finds it
+    let denied = http_post(
+        gw,
+        "/v1/chat/completions",
+        &token,
+        r#"{"model":"gpt-4o","messages":[]}"#,
+    );
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    let audit_dir = dir.path().join("data/audit");
+    let policy_audit = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_policy"))
+            .args(["audit", "--dir", audit_dir.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let audited = loop {
+        let a = policy_audit(&["--decision", "deny", "--user", "bob", "--json"]);
+        if !a.stdout.is_empty() || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let human = policy_audit(&["--since", "1h", "--model", "gpt-4o"]);
+    let bad = policy_audit(&["--since", "last tuesday"]);
     let _ = child.kill();
     let _ = child.wait();
+    assert!(audited.status.success());
+    let line: serde_json::Value =
+        serde_json::from_slice(audited.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["model"], "gpt-4o");
+    assert_eq!(line["status"], 403);
+    assert_eq!(line["rules"][0], "org#modelPolicy.blockedModelIds");
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.starts_with("TIME"), "{human}");
+    assert!(
+        human.contains("gpt-4o") && human.contains("deny") && human.contains("403"),
+        "{human}"
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid time `last tuesday`"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -105,4 +149,20 @@ fn up_then_droid_settings_writes_the_users_models() {
         })
         .count();
     assert_eq!(backups, 1, "the old file is backed up");
+}
+
+/// A minimal HTTP/1.1 POST; the whole response as text
+fn http_post(port: u16, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }

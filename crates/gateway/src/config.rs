@@ -62,6 +62,23 @@ pub struct GatewayConfig {
     /// by provider: `anthropic`, `openai`, `generic-chat-completion-api`
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// where the per-request audit log goes; absent: no audit (a warning at start)
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// directory of the daily `audit-YYYY-MM-DD.jsonl` files
+    pub dir: String,
+    /// days of files kept
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+fn default_retention() -> u32 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]

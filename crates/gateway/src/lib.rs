@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 pub mod config;
 pub mod droid;
+pub mod metrics;
 pub mod peek;
 pub mod proxy;
 pub mod reply;
@@ -23,9 +25,23 @@ pub fn app(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/strata/v1/droid-settings", get(proxy::droid_settings))
         .fallback(proxy::handle)
         .with_state(gw)
+}
+
+/// Prometheus text
+async fn metrics(
+    axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        gw.telemetry.metrics.render(),
+    )
 }
 
 /// Ready only while the resolver answers its health check

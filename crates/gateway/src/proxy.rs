@@ -3,6 +3,7 @@
 //! answer back unbuffered.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCod
 use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
 use tonic::transport::Channel;
 
+use crate::audit::{self, Audited, Pending, Record, Telemetry};
 use crate::config::{GatewayConfig, secret};
 use crate::peek::{PeekError, peek};
 use crate::reply::{Source, error};
@@ -35,6 +37,8 @@ pub struct Gateway {
     /// provider → the org's key (central mode); never logged
     keys: HashMap<String, String>,
     public_base_url: String,
+    /// metrics and the audit log
+    pub telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,8 @@ pub enum StartError {
     Secret(String),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error("cannot write the audit log in `{0}`: {1}")]
+    Audit(String, String),
 }
 
 impl Gateway {
@@ -88,7 +94,16 @@ impl Gateway {
             .public_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", cfg.listen));
+        let telemetry = match &cfg.audit {
+            Some(a) => Telemetry::with_audit(PathBuf::from(&a.dir), a.retention_days)
+                .map_err(|e| StartError::Audit(a.dir.clone(), e.to_string()))?,
+            None => {
+                tracing::warn!("no [audit] section: requests are not audited");
+                Telemetry::without_audit()
+            }
+        };
         Ok(Gateway {
+            telemetry: Arc::new(telemetry),
             policy: PolicyServiceClient::new(channel.clone()),
             channel,
             service_auth,
@@ -162,18 +177,66 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// The handler for every path
+/// The handler for every path: one audit record per request, whatever happens to it
 pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let Some(api) = classify(&path) else {
-        return error(
-            looks_anthropic(&path),
+    let (time, unix_ms, _) = audit::now();
+    let h = req.headers();
+    let mut pending = gw.telemetry.begin(Record {
+        time,
+        unix_ms,
+        project: header(h, PROJECT_HEADER).unwrap_or_default().to_string(),
+        client: header(h, "user-agent")
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
+        ..Default::default()
+    });
+    let resp = proxy(&gw, req, &mut pending).await;
+    // a response with a streamed body took the record with it; this ends only the others
+    pending.end(resp.status().as_u16());
+    resp
+}
+
+/// A response the gateway writes itself, noted in the audit record
+fn refuse(
+    p: &mut Pending,
+    anthropic: bool,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    source: Source,
+) -> Response<Body> {
+    p.set(|r| {
+        r.error = Some(code.to_string());
+        if r.decision.is_empty() {
+            r.decision = if status == StatusCode::UNAUTHORIZED {
+                "unauthenticated"
+            } else {
+                "invalid"
+            }
+            .to_string();
+        }
+    });
+    error(anthropic, status, code, message, source)
+}
+
+async fn proxy(gw: &Gateway, req: Request, pending: &mut Pending) -> Response<Body> {
+    let path = req.uri().path();
+    let Some(api) = classify(path) else {
+        return refuse(
+            pending,
+            looks_anthropic(path),
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("no such endpoint: {} {path}", req.method()),
             Source::Client,
         );
     };
+    pending.set(|r| {
+        r.api = api.label().to_string();
+        r.provider = api.provider().to_string();
+    });
     let anthropic = api.anthropic_shaped()
         || (api == Api::Models && req.headers().contains_key("anthropic-version"));
     let expected = if api == Api::Models {
@@ -182,7 +245,8 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
         Method::POST
     };
     if req.method() != expected {
-        return error(
+        return refuse(
+            pending,
             anthropic,
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -191,7 +255,8 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
         );
     }
     let Some(caller) = caller(req.headers()) else {
-        return error(
+        return refuse(
+            pending,
             anthropic,
             StatusCode::UNAUTHORIZED,
             "missing_api_key",
@@ -199,24 +264,36 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
             Source::Client,
         );
     };
+    let key_hint = audit::key_hint(if caller.byok {
+        api_key(req.headers()).unwrap_or_default()
+    } else {
+        &caller.token
+    });
+    pending.set(|r| {
+        r.key_mode = if caller.byok { "byok" } else { "central" }.to_string();
+        r.key_hint = key_hint;
+    });
     if api == Api::Models {
-        return models(&gw, &caller, req.headers(), anthropic).await;
+        return models(gw, &caller, req.headers(), anthropic, pending).await;
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, gw.cfg.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return error(
-                anthropic,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                &format!(
-                    "the request body is larger than the gateway's limit of {} bytes",
-                    gw.cfg.max_body_bytes
-                ),
-                Source::Client,
-            );
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, gw.cfg.max_body_bytes).await else {
+        let mut r = refuse(
+            pending,
+            anthropic,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &format!(
+                "the request body is larger than the gateway's limit of {} bytes",
+                gw.cfg.max_body_bytes
+            ),
+            Source::Client,
+        );
+        // the rest of the body is never read, so this connection cannot carry another request:
+        // say so, or the client reuses it and its next request fails with a broken pipe
+        r.headers_mut()
+            .insert("connection", HeaderValue::from_static("close"));
+        return r;
     };
     let peeked = match peek(&bytes) {
         Ok(p) => p,
@@ -226,7 +303,8 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
                 PeekError::NoModel => "missing_model",
                 PeekError::ModelTooLong(_) => "invalid_model",
             };
-            return error(
+            return refuse(
+                pending,
                 anthropic,
                 StatusCode::BAD_REQUEST,
                 code,
@@ -235,6 +313,10 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
             );
         }
     };
+    pending.set(|r| {
+        r.model = peeked.model.clone();
+        r.stream = peeked.stream;
+    });
     let decide = v1::DecideRequest {
         identity: Some(v1::decide_request::Identity::Token(caller.token.clone())),
         project: header(&parts.headers, PROJECT_HEADER)
@@ -245,7 +327,7 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
             .to_string(),
         gateway: gw.public_base_url.clone(),
         target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
-            model: peeked.model.clone(),
+            model: peeked.model,
             provider: api.provider().to_string(),
             key_mode: if caller.byok {
                 v1::KeyMode::Byok as i32
@@ -255,39 +337,66 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
             base_url: gw.public_base_url.clone(),
             mcp_servers: peeked
                 .mcp_servers
-                .iter()
+                .into_iter()
                 .map(|m| v1::McpServerRef {
-                    name: m.name.clone(),
-                    url: m.url.clone(),
+                    name: m.name,
+                    url: m.url,
                     ..Default::default()
                 })
                 .collect(),
         })),
     };
-    let decision = match ask(&gw, decide).await {
+    let asked = ask(gw, decide).await;
+    let decision_ms = audit::ms(pending.elapsed());
+    pending.set(|r| r.decision_ms = decision_ms);
+    let decision = match asked {
         Ok(d) => d,
-        Err(r) => return with_shape(r, anthropic),
+        Err(r) => return with_shape(r, anthropic, pending),
     };
-    let id = decision.decision_id.clone();
+    pending.set(|r| {
+        r.decision_id = decision.decision_id.clone();
+        r.user = decision
+            .principal
+            .as_ref()
+            .map(|p| p.user.clone())
+            .unwrap_or_default();
+        r.rules = decision
+            .determined_by
+            .iter()
+            .map(|r| r.rule.clone())
+            .collect();
+        r.revision = decision.revision.clone();
+        r.decision = if decision.effect == v1::Effect::Allow as i32 {
+            "allow"
+        } else {
+            "deny"
+        }
+        .to_string();
+    });
     if decision.effect != v1::Effect::Allow as i32 {
-        let mut r = error(
+        let mut r = refuse(
+            pending,
             anthropic,
             StatusCode::FORBIDDEN,
             "policy_denied",
-            &format!("Strata policy: {} (decision {id})", decision.reason),
+            &format!(
+                "Strata policy: {} (decision {})",
+                decision.reason, decision.decision_id
+            ),
             Source::Policy,
         );
         stamp(r.headers_mut(), &decision);
         return r;
     }
     forward(
-        &gw,
+        gw,
         api,
         &caller,
         parts.headers,
         bytes,
         &decision,
         anthropic,
+        pending,
     )
     .await
 }
@@ -308,31 +417,37 @@ enum Refusal {
     Unavailable(String),
 }
 
-fn with_shape(r: Refusal, anthropic: bool) -> Response<Body> {
+fn with_shape(r: Refusal, anthropic: bool, p: &mut Pending) -> Response<Body> {
     match r {
-        Refusal::Unauthenticated => error(
+        Refusal::Unauthenticated => refuse(
+            p,
             anthropic,
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
             "invalid API key: the gateway token is unknown or revoked",
             Source::Client,
         ),
-        Refusal::BadRequest(m) => error(
+        Refusal::BadRequest(m) => refuse(
+            p,
             anthropic,
             StatusCode::BAD_REQUEST,
             "invalid_request",
             &m,
             Source::Client,
         ),
-        Refusal::Unavailable(m) => error(
-            anthropic,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "policy_unavailable",
-            &format!(
-                "the policy resolver cannot answer, so the gateway refuses the request (fail closed): {m}"
-            ),
-            Source::Gateway,
-        ),
+        Refusal::Unavailable(m) => {
+            p.set(|r| r.decision = "unavailable".to_string());
+            refuse(
+                p,
+                anthropic,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "policy_unavailable",
+                &format!(
+                    "the policy resolver cannot answer, so the gateway refuses the request (fail closed): {m}"
+                ),
+                Source::Gateway,
+            )
+        }
     }
 }
 
@@ -353,6 +468,10 @@ async fn ask(gw: &Gateway, req: v1::DecideRequest) -> Result<v1::DecideResponse,
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts, each used once"
+)]
 async fn forward(
     gw: &Gateway,
     api: Api,
@@ -361,10 +480,12 @@ async fn forward(
     body: Bytes,
     d: &v1::DecideResponse,
     anthropic: bool,
+    pending: &mut Pending,
 ) -> Response<Body> {
     let provider = api.provider();
     let Some(up) = gw.cfg.upstreams.get(provider) else {
-        return error(
+        return refuse(
+            pending,
             anthropic,
             StatusCode::BAD_GATEWAY,
             "no_upstream",
@@ -393,7 +514,8 @@ async fn forward(
     }
     if !caller.byok {
         let Some(key) = gw.keys.get(provider) else {
-            return error(
+            return refuse(
+                pending,
                 anthropic,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_central_key",
@@ -408,22 +530,22 @@ async fn forward(
         } else {
             ("authorization", format!("Bearer {key}"))
         };
-        match HeaderValue::from_str(&value) {
-            Ok(v) => {
-                out.insert(name, v);
-            }
-            Err(_) => {
-                return error(
-                    anthropic,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "bad_central_key",
-                    "the gateway's central key holds characters that cannot go in a header",
-                    Source::Gateway,
-                );
-            }
-        }
+        let Ok(v) = HeaderValue::from_str(&value) else {
+            return refuse(
+                pending,
+                anthropic,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bad_central_key",
+                "the gateway's central key holds characters that cannot go in a header",
+                Source::Gateway,
+            );
+        };
+        out.insert(name, v);
     }
+    let sent_at = std::time::Instant::now();
     let sent = gw.http.post(&url).headers(out).body(body).send().await;
+    let upstream_ms = audit::ms(sent_at.elapsed());
+    pending.set(|r| r.upstream_ms = Some(upstream_ms));
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
@@ -435,7 +557,8 @@ async fn forward(
                 "failed"
             };
             tracing::warn!(provider, error = %e, "upstream {what}");
-            let mut r = error(
+            let mut r = refuse(
+                pending,
                 anthropic,
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",
@@ -449,6 +572,15 @@ async fn forward(
         }
     };
     let status = upstream.status();
+    pending.set(|r| {
+        r.upstream_status = Some(status.as_u16());
+        r.status = status.as_u16();
+    });
+    let sse = upstream
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
     let mut resp = Response::builder().status(status.as_u16());
     if let Some(h) = resp.headers_mut() {
         for (k, v) in upstream.headers() {
@@ -464,18 +596,18 @@ async fn forward(
             );
         }
     }
-    // chunk by chunk as the upstream sends them; dropping the body (client gone) drops the
-    // upstream request
-    resp.body(Body::from_stream(upstream.bytes_stream()))
-        .unwrap_or_else(|_| {
-            error(
-                anthropic,
-                StatusCode::BAD_GATEWAY,
-                "bad_upstream_response",
-                "the upstream's response could not be relayed",
-                Source::Upstream,
-            )
-        })
+    // chunk by chunk as the upstream sends them; the body carries the audit record and ends it
+    // when it ends. A client that goes away drops the body, which drops the upstream request.
+    let body = Audited::new(upstream.bytes_stream(), sse, pending.detach());
+    resp.body(Body::from_stream(body)).unwrap_or_else(|_| {
+        error(
+            anthropic,
+            StatusCode::BAD_GATEWAY,
+            "bad_upstream_response",
+            "the upstream's response could not be relayed",
+            Source::Upstream,
+        )
+    })
 }
 
 /// `GET /strata/v1/droid-settings`: Droid `customModels` for exactly the models the caller may
@@ -492,7 +624,7 @@ pub async fn droid_settings(State(gw): State<Arc<Gateway>>, headers: HeaderMap) 
     };
     let settings = match resolve(&gw, &caller, &headers).await {
         Ok(s) => s,
-        Err(r) => return with_shape(r, false),
+        Err(r) => return with_shape(r, false, &mut Pending::detached(&gw.telemetry)),
     };
     let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
     let models = v["models"].as_array().cloned().unwrap_or_default();
@@ -537,11 +669,16 @@ async fn models(
     caller: &Caller,
     headers: &HeaderMap,
     anthropic: bool,
+    pending: &mut Pending,
 ) -> Response<Body> {
     let settings = match resolve(gw, caller, headers).await {
         Ok(s) => s,
-        Err(r) => return with_shape(r, anthropic),
+        Err(r) => return with_shape(r, anthropic, pending),
     };
+    pending.set(|r| {
+        r.decision = "allow".to_string();
+        r.revision = settings.revision.clone();
+    });
     let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
     let listed: Vec<(String, String)> = v["models"]
         .as_array()

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,36 @@ async fn upstream(State(rec): State<Recorded>, req: Request) -> Response<Body> {
     if text.contains("please-fail") {
         return Response::builder().status(529).header("content-type", "application/json").body(Body::from(r#"{"type":"error","error":{"type":"overloaded_error","message":"upstream is overloaded"}}"#)).unwrap();
     }
+    if text.contains("please-stream-forever") {
+        // an event every 20 ms until the gateway goes away; the guard notes when this stream
+        // is dropped, i.e. when the upstream request was cancelled
+        let guard = DropFlag;
+        let stream = futures::stream::unfold(guard, |g| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from_static(
+                    b"event: ping\ndata: {\"type\":\"ping\"}\n\n",
+                )),
+                g,
+            ))
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    if text.contains("please-stream-usage") {
+        let events = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":21,\"cache_read_input_tokens\":7,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(events))
+            .unwrap();
+    }
     if text.contains("\"stream\":true") {
         // three events, 300 ms apart: a buffering proxy would deliver them all at the end
         let stream = futures::stream::unfold(0u8, |i| async move {
@@ -66,6 +97,17 @@ async fn upstream(State(rec): State<Recorded>, req: Request) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Body::from(answer))
         .unwrap()
+}
+
+/// Upstream streams dropped so far (the mock's endless streams)
+static STREAMS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+struct DropFlag;
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        STREAMS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 async fn start_upstream() -> (SocketAddr, Recorded) {
@@ -202,6 +244,9 @@ resolver = "http://{resolver_addr}"
 service_token_file = "{svc}"
 decision_timeout_ms = 300
 max_body_bytes = 1048576
+[audit]
+dir = "{audit}"
+retention_days = 30
 [upstreams.anthropic]
 base_url = "http://{up}"
 key_file = "{ka}"
@@ -213,6 +258,7 @@ base_url = "http://{up}"
 key_file = "{ko}"
 "#,
             svc = write(data.path(), "svc", SERVICE),
+            audit = data.path().join("audit").display(),
             ka = write(data.path(), "ka", CENTRAL_ANTHROPIC),
             ko = write(data.path(), "ko", CENTRAL_OPENAI),
         ),
@@ -611,4 +657,241 @@ async fn droid_settings_lists_exactly_the_users_models_through_the_gateway() {
         );
     }
     assert_eq!(get("strata_gw_wrong").await.unwrap().status(), 401);
+}
+
+/// The audit records written so far, waiting up to 5 s for at least `n`
+async fn audit_records(w: &World, n: usize) -> Vec<strata_gateway::audit::Record> {
+    let dir = w.data.path().join("audit");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (records, bad) =
+            strata_gateway::audit::query(&dir, &strata_gateway::audit::Query::default()).unwrap();
+        assert_eq!(bad, 0, "every line is a record");
+        if records.len() >= n || Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_an_audit_record_and_metrics_count_it() {
+    let w = world().await;
+    let post = |path: &str, key: &str, body: &'static str| {
+        w.http
+            .post(format!("{}{path}", w.gateway))
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .header("user-agent", "factory-cli/0.22.3")
+            .header("x-strata-project", "web")
+            .body(body)
+    };
+    // allowed, with usage in the JSON body
+    let r = post("/v1/messages", &w.alice, SONNET).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let allowed_id = r.headers()["x-strata-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(r.text().await.unwrap().contains("\"id\":\"msg_1\""));
+    // allowed and streamed, with usage in the events
+    let streamed = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"please-stream-usage"}]}"#;
+    let r = post("/v1/messages", &w.alice, streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    // denied by policy
+    let r = post(
+        "/v1/chat/completions",
+        &w.bob,
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"secret prompt"}]}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    // a token nobody issued, and a body that is not JSON
+    let r = post("/v1/messages", "strata_gw_not-a-real-token-000000", SONNET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post("/v1/messages", &w.alice, "{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let records = audit_records(&w, 5).await;
+    assert_eq!(records.len(), 5, "{records:#?}");
+    let allowed = records
+        .iter()
+        .find(|r| r.decision_id == allowed_id)
+        .unwrap();
+    assert_eq!(
+        (
+            allowed.user.as_str(),
+            allowed.project.as_str(),
+            allowed.model.as_str()
+        ),
+        ("alice", "web", "claude-sonnet-4-5")
+    );
+    assert_eq!(
+        (allowed.api.as_str(), allowed.provider.as_str()),
+        ("messages", "anthropic")
+    );
+    assert_eq!(allowed.client, "factory-cli/0.22.3");
+    assert_eq!(
+        (
+            allowed.decision.as_str(),
+            allowed.status,
+            allowed.upstream_status
+        ),
+        ("allow", 200, Some(200))
+    );
+    assert_eq!(allowed.key_mode, "central");
+    assert_eq!(
+        allowed.key_hint,
+        format!("…{}", &w.alice[w.alice.len() - 4..])
+    );
+    assert!(!allowed.rules.is_empty() && !allowed.revision.is_empty());
+    let u = allowed.usage.as_ref().unwrap();
+    assert_eq!((u.input_tokens, u.output_tokens), (3, 1));
+    assert!(allowed.decision_ms > 0.0 && allowed.total_ms >= allowed.decision_ms);
+    assert!(allowed.first_byte_ms.is_some() && allowed.upstream_ms.is_some());
+    assert!(!allowed.client_disconnected);
+
+    let s = records.iter().find(|r| r.stream).unwrap();
+    let u = s.usage.as_ref().unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cache_read_tokens),
+        (21, 9, 7)
+    );
+
+    let denied = records.iter().find(|r| r.decision == "deny").unwrap();
+    assert_eq!(
+        (denied.user.as_str(), denied.model.as_str(), denied.status),
+        ("bob", "gpt-4o", 403)
+    );
+    assert_eq!(denied.rules, ["org#modelPolicy.blockedModelIds"]);
+    assert_eq!(denied.error.as_deref(), Some("policy_denied"));
+    assert_eq!(denied.upstream_status, None);
+
+    let unauth = records.iter().find(|r| r.status == 401).unwrap();
+    assert_eq!(
+        (unauth.decision.as_str(), unauth.error.as_deref()),
+        ("unauthenticated", Some("invalid_api_key"))
+    );
+    let invalid = records.iter().find(|r| r.status == 400).unwrap();
+    assert_eq!(
+        (invalid.decision.as_str(), invalid.error.as_deref()),
+        ("invalid", Some("invalid_json"))
+    );
+
+    // no prompt content and no secret in the audit files
+    let dir = w.data.path().join("audit");
+    let mut all = String::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    for secret in [
+        w.alice.as_str(),
+        w.bob.as_str(),
+        CENTRAL_ANTHROPIC,
+        CENTRAL_OPENAI,
+        "secret prompt",
+        "please-stream-usage",
+    ] {
+        assert!(!all.contains(secret), "`{secret}` is in the audit log");
+    }
+
+    // the same records through the query `policy audit` uses
+    let q = strata_gateway::audit::Query {
+        user: Some("bob".into()),
+        decision: Some("deny".into()),
+        ..Default::default()
+    };
+    let (bobs, _) = strata_gateway::audit::query(&dir, &q).unwrap();
+    assert_eq!(bobs.len(), 1);
+    let future = strata_gateway::audit::Query {
+        since_ms: Some(allowed.unix_ms + 3_600_000),
+        ..Default::default()
+    };
+    assert!(
+        strata_gateway::audit::query(&dir, &future)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    let m = w
+        .http
+        .get(format!("{}/metrics", w.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), 200);
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let m = m.text().await.unwrap();
+    for line in [
+        "strata_gateway_requests_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",decision=\"allow\",status=\"200\"} 2",
+        "strata_gateway_requests_total{provider=\"generic-chat-completion-api\",model=\"gpt-4o\",decision=\"deny\",status=\"403\"} 1",
+        "strata_gateway_requests_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",decision=\"unauthenticated\",status=\"401\"} 1",
+        "strata_gateway_tokens_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",kind=\"input\"} 24",
+        "strata_gateway_tokens_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",kind=\"cache_read\"} 7",
+        "strata_gateway_decision_seconds_count 4",
+        "strata_gateway_upstream_seconds_count 2",
+        "strata_gateway_in_flight 0",
+        "strata_gateway_audit_dropped_total 0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing `{line}` in\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_upstream_request() {
+    let w = world().await;
+    let before = STREAMS_DROPPED.load(Ordering::SeqCst);
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"please-stream-forever"}]}"#;
+    let mut r = w
+        .http
+        .post(format!("{}/v1/messages", w.gateway))
+        .header("x-api-key", &w.alice)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"event: ping"));
+    drop(r);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while STREAMS_DROPPED.load(Ordering::SeqCst) == before {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream stream is still being read after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let records = audit_records(&w, 1).await;
+    assert_eq!(records.len(), 1);
+    assert!(records[0].client_disconnected && records[0].stream);
+    assert_eq!(records[0].status, 200);
+    let m = w
+        .http
+        .get(format!("{}/metrics", w.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.lines().any(|l| l == "strata_gateway_in_flight 0"), "{m}");
 }

@@ -1,0 +1,277 @@
+//! `/metrics` in the Prometheus text format: requests by provider, model, decision and status;
+//! decision and upstream latency histograms; tokens; requests in flight; audit records dropped.
+//!
+//! Everything is updated once per request, from its audit record, when the request ends.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::audit::Record;
+
+/// Upper bounds of the latency buckets, in seconds
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+
+/// Distinct label sets per counter at most. A model name comes from the request body, so a client
+/// could otherwise grow the registry without bound; past the limit, new models count as `_other`.
+pub const MAX_SERIES: usize = 2_000;
+const OTHER: &str = "_other";
+
+#[derive(Default)]
+struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    /// observations past the last bucket are only in `count`
+    count: AtomicU64,
+    /// microseconds
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, ms: f64) {
+        let secs = ms / 1000.0;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((ms * 1000.0).round() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1_000_000.0;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    provider: String,
+    model: String,
+    decision: String,
+    status: u16,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    provider: String,
+    model: String,
+    kind: &'static str,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: HashMap<RequestKey, u64>,
+    tokens: HashMap<TokenKey, u64>,
+}
+
+/// The gateway's metrics
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+    decision: Histogram,
+    upstream: Histogram,
+    in_flight: AtomicI64,
+    audit_dropped: AtomicU64,
+}
+
+fn bump<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u64>, key: K, other: K, by: u64) {
+    if let Some(n) = map.get_mut(&key) {
+        *n += by;
+    } else if map.len() < MAX_SERIES {
+        map.insert(key, by);
+    } else {
+        *map.entry(other).or_insert(0) += by;
+    }
+}
+
+/// A label value, escaped as the text format wants
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a request that has ended
+    pub fn ended(&self, r: &Record) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if r.decision_ms > 0.0 {
+            self.decision.observe(r.decision_ms);
+        }
+        if let Some(ms) = r.upstream_ms {
+            self.upstream.observe(ms);
+        }
+        let Ok(mut c) = self.counters.lock() else {
+            return;
+        };
+        let key = |model: &str| RequestKey {
+            provider: r.provider.clone(),
+            model: model.to_string(),
+            decision: r.decision.clone(),
+            status: r.status,
+        };
+        bump(&mut c.requests, key(&r.model), key(OTHER), 1);
+        if let Some(u) = &r.usage {
+            for (kind, n) in [
+                ("input", u.input_tokens),
+                ("output", u.output_tokens),
+                ("cache_read", u.cache_read_tokens),
+                ("cache_write", u.cache_write_tokens),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                let key = |model: &str| TokenKey {
+                    provider: r.provider.clone(),
+                    model: model.to_string(),
+                    kind,
+                };
+                bump(&mut c.tokens, key(&r.model), key(OTHER), n);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP strata_gateway_requests_total Requests by provider, model, decision and the status returned to the client\n# TYPE strata_gateway_requests_total counter\n");
+        let (mut requests, mut tokens) = match self.counters.lock() {
+            Ok(c) => (
+                c.requests
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<Vec<_>>(),
+                c.tokens
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        requests.sort_by(|a, b| {
+            (&a.0.provider, &a.0.model, &a.0.decision, a.0.status).cmp(&(
+                &b.0.provider,
+                &b.0.model,
+                &b.0.decision,
+                b.0.status,
+            ))
+        });
+        for (k, v) in requests {
+            let _ = writeln!(
+                out,
+                "strata_gateway_requests_total{{provider=\"{}\",model=\"{}\",decision=\"{}\",status=\"{}\"}} {v}",
+                esc(&k.provider),
+                esc(&k.model),
+                esc(&k.decision),
+                k.status
+            );
+        }
+        out.push_str("# HELP strata_gateway_tokens_total Tokens the upstream reported, by provider, model and kind\n# TYPE strata_gateway_tokens_total counter\n");
+        tokens.sort_by(|a, b| {
+            (&a.0.provider, &a.0.model, a.0.kind).cmp(&(&b.0.provider, &b.0.model, b.0.kind))
+        });
+        for (k, v) in tokens {
+            let _ = writeln!(
+                out,
+                "strata_gateway_tokens_total{{provider=\"{}\",model=\"{}\",kind=\"{}\"}} {v}",
+                esc(&k.provider),
+                esc(&k.model),
+                k.kind
+            );
+        }
+        out.push_str("# HELP strata_gateway_decision_seconds Time to the resolver's decision\n# TYPE strata_gateway_decision_seconds histogram\n");
+        self.decision
+            .render(&mut out, "strata_gateway_decision_seconds", "");
+        out.push_str("# HELP strata_gateway_upstream_seconds Time from sending a request upstream to its response headers\n# TYPE strata_gateway_upstream_seconds histogram\n");
+        self.upstream
+            .render(&mut out, "strata_gateway_upstream_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_in_flight Requests being handled, streams included\n# TYPE strata_gateway_in_flight gauge\nstrata_gateway_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_audit_dropped_total Audit records dropped because the writer fell behind\n# TYPE strata_gateway_audit_dropped_total counter\nstrata_gateway_audit_dropped_total {}",
+            self.audit_dropped.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Usage;
+
+    fn record(model: &str, decision: &str, status: u16) -> Record {
+        Record {
+            provider: "anthropic".into(),
+            model: model.into(),
+            decision: decision.into(),
+            status,
+            decision_ms: 0.4,
+            upstream_ms: Some(12.0),
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 2,
+                cache_read_tokens: 0,
+                cache_write_tokens: 3,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_render_and_cap_cardinality() {
+        let m = Metrics::default();
+        m.started();
+        m.started();
+        m.ended(&record("claude-sonnet-4-5", "allow", 200));
+        let text = m.render();
+        assert!(text.contains("strata_gateway_requests_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",decision=\"allow\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("strata_gateway_tokens_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",kind=\"cache_write\"} 3"), "{text}");
+        assert!(!text.contains("kind=\"cache_read\""), "{text}");
+        assert!(text.contains("strata_gateway_in_flight 1"), "{text}");
+        assert!(text.contains("strata_gateway_decision_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("strata_gateway_decision_seconds_bucket{le=\"0.00025\"} 0"));
+        assert!(text.contains("strata_gateway_upstream_seconds_count 1"));
+        for i in 0..MAX_SERIES + 10 {
+            m.started();
+            m.ended(&record(&format!("m\"{i}"), "deny", 403));
+        }
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("strata_gateway_requests_total{"))
+            .count();
+        assert_eq!(series, MAX_SERIES + 1, "capped, plus the `_other` series");
+        assert!(text.contains("model=\"_other\",decision=\"deny\",status=\"403\"} 11"));
+        assert!(text.contains("model=\"m\\\"0\""), "quotes escaped");
+    }
+}
