@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Gateway overhead: the same load against the mock upstream directly and through Strata (`policy
+# up`: resolver + gateway, a policy decision on every request), side by side. Loopback only,
+# bounded durations, every process stopped by its id. Not run by CI.
+#
+#   bench/gateway.sh                 # ~6 minutes after the build (DUR=10s per run, 16 runs)
+#   DUR=5s bench/gateway.sh          # shorter
+#   OUT=docs/bench-gateway.md bench/gateway.sh
+#
+# Needs: cargo; oha (installed into bench/.tools from crates.io if not on PATH); taskset (util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+DUR=${DUR:-10s}
+RATES=${RATES:-"1000 5000"}
+MOCK_PORT=${MOCK_PORT:-19100}
+GW_PORT=${GW_PORT:-18787}
+RS_PORT=${RS_PORT:-15051}
+# the gateway side (Strata) on core 0; the load generator and the mock upstream on core 1
+GW_CPU=${GW_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+echo "== build (release)" >&2
+cargo build --release --locked -q -p strata-cli
+cargo build --release --locked -q -p strata-gateway --example mock_upstream
+
+if ! command -v oha >/dev/null 2>&1; then
+  if [ ! -x bench/.tools/bin/oha ]; then
+    echo "== installing oha into bench/.tools (a few minutes, once)" >&2
+    cargo install -q --root bench/.tools oha --version 1.14.0 --locked
+  fi
+  export PATH="$root/bench/.tools/bin:$PATH"
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== mock upstream on 127.0.0.1:$MOCK_PORT (cpu $LOAD_CPU)" >&2
+taskset -c "$LOAD_CPU" target/release/examples/mock_upstream "127.0.0.1:$MOCK_PORT" 2>"$work/mock.log" &
+pids+=($!)
+
+echo "== strata (policy up) on 127.0.0.1:$GW_PORT (cpu $GW_CPU)" >&2
+ANTHROPIC_BASE_URL="http://127.0.0.1:$MOCK_PORT" OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
+STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
+ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key \
+STRATA_LOG=warn \
+  taskset -c "$GW_CPU" target/release/policy up --data "$work/data" \
+    --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
+    >"$work/up.out" 2>"$work/up.log" &
+strata=$!
+pids+=($strata)
+for _ in $(seq 1 100); do
+  grep -q '^  strata_gw_' "$work/up.log" 2>/dev/null && break
+  sleep 0.2
+done
+token=$(grep -m1 '^  strata_gw_' "$work/up.log" | tr -d ' ')
+[ -n "$token" ] || { cat "$work/up.log" >&2; echo "policy up printed no token" >&2; exit 1; }
+
+json_body='{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello."}]}'
+sse_body='{"model":"claude-sonnet-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
+
+# a request that must succeed through both before measuring
+for url in "http://127.0.0.1:$MOCK_PORT" "http://127.0.0.1:$GW_PORT"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/messages" -H "x-api-key: $token" \
+    -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' -d "$json_body")
+  [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+tck=$(getconf CLK_TCK)
+
+results="$work/results.jsonl"
+run() { # target mode load
+  local target=$1 mode=$2 load=$3 url body args
+  if [ "$target" = direct ]; then url="http://127.0.0.1:$MOCK_PORT/v1/messages"; else url="http://127.0.0.1:$GW_PORT/v1/messages"; fi
+  if [ "$mode" = json ]; then body=$json_body; else body=$sse_body; fi
+  case $load in
+    c*) args=(-c "${load#c}") ;;
+    r*) args=(-c 64 -q "${load#r}" --latency-correction) ;;
+  esac
+  local before after
+  before=$(cpu_ticks "$strata")
+  taskset -c "$LOAD_CPU" oha --no-tui --output-format json -z "$DUR" "${args[@]}" -m POST \
+    -H "x-api-key: $token" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
+    -d "$body" "$url" >"$work/oha.json"
+  after=$(cpu_ticks "$strata")
+  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$(hwm_kb "$strata")" >>"$results" <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+s = o["summary"]
+codes = o.get("statusCodeDistribution", {})
+print(json.dumps({
+    "target": sys.argv[2], "mode": sys.argv[3], "load": sys.argv[4],
+    "rps": s["requestsPerSec"], "ok": codes.get("200", 0), "total": sum(codes.values()),
+    "errors": sum(o.get("errorDistribution", {}).values()),
+    "p50": o["latencyPercentiles"]["p50"], "p90": o["latencyPercentiles"]["p90"],
+    "p99": o["latencyPercentiles"]["p99"],
+    "cpu_s": (int(sys.argv[6]) - int(sys.argv[5])) / int(sys.argv[7]),
+    "hwm_mb": int(sys.argv[8]) / 1024,
+}))
+EOF
+  echo "   $target $mode $load: $(tail -1 "$results")" >&2
+}
+
+echo "== runs of $DUR each" >&2
+for mode in json sse; do
+  for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
+    run direct "$mode" "$load"
+    run strata "$mode" "$load"
+  done
+done
+
+python3 - "$results" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {(r["target"], r["mode"], r["load"]): r for r in rows}
+ms = lambda s: f"{s*1000:.3f}"
+print("| mode | load | direct req/s | Strata req/s | direct p50 / p99 (ms) | Strata p50 / p90 / p99 (ms) | added p50 / p99 (ms) | Strata CPU per req | Strata peak RSS | non-200 |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (t, mode, load), s in by.items():
+    if t != "strata":
+        continue
+    d = by[("direct", mode, load)]
+    label = f"concurrency {load[1:]}" if load[0] == "c" else f"{load[1:]}/s fixed (c=64)"
+    cpu = s["cpu_s"] / max(s["total"], 1) * 1e6
+    bad = (s["total"] - s["ok"]) + s["errors"]
+    print(f"| {mode} | {label} | {d['rps']:.0f} | {s['rps']:.0f} | {ms(d['p50'])} / {ms(d['p99'])} | "
+          f"{ms(s['p50'])} / {ms(s['p90'])} / {ms(s['p99'])} | {ms(s['p50']-d['p50'])} / {ms(s['p99']-d['p99'])} | "
+          f"{cpu:.0f} µs | {s['hwm_mb']:.1f} MB | {bad} |")
+EOF
