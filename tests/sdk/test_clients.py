@@ -317,6 +317,20 @@ def one_client_many_calls():
             a.messages.create(model="gpt-4o", max_tokens=8, messages=[{"role": "user", "content": "x"}])
         except anthropic.PermissionDeniedError:
             pass
+        else:
+            raise AssertionError("gpt-4o was not refused")
+        # above the gateway's body limit (the test's gateway allows 1 MiB): refused part-read
+        try:
+            a.messages.create(
+                model=MODELS["anthropic"],
+                max_tokens=8,
+                messages=[{"role": "user", "content": "long conversation " * 100_000}],
+            )
+        except anthropic.APIStatusError as e:
+            eq(e.status_code, 413, "status")
+            assert "larger than the gateway's limit" in body_message(e), body_message(e)
+        else:
+            raise AssertionError("a 1.8 MB body was not refused")
         prompt = f"after a 403, {i}"
         with a.messages.stream(model=MODELS["anthropic"], max_tokens=8, messages=[{"role": "user", "content": prompt}]) as s:
             eq(s.get_final_message().content[0].text, expected(prompt), "text")
@@ -372,6 +386,8 @@ def make_denial(d, stream):
             assert msg.startswith("Strata policy: "), msg
             assert d["rule"] in str(e), str(e)
             eq(e.response.headers.get("x-strata-error-source"), "policy", "error source")
+            if isinstance(e, openai.APIStatusError):
+                eq((e.code, e.type), ("policy_denied", "permission_error"), "openai error code, type")
             assert e.response.headers.get("x-strata-decision-id"), dict(e.response.headers)
             return
         raise AssertionError(f"{d['api']} {d['model']} was not refused with {err_class.__name__}")
