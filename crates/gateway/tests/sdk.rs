@@ -33,7 +33,8 @@ const CREATED: u64 = 1_760_000_000;
 #[derive(Clone, Default)]
 struct Recorded(Arc<Mutex<Vec<(String, HeaderMap, Value)>>>);
 
-/// The text of the last user turn: a string, or the text parts of a content array
+/// The text of the last user turn (or a legacy completion's prompt): a string, or the text parts
+/// of a content array
 fn prompt(body: &Value) -> String {
     let last = match (&body["messages"], &body["input"]) {
         (Value::Array(m), _) => m.last().map(|m| m["content"].clone()).unwrap_or_default(),
@@ -41,6 +42,7 @@ fn prompt(body: &Value) -> String {
             .last()
             .map(|m| m["content"].clone())
             .unwrap_or_default(),
+        (_, Value::Null) => body["prompt"].clone(), // legacy completions
         (_, input) => input.clone(),
     };
     match last {
@@ -444,6 +446,15 @@ async fn official_python_sdks_through_the_gateway() {
         assert!(
             !models.contains(&denied),
             "a denied call went upstream: {models:?}"
+        );
+    }
+    // refused calls (denied, over the body limit, an unknown path) never reach the upstream
+    for (path, _, body) in rec.iter() {
+        let p = prompt(body);
+        assert!(
+            p != "denied?" && !p.starts_with("long conversation") && !p.starts_with("legacy"),
+            "a refused call went upstream: {path} `{}`",
+            p.chars().take(40).collect::<String>()
         );
     }
     let leaks = |h: &HeaderMap| {
