@@ -298,14 +298,16 @@ def openai_byok():
 
 
 def one_client_many_calls():
-    # one client, so one pooled keep-alive connection: an error the gateway answers before it
-    # reads the request body (an unknown path) must not break the next call on that connection
+    # one client, so one pooled keep-alive connection: an answer the gateway gives before it has
+    # read the request body to its end (an unknown path, a body over the limit) must close the
+    # connection openly (`Connection: close`), or the client's next call on it may fail
     c = oai()
     for i in range(3):
         try:
             c.completions.create(model=MODELS["chat"], prompt="legacy completions " * 200)
         except openai.NotFoundError as e:
             assert "/v1/completions" in body_message(e), body_message(e)
+            eq(e.response.headers.get("connection"), "close", "connection header of the 404")
         else:
             raise AssertionError("/v1/completions did not answer 404")
         prompt = f"after a 404, {i}"
@@ -329,6 +331,7 @@ def one_client_many_calls():
         except anthropic.APIStatusError as e:
             eq(e.status_code, 413, "status")
             assert "larger than the gateway's limit" in body_message(e), body_message(e)
+            eq(e.response.headers.get("connection"), "close", "connection header of the 413")
         else:
             raise AssertionError("a 1.8 MB body was not refused")
         prompt = f"after a 403, {i}"

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
@@ -162,16 +162,34 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// An answer sent before the request body was read to its end gets `Connection: close`. hyper
+/// cannot reuse such a connection and closes it after the response, but may already have
+/// written the head without saying so; a pooling client (httpx, in the official SDKs) then sends
+/// its next request on a connection that is going away, and that request fails.
+fn unread_body(unread: bool, mut r: Response<Body>) -> Response<Body> {
+    if unread {
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    r
+}
+
 /// The handler for every path
 pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
+    let unread = !req.body().is_end_stream();
     let Some(api) = classify(&path) else {
-        return error(
-            looks_anthropic(&path),
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no such endpoint: {} {path}", req.method()),
-            Source::Client,
+        return unread_body(
+            unread,
+            error(
+                looks_anthropic(&path),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no such endpoint: {} {path}", req.method()),
+                Source::Client,
+            ),
         );
     };
     let anthropic = api.anthropic_shaped()
@@ -182,21 +200,27 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
         Method::POST
     };
     if req.method() != expected {
-        return error(
-            anthropic,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            &format!("{} takes {expected}", api.upstream_path()),
-            Source::Client,
+        return unread_body(
+            unread,
+            error(
+                anthropic,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{} takes {expected}", api.upstream_path()),
+                Source::Client,
+            ),
         );
     }
     let Some(caller) = caller(req.headers()) else {
-        return error(
-            anthropic,
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
-            "missing API key: send your Strata gateway token as the API key (x-api-key or Authorization: Bearer)",
-            Source::Client,
+        return unread_body(
+            unread,
+            error(
+                anthropic,
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "missing API key: send your Strata gateway token as the API key (x-api-key or Authorization: Bearer)",
+                Source::Client,
+            ),
         );
     };
     if api == Api::Models {
@@ -206,15 +230,18 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
     let bytes = match axum::body::to_bytes(body, gw.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            return error(
-                anthropic,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                &format!(
-                    "the request body is larger than the gateway's limit of {} bytes",
-                    gw.cfg.max_body_bytes
+            return unread_body(
+                true,
+                error(
+                    anthropic,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request_too_large",
+                    &format!(
+                        "the request body is larger than the gateway's limit of {} bytes",
+                        gw.cfg.max_body_bytes
+                    ),
+                    Source::Client,
                 ),
-                Source::Client,
             );
         }
     };

@@ -251,6 +251,11 @@ async fn missing_or_wrong_tokens_and_bad_requests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers().get("connection").unwrap(),
+        "close",
+        "the rest of the body is unread: the connection cannot be reused"
+    );
     let r = w
         .http
         .post(format!("{}/v1/completions", w.gateway))
