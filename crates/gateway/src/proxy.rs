@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
 use tonic::transport::Channel;
 
@@ -192,7 +192,16 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
             .collect(),
         ..Default::default()
     });
-    let resp = proxy(&gw, req, &mut pending).await;
+    let unread = !req.body().is_end_stream();
+    let mut body_read = false;
+    let mut resp = proxy(&gw, req, &mut pending, &mut body_read).await;
+    if unread && !body_read {
+        // hyper will not reuse a connection whose request body was left unread and closes it
+        // after this answer, but may write the head without saying so; a pooling client (httpx
+        // in the official SDKs) then sends its next request on a closing connection, which fails
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     // a response with a streamed body took the record with it; this ends only the others
     pending.end(resp.status().as_u16());
     resp
@@ -221,7 +230,13 @@ fn refuse(
     error(anthropic, status, code, message, source)
 }
 
-async fn proxy(gw: &Gateway, req: Request, pending: &mut Pending) -> Response<Body> {
+/// The request's way through the gateway; `body_read` tells whether its body was read to the end
+async fn proxy(
+    gw: &Gateway,
+    req: Request,
+    pending: &mut Pending,
+    body_read: &mut bool,
+) -> Response<Body> {
     let path = req.uri().path();
     let Some(api) = classify(path) else {
         return refuse(
@@ -278,7 +293,7 @@ async fn proxy(gw: &Gateway, req: Request, pending: &mut Pending) -> Response<Bo
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, gw.cfg.max_body_bytes).await else {
-        let mut r = refuse(
+        return refuse(
             pending,
             anthropic,
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -289,12 +304,8 @@ async fn proxy(gw: &Gateway, req: Request, pending: &mut Pending) -> Response<Bo
             ),
             Source::Client,
         );
-        // the rest of the body is never read, so this connection cannot carry another request:
-        // say so, or the client reuses it and its next request fails with a broken pipe
-        r.headers_mut()
-            .insert("connection", HeaderValue::from_static("close"));
-        return r;
     };
+    *body_read = true;
     let peeked = match peek(&bytes) {
         Ok(p) => p,
         Err(e) => {

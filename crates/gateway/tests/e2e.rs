@@ -2,8 +2,9 @@
 //! front of a mock upstream that records what it receives.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,16 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Response};
-use strata_gateway::{Gateway, GatewayConfig};
-use strata_policy::FileTree;
-use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
-use strata_resolver::{Resolver, SledStore};
-use tokio::sync::oneshot;
-
-const ADMIN: &str = "e2e-admin";
-const SERVICE: &str = "e2e-service";
-const CENTRAL_ANTHROPIC: &str = "sk-ant-central-0123456789";
-const CENTRAL_OPENAI: &str = "sk-openai-central-0123456789";
+use common::{CENTRAL_ANTHROPIC, CENTRAL_OPENAI, ResolverProc, start_resolver};
 
 // ---- mock upstream ------------------------------------------------------------------------
 
@@ -121,60 +113,6 @@ async fn start_upstream() -> (SocketAddr, Recorded) {
     (addr, rec)
 }
 
-// ---- resolver -----------------------------------------------------------------------------
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples/acme")
-}
-
-fn files(dir: &Path) -> Vec<v1::File> {
-    strata_proto::files(&FileTree::read_path(dir).unwrap())
-}
-
-struct ResolverProc {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> ResolverProc {
-    let store = SledStore::open(data).unwrap();
-    let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
-        .await
-        .unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        strata_resolver::serve(Arc::new(resolver), listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    ResolverProc {
-        stop: Some(stop),
-        task,
-    }
-}
-
-impl ResolverProc {
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
-            let _ = self.task.await;
-        }
-    }
-}
-
-fn auth<T>(msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
-    r
-}
-
 struct World {
     gateway: String,
     resolver_addr: SocketAddr,
@@ -187,107 +125,18 @@ struct World {
 }
 
 async fn world() -> World {
-    let data = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resolver_addr = listener.local_addr().unwrap();
-    let resolver = start_resolver(data.path(), listener).await;
-    let ch = tonic::transport::Channel::from_shared(format!("http://{resolver_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut admin = AdminServiceClient::new(ch);
-    admin
-        .publish_org(auth(v1::PublishOrgRequest {
-            files: files(&examples().join("org")),
-            message: String::new(),
-        }))
-        .await
-        .unwrap();
-    admin
-        .publish_project(auth(v1::PublishProjectRequest {
-            project_id: "web".into(),
-            files: files(&examples().join("project/.factory")),
-            folders: vec![],
-            message: String::new(),
-        }))
-        .await
-        .unwrap();
-    let token = |user: &str, groups: &[&str]| {
-        let mut admin = admin.clone();
-        let req = v1::CreateTokenRequest {
-            user: user.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            projects: vec![],
-            description: String::new(),
-        };
-        async move {
-            admin
-                .create_token(auth(req))
-                .await
-                .unwrap()
-                .into_inner()
-                .token
-        }
-    };
-    let alice = token("alice", &["leads"]).await;
-    let bob = token("bob", &[]).await;
-
     let (up, rec) = start_upstream().await;
-    let cfg = GatewayConfig::parse(
-        "e2e.toml",
-        &format!(
-            r#"
-listen = "127.0.0.1:0"
-public_base_url = "http://127.0.0.1:8787"
-resolver = "http://{resolver_addr}"
-service_token_file = "{svc}"
-decision_timeout_ms = 300
-max_body_bytes = 1048576
-[audit]
-dir = "{audit}"
-retention_days = 30
-[upstreams.anthropic]
-base_url = "http://{up}"
-key_file = "{ka}"
-[upstreams.openai]
-base_url = "http://{up}/v1"
-key_file = "{ko}"
-[upstreams.generic-chat-completion-api]
-base_url = "http://{up}"
-key_file = "{ko}"
-"#,
-            svc = write(data.path(), "svc", SERVICE),
-            audit = data.path().join("audit").display(),
-            ka = write(data.path(), "ka", CENTRAL_ANTHROPIC),
-            ko = write(data.path(), "ko", CENTRAL_OPENAI),
-        ),
-    )
-    .unwrap();
-    let gw = Arc::new(Gateway::new(cfg).unwrap());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gaddr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        strata_gateway::serve(gw, l, std::future::pending())
-            .await
-            .unwrap()
-    });
+    let s = common::stack(up).await;
     World {
-        gateway: format!("http://{gaddr}"),
-        resolver_addr,
-        resolver: Some(resolver),
-        data,
+        gateway: s.gateway,
+        resolver_addr: s.resolver_addr,
+        resolver: s.resolver,
+        data: s.data,
         rec,
-        alice,
-        bob,
+        alice: s.alice,
+        bob: s.bob,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
     }
-}
-
-fn write(dir: &Path, name: &str, content: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, content).unwrap();
-    p.display().to_string()
 }
 
 const SONNET: &str =
@@ -444,6 +293,11 @@ async fn missing_or_wrong_tokens_and_bad_requests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers().get("connection").unwrap(),
+        "close",
+        "the rest of the body is unread: the connection cannot be reused"
+    );
     let r = w
         .http
         .post(format!("{}/v1/completions", w.gateway))

@@ -1,0 +1,186 @@
+//! Shared by the gateway's integration tests: a real resolver (sled, gRPC) with the example
+//! bundle published, gateway tokens, and the real gateway on 127.0.0.1:0 in front of an upstream
+//! the test provides.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_gateway::{Gateway, GatewayConfig};
+use strata_policy::FileTree;
+use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
+use strata_resolver::{Resolver, SledStore};
+use tokio::sync::oneshot;
+
+pub const ADMIN: &str = "e2e-admin";
+pub const SERVICE: &str = "e2e-service";
+pub const CENTRAL_ANTHROPIC: &str = "sk-ant-central-0123456789";
+pub const CENTRAL_OPENAI: &str = "sk-openai-central-0123456789";
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples/acme")
+}
+
+pub fn files(dir: &Path) -> Vec<v1::File> {
+    strata_proto::files(&FileTree::read_path(dir).unwrap())
+}
+
+pub struct ResolverProc {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> ResolverProc {
+    let store = SledStore::open(data).unwrap();
+    let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
+        .await
+        .unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        strata_resolver::serve(Arc::new(resolver), listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    ResolverProc {
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl ResolverProc {
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+}
+
+pub fn auth<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    r
+}
+
+pub fn write(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+/// A resolver with the example org published and project `web`, and a gateway in front of
+/// `upstream` (every provider points at it, each with its own central key)
+pub struct Stack {
+    pub gateway: String,
+    pub resolver_addr: SocketAddr,
+    pub resolver: Option<ResolverProc>,
+    pub data: tempfile::TempDir,
+    /// a gateway token for `alice` in `leads`
+    pub alice: String,
+    /// a gateway token for `bob`, in no group
+    pub bob: String,
+}
+
+pub async fn stack(up: SocketAddr) -> Stack {
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resolver_addr = listener.local_addr().unwrap();
+    let resolver = start_resolver(data.path(), listener).await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{resolver_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = AdminServiceClient::new(ch);
+    admin
+        .publish_org(auth(v1::PublishOrgRequest {
+            files: files(&examples().join("org")),
+            message: String::new(),
+        }))
+        .await
+        .unwrap();
+    admin
+        .publish_project(auth(v1::PublishProjectRequest {
+            project_id: "web".into(),
+            files: files(&examples().join("project/.factory")),
+            folders: vec![],
+            message: String::new(),
+        }))
+        .await
+        .unwrap();
+    let token = |user: &str, groups: &[&str]| {
+        let mut admin = admin.clone();
+        let req = v1::CreateTokenRequest {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            projects: vec![],
+            description: String::new(),
+        };
+        async move {
+            admin
+                .create_token(auth(req))
+                .await
+                .unwrap()
+                .into_inner()
+                .token
+        }
+    };
+    let alice = token("alice", &["leads"]).await;
+    let bob = token("bob", &[]).await;
+
+    let cfg = GatewayConfig::parse(
+        "e2e.toml",
+        &format!(
+            r#"
+listen = "127.0.0.1:0"
+public_base_url = "http://127.0.0.1:8787"
+resolver = "http://{resolver_addr}"
+service_token_file = "{svc}"
+decision_timeout_ms = 300
+max_body_bytes = 1048576
+[audit]
+dir = "{audit}"
+retention_days = 30
+[upstreams.anthropic]
+base_url = "http://{up}"
+key_file = "{ka}"
+[upstreams.openai]
+base_url = "http://{up}/v1"
+key_file = "{ko}"
+[upstreams.generic-chat-completion-api]
+base_url = "http://{up}"
+key_file = "{ko}"
+"#,
+            svc = write(data.path(), "svc", SERVICE),
+            audit = data.path().join("audit").display(),
+            ka = write(data.path(), "ka", CENTRAL_ANTHROPIC),
+            ko = write(data.path(), "ko", CENTRAL_OPENAI),
+        ),
+    )
+    .unwrap();
+    let gw = Arc::new(Gateway::new(cfg).unwrap());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gaddr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        strata_gateway::serve(gw, l, std::future::pending())
+            .await
+            .unwrap()
+    });
+    Stack {
+        gateway: format!("http://{gaddr}"),
+        resolver_addr,
+        resolver: Some(resolver),
+        data,
+        alice,
+        bob,
+    }
+}
