@@ -400,14 +400,7 @@ async fn proxy(
         return r;
     }
     forward(
-        gw,
-        api,
-        &caller,
-        parts.headers,
-        bytes,
-        &decision,
-        anthropic,
-        pending,
+        gw, api, &caller, parts, bytes, &decision, anthropic, pending,
     )
     .await
 }
@@ -487,7 +480,7 @@ async fn forward(
     gw: &Gateway,
     api: Api,
     caller: &Caller,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
     body: Bytes,
     d: &v1::DecideResponse,
     anthropic: bool,
@@ -506,13 +499,19 @@ async fn forward(
             Source::Gateway,
         );
     };
-    let url = format!(
+    // the path is the API's own, whatever prefix the client used; the query string goes along
+    // (Anthropic's `?beta=true`, Azure-style `?api-version=`)
+    let mut url = format!(
         "{}{}",
         up.base_url.trim_end_matches('/').trim_end_matches("/v1"),
         api.upstream_path()
     );
+    if let Some(q) = parts.uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
     let mut out = reqwest::header::HeaderMap::new();
-    for (k, v) in &headers {
+    for (k, v) in &parts.headers {
         let n = k.as_str();
         if hop_by_hop(k)
             || GOVERNANCE_HEADERS.contains(&n)

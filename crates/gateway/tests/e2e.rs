@@ -23,10 +23,13 @@ async fn upstream(State(rec): State<Recorded>, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    rec.0
-        .lock()
-        .unwrap()
-        .push((path.clone(), parts.headers.clone(), body.clone()));
+    // recorded with the query string, to see that it is forwarded
+    let target = parts.uri.path_and_query().map(|p| p.to_string());
+    rec.0.lock().unwrap().push((
+        target.unwrap_or_else(|| path.clone()),
+        parts.headers.clone(),
+        body.clone(),
+    ));
     let text = String::from_utf8_lossy(&body).to_string();
     if text.contains("please-fail") {
         return Response::builder().status(529).header("content-type", "application/json").body(Body::from(r#"{"type":"error","error":{"type":"overloaded_error","message":"upstream is overloaded"}}"#)).unwrap();
@@ -145,7 +148,11 @@ const SONNET: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn central_key_is_injected_and_the_client_token_stripped() {
     let w = world().await;
-    for path in ["/v1/messages", "/v1/v1/messages", "/anthropic/v1/messages"] {
+    for path in [
+        "/v1/messages",
+        "/v1/v1/messages",
+        "/anthropic/v1/messages?beta=true",
+    ] {
         let r = w
             .http
             .post(format!("{}{path}", w.gateway))
@@ -160,8 +167,13 @@ async fn central_key_is_injected_and_the_client_token_stripped() {
     }
     let rec = w.rec.0.lock().unwrap();
     assert_eq!(rec.len(), 3);
-    for (path, headers, body) in rec.iter() {
-        assert_eq!(path, "/v1/messages");
+    let paths: Vec<&str> = rec.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/v1/messages", "/v1/messages", "/v1/messages?beta=true"],
+        "the API's own path, and the query string goes along"
+    );
+    for (_, headers, body) in rec.iter() {
         assert_eq!(headers.get("x-api-key").unwrap(), CENTRAL_ANTHROPIC);
         assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
         assert!(
