@@ -780,3 +780,160 @@ async fn explain_and_resolve_settings_over_grpc() {
     assert!(v["settings"]["modelPolicy"].is_object());
     s.stop().await;
 }
+
+/// A corpus of broken bundles, each published through the real API: every one is refused with
+/// INVALID_ARGUMENT naming the problem (and its file and line where there is one); the active
+/// revision and the decisions stay exactly as they were
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bundles_never_change_what_is_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let rev = publish_examples(&s).await;
+    let before = decisions(&s).await;
+    let deep = format!("{{\"a\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let file = |path: &str, content: &[u8]| v1::File {
+        path: path.into(),
+        content: content.to_vec(),
+    };
+    // (case, files, the problem's code, its file, its line; 0 = no line)
+    let cases: Vec<(&str, Vec<v1::File>, &str, &str, u32)> = vec![
+        (
+            "malformed JSON",
+            vec![file("settings.json", b"{\n  \"modelPolicy\": {\n    \"allowedModelIds\": [\"a\",,]\n")],
+            "json.syntax",
+            "settings.json",
+            3,
+        ),
+        (
+            "wrong type",
+            vec![file("settings.json", b"{\"modelPolicy\": {\"allowedModelIds\": \"gpt-5\"}}")],
+            "json.type",
+            "settings.json",
+            1,
+        ),
+        (
+            "unknown provider",
+            vec![file(
+                "settings.json",
+                b"{\"customModels\": [\n {\"model\": \"m\", \"baseUrl\": \"https://x\", \"provider\": \"azure\"}\n]}",
+            )],
+            "settings.invalid_provider",
+            "settings.json",
+            2,
+        ),
+        (
+            "invalid Cedar",
+            vec![file("policies/a.cedar", b"permit (principal, action, resource)\nwhen { principal.name == };")],
+            "cedar.syntax",
+            "policies/a.cedar",
+            2,
+        ),
+        (
+            "Cedar against the schema",
+            vec![file("policies/a.cedar", b"forbid (principal, action, resource)\nwhen { principal.nosuch == 1 };")],
+            "cedar.schema",
+            "policies/a.cedar",
+            0,
+        ),
+        (
+            "unknown field in policy.json",
+            vec![file("policy.json", b"{\"version\": 1,\n \"modelCategoriez\": {}}")],
+            "json.unknown_field",
+            "policy.json",
+            2,
+        ),
+        (
+            "the same path twice",
+            vec![file("settings.json", b"{}"), file("settings.json", b"{}")],
+            "bundle.duplicate_path",
+            "settings.json",
+            0,
+        ),
+        (
+            "deep nesting",
+            vec![file("settings.json", deep.as_bytes())],
+            "json.syntax",
+            "settings.json",
+            1,
+        ),
+        (
+            "not UTF-8",
+            vec![file("settings.json", b"{\"modelPolicy\": \"\xff\xfe\"}")],
+            "file.not_utf8",
+            "settings.json",
+            1,
+        ),
+        (
+            "two Cedar rules with one id",
+            vec![file(
+                "policies/a.cedar",
+                b"@id(\"r\")\nforbid (principal, action, resource);\n@id(\"r\")\nforbid (principal, action, resource);",
+            )],
+            "cedar.duplicate_id",
+            "policies/a.cedar",
+            3,
+        ),
+        (
+            "a path with ..",
+            vec![file("policies/../../etc/passwd", b"{}")],
+            "bundle.bad_path",
+            "policies/../../etc/passwd",
+            0,
+        ),
+        (
+            "an absolute path",
+            vec![file("/etc/settings.json", b"{}")],
+            "bundle.bad_path",
+            "/etc/settings.json",
+            0,
+        ),
+        (
+            "a file past the size limit",
+            vec![file(
+                "settings.json",
+                &vec![b' '; strata_policy::layer::MAX_TREE_BYTES + 1],
+            )],
+            "bundle.too_large",
+            "",
+            0,
+        ),
+    ];
+    let mut admin = s
+        .admin()
+        .await
+        .max_encoding_message_size(strata_resolver::MAX_ADMIN_MESSAGE);
+    for (case, files, code, file, line) in cases {
+        let e = admin
+            .publish_org(auth(
+                ADMIN,
+                v1::PublishOrgRequest {
+                    files,
+                    message: case.into(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{case}: {}", e.message());
+        use prost::Message;
+        let problems = v1::Problems::decode(e.details()).unwrap().problems;
+        let p = problems
+            .iter()
+            .find(|p| p.code == code)
+            .unwrap_or_else(|| panic!("{case}: no `{code}` in {problems:#?}"));
+        assert_eq!(p.severity, "error", "{case}");
+        assert!(p.file.ends_with(file), "{case}: {p:?}");
+        if line > 0 {
+            assert_eq!(p.line, line, "{case}: {p:?}");
+        }
+        assert!(!p.message.is_empty(), "{case}");
+        assert!(
+            e.message().contains(&p.message),
+            "{case}: the status message lists the problem: {}",
+            e.message()
+        );
+    }
+    let after = decisions(&s).await;
+    assert_eq!(before, after, "nothing active changed");
+    assert!(after.iter().all(|(_, _, r)| *r == rev));
+    s.stop().await;
+}
