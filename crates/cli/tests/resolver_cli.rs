@@ -1,6 +1,7 @@
 //! `policy serve` as a real process, driven by the `policy` client commands.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -229,5 +230,115 @@ fn sigterm_stops_the_resolver_gracefully_and_it_restarts_on_the_same_data() {
     assert!(
         out.starts_with(&format!("* {}", &rev[..12])),
         "the restarted resolver serves the last revision: {out}"
+    );
+}
+
+/// SIGKILL at random moments during a stream of publishes, many times, restarting on the same
+/// data directory each time: every acknowledged revision is still there, and the active one is
+/// the last acknowledged one (or the publish that was in flight when the process died).
+/// `STRATA_CRASH_ITERATIONS` sets the number of kills (CI: 8).
+#[test]
+fn sigkill_during_publishes_loses_no_acknowledged_revision() {
+    use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
+    let iterations: u64 = std::env::var("STRATA_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    fn auth<T>(msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+        r
+    }
+    let bundle = |n: u64| v1::PublishOrgRequest {
+        files: vec![v1::File {
+            path: "settings.json".into(),
+            content: format!(r#"{{"modelPolicy": {{"blockedModelIds": ["banned-{n}"]}}}}"#)
+                .into_bytes(),
+        }],
+        message: format!("crash-{n}"),
+    };
+    // (revision, message) of every acknowledged publish, in order
+    let mut acked: Vec<(String, String)> = Vec::new();
+    let mut attempted = 0u64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..=iterations {
+        let mut s = serve(dir.path());
+        let (last_acked, in_flight) = (acked.last().cloned(), format!("crash-{attempted}"));
+        let mut admin =
+            rt.block_on(async { AdminServiceClient::connect(s.url.clone()).await.unwrap() });
+        let listed = rt
+            .block_on(admin.list_revisions(auth(v1::ListRevisionsRequest {})))
+            .unwrap()
+            .into_inner();
+        let stored: HashSet<&str> = listed
+            .revisions
+            .iter()
+            .map(|r| r.revision.as_str())
+            .collect();
+        for (rev, msg) in &acked {
+            assert!(
+                stored.contains(rev.as_str()),
+                "round {round}: acknowledged {msg} ({rev}) is gone"
+            );
+        }
+        if let Some((rev, _)) = &last_acked {
+            let active = listed
+                .revisions
+                .iter()
+                .find(|r| r.revision == listed.active)
+                .unwrap();
+            assert!(
+                listed.active == *rev || active.message == in_flight,
+                "round {round}: active is {} ({}), not the last acknowledged {rev} or the one in flight",
+                listed.active,
+                active.message
+            );
+            // the in-flight one counts from now on: it is stored and active
+            if listed.active != *rev {
+                acked.push((listed.active.clone(), active.message.clone()));
+            }
+        }
+        if round == iterations {
+            break;
+        }
+        // publish until killed, somewhere between 50 ms and 2.5 s from now (a publish compiles
+        // the bundle: tens of ms in a release build, hundreds in a debug build)
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let kill_at = Instant::now() + Duration::from_millis(50 + seed % 2450);
+        rt.block_on(async {
+            loop {
+                attempted += 1;
+                let call = admin.publish_org(auth(bundle(attempted)));
+                let deadline = tokio::time::sleep_until(kill_at.into());
+                tokio::select! {
+                    r = call => {
+                        let r = r.unwrap().into_inner();
+                        assert!(r.changed);
+                        acked.push((r.revision, format!("crash-{attempted}")));
+                    }
+                    _ = deadline => break,
+                }
+            }
+        });
+        // the publish cut off by the deadline may still be running in the resolver: kill now
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    }
+    eprintln!(
+        "{} publishes acknowledged across {iterations} kills",
+        acked.len()
+    );
+    assert!(
+        acked.len() as u64 >= iterations,
+        "publishes went through ({})",
+        acked.len()
     );
 }
