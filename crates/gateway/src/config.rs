@@ -12,6 +12,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Default deadline for one decision
 pub const DEFAULT_DECISION_TIMEOUT_MS: u64 = 500;
+/// Default number of calls to the resolver open at once
+pub const DEFAULT_RESOLVER_CALLS_IN_FLIGHT: usize = 4;
 /// Default upstream timeout (a long generation streams for minutes)
 pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
 
@@ -32,6 +34,9 @@ fn default_decision_timeout() -> u64 {
 }
 fn default_upstream_timeout() -> u64 {
     DEFAULT_UPSTREAM_TIMEOUT_SECS
+}
+fn default_resolver_calls_in_flight() -> usize {
+    DEFAULT_RESOLVER_CALLS_IN_FLIGHT
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +64,10 @@ pub struct GatewayConfig {
     pub decision_timeout_ms: u64,
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
+    /// calls to the resolver open at once; while all are busy, waiting decisions share the next
+    /// call (one BatchDecide)
+    #[serde(default = "default_resolver_calls_in_flight")]
+    pub resolver_calls_in_flight: usize,
     /// by provider: `anthropic`, `openai`, `generic-chat-completion-api`
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,

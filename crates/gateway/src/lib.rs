@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod decider;
 pub mod droid;
 pub mod metrics;
 pub mod peek;

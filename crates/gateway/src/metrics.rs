@@ -89,6 +89,8 @@ pub struct Metrics {
     upstream: Histogram,
     in_flight: AtomicI64,
     audit_dropped: AtomicU64,
+    resolver_calls: AtomicU64,
+    batched_decisions: AtomicU64,
 }
 
 fn bump<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u64>, key: K, other: K, by: u64) {
@@ -111,6 +113,15 @@ fn esc(v: &str) -> String {
 impl Metrics {
     pub fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One call to the resolver carrying `decisions` decisions
+    pub fn resolver_call(&self, decisions: usize) {
+        self.resolver_calls.fetch_add(1, Ordering::Relaxed);
+        if decisions > 1 {
+            self.batched_decisions
+                .fetch_add(decisions as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn audit_dropped(&self) {
@@ -214,6 +225,16 @@ impl Metrics {
             out,
             "# HELP strata_gateway_in_flight Requests being handled, streams included\n# TYPE strata_gateway_in_flight gauge\nstrata_gateway_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_resolver_calls_total Calls to the resolver for decisions (Decide or BatchDecide)\n# TYPE strata_gateway_resolver_calls_total counter\nstrata_gateway_resolver_calls_total {}",
+            self.resolver_calls.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_batched_decisions_total Decisions that shared a BatchDecide call with others\n# TYPE strata_gateway_batched_decisions_total counter\nstrata_gateway_batched_decisions_total {}",
+            self.batched_decisions.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 use crate::audit::{self, Audited, Pending, Record, Telemetry};
 use crate::config::{GatewayConfig, secret};
+use crate::decider::Decider;
 use crate::peek::{PeekError, peek};
 use crate::reply::{Source, error};
 use crate::route::{Api, classify, looks_anthropic};
@@ -39,6 +40,8 @@ pub struct Gateway {
     public_base_url: String,
     /// metrics and the audit log
     pub telemetry: Arc<Telemetry>,
+    /// every request's decision, batched under load
+    decider: Decider,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +72,12 @@ impl Gateway {
         )
         .map_err(StartError::Secret)?
         .ok_or_else(|| StartError::NoServiceToken(cfg.service_token_env.clone()))?;
-        let service_auth = format!("Bearer {token}").parse().map_err(|_| {
-            StartError::Secret(
-                "the service token holds characters that cannot go in a header".to_string(),
-            )
-        })?;
+        let service_auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {token}").parse().map_err(|_| {
+                StartError::Secret(
+                    "the service token holds characters that cannot go in a header".to_string(),
+                )
+            })?;
         let mut keys = HashMap::new();
         for (provider, up) in &cfg.upstreams {
             if let Some(k) =
@@ -102,9 +106,18 @@ impl Gateway {
                 Telemetry::without_audit()
             }
         };
+        let policy = PolicyServiceClient::new(channel.clone());
+        let telemetry = Arc::new(telemetry);
         Ok(Gateway {
-            telemetry: Arc::new(telemetry),
-            policy: PolicyServiceClient::new(channel.clone()),
+            decider: Decider::start(
+                policy.clone(),
+                service_auth.clone(),
+                Duration::from_millis(cfg.decision_timeout_ms),
+                cfg.resolver_calls_in_flight,
+                Arc::clone(&telemetry),
+            ),
+            telemetry,
+            policy,
             channel,
             service_auth,
             http,
@@ -457,9 +470,8 @@ fn with_shape(r: Refusal, anthropic: bool, p: &mut Pending) -> Response<Body> {
 
 async fn ask(gw: &Gateway, req: v1::DecideRequest) -> Result<v1::DecideResponse, Refusal> {
     let deadline = Duration::from_millis(gw.cfg.decision_timeout_ms);
-    let mut client = gw.policy.clone();
-    match tokio::time::timeout(deadline, client.decide(gw.grpc(req))).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
+    match tokio::time::timeout(deadline, gw.decider.decide(req)).await {
+        Ok(Ok(r)) => Ok(r),
         Ok(Err(s)) => Err(match s.code() {
             tonic::Code::Unauthenticated => Refusal::Unauthenticated,
             tonic::Code::InvalidArgument => Refusal::BadRequest(s.message().to_string()),

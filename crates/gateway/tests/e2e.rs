@@ -761,3 +761,69 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
         .unwrap();
     assert!(m.lines().any(|l| l == "strata_gateway_in_flight 0"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_resolver_calls_and_each_gets_its_own_decision() {
+    let (up, rec) = start_upstream().await;
+    // one call to the resolver at a time: whatever arrives meanwhile shares the next one
+    let s = common::stack_with(up, "resolver_calls_in_flight = 1").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let forged = "strata_gw_0000000000000000000000000000000000000000000000000000000000000000";
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (key, body, want) = match i % 3 {
+            0 => (s.alice.clone(), SONNET, 200),
+            1 => (
+                s.bob.clone(),
+                r#"{"model":"gpt-4o","max_tokens":8,"messages":[]}"#,
+                403,
+            ),
+            _ => (forged.to_string(), SONNET, 401),
+        };
+        let (http, url) = (http.clone(), format!("{}/v1/messages", s.gateway));
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("x-api-key", key)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (i, want, r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (i, want, got, text) = t.await.unwrap();
+        assert_eq!(got, want, "request {i}: {text}");
+        if want == 403 {
+            assert!(text.contains("org#modelPolicy.blockedModelIds"), "{text}");
+        }
+    }
+    assert_eq!(
+        rec.0.lock().unwrap().len(),
+        20,
+        "exactly the allowed ones went upstream"
+    );
+    let m = http
+        .get(format!("{}/metrics", s.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap()
+    };
+    let (calls, batched) = (
+        value("strata_gateway_resolver_calls_total "),
+        value("strata_gateway_batched_decisions_total "),
+    );
+    assert!(calls < 60, "60 decisions took {calls} calls");
+    assert!(
+        batched > 0 && batched <= 60,
+        "{batched} decisions were batched"
+    );
+}

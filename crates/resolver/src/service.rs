@@ -132,11 +132,34 @@ impl PolicyService for PolicySvc {
                 reqs.len()
             )));
         }
-        let responses = reqs
-            .iter()
-            .map(|r| self.decide_one(&active, r))
-            .collect::<Result<_, _>>()?;
-        Ok(Response::new(v1::BatchDecideResponse { responses }))
+        if !req.get_ref().independent {
+            let responses = reqs
+                .iter()
+                .map(|r| self.decide_one(&active, r))
+                .collect::<Result<_, _>>()?;
+            return Ok(Response::new(v1::BatchDecideResponse {
+                responses,
+                failures: Vec::new(),
+            }));
+        }
+        let mut out = v1::BatchDecideResponse {
+            responses: Vec::with_capacity(reqs.len()),
+            failures: Vec::new(),
+        };
+        for (i, r) in reqs.iter().enumerate() {
+            match self.decide_one(&active, r) {
+                Ok(d) => out.responses.push(d),
+                Err(s) => {
+                    out.responses.push(v1::DecideResponse::default());
+                    out.failures.push(v1::BatchFailure {
+                        index: i as u32,
+                        code: s.code() as i32,
+                        message: s.message().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Response::new(out))
     }
 
     async fn resolve_settings(

@@ -937,3 +937,67 @@ async fn hostile_bundles_never_change_what_is_active() {
     assert!(after.iter().all(|(_, _, r)| *r == rev));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn batch_decide_answers_each_request_or_fails_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    publish_examples(&s).await;
+    let token = s
+        .admin()
+        .await
+        .create_token(auth(
+            ADMIN,
+            v1::CreateTokenRequest {
+                user: "alice".into(),
+                groups: vec!["leads".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let mut by_token = model_req("", &[], "web", "claude-sonnet-4-5");
+    by_token.identity = Some(v1::decide_request::Identity::Token(token));
+    let mut forged = by_token.clone();
+    forged.identity = Some(v1::decide_request::Identity::Token("strata_gw_nope".into()));
+    let requests = vec![by_token, forged, model_req("bob", &[], "web", "gpt-4o")];
+    let mut p = s.policy().await;
+    let r = p
+        .batch_decide(auth(
+            SERVICE,
+            v1::BatchDecideRequest {
+                requests: requests.clone(),
+                independent: true,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.responses.len(), 3);
+    assert_eq!(r.responses[0].effect, v1::Effect::Allow as i32);
+    assert_eq!(r.responses[0].principal.as_ref().unwrap().user, "alice");
+    assert_eq!(r.responses[2].effect, v1::Effect::Deny as i32);
+    assert_eq!(
+        r.responses[2].determined_by[0].rule,
+        "org#modelPolicy.blockedModelIds"
+    );
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].index, 1);
+    assert_eq!(r.failures[0].code, Code::Unauthenticated as i32);
+    assert!(r.responses[1].decision_id.is_empty());
+    // without `independent`, one bad request fails the call
+    let e = p
+        .batch_decide(auth(
+            SERVICE,
+            v1::BatchDecideRequest {
+                requests,
+                independent: false,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    s.stop().await;
+}

@@ -91,6 +91,11 @@ pub struct Stack {
 }
 
 pub async fn stack(up: SocketAddr) -> Stack {
+    stack_with(up, "").await
+}
+
+/// As [`stack`], with more top-level gateway settings (TOML lines)
+pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver_addr = listener.local_addr().unwrap();
@@ -147,6 +152,7 @@ resolver = "http://{resolver_addr}"
 service_token_file = "{svc}"
 decision_timeout_ms = 300
 max_body_bytes = 1048576
+{settings}
 [audit]
 dir = "{audit}"
 retention_days = 30

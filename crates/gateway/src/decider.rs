@@ -1,0 +1,170 @@
+//! One decision per request, in as few round-trips as the load allows.
+//!
+//! Requests hand their `DecideRequest` to one dispatcher task. It keeps at most
+//! [`MAX_IN_FLIGHT`] calls to the resolver open; while they are all busy, new requests wait in
+//! the queue, and the next call takes every waiting one at once (a `BatchDecide` with
+//! `independent` set, so one bad token fails only its own request). An idle gateway therefore
+//! sends each request alone, at once; a busy one pays one HTTP/2 round-trip for many decisions.
+//! Every request still gets its own decision, from the revision the resolver had active.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::audit::Telemetry;
+
+/// Decisions in one call at most
+pub const MAX_BATCH: usize = 128;
+/// Requests waiting for a call at most; past it, callers wait (under their own deadline)
+const QUEUE: usize = 8_192;
+
+type Reply = oneshot::Sender<Result<v1::DecideResponse, tonic::Status>>;
+
+/// The sending side; cheap to clone
+#[derive(Clone)]
+pub struct Decider {
+    tx: mpsc::Sender<(v1::DecideRequest, Reply)>,
+}
+
+impl Decider {
+    /// Start the dispatcher on the current Tokio runtime
+    pub fn start(
+        client: PolicyServiceClient<Channel>,
+        auth: MetadataValue<Ascii>,
+        timeout: Duration,
+        in_flight: usize,
+        telemetry: Arc<Telemetry>,
+    ) -> Decider {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let call = Call {
+            client,
+            auth,
+            timeout,
+            telemetry,
+        };
+        tokio::spawn(dispatch(rx, call, in_flight.max(1)));
+        Decider { tx }
+    }
+
+    /// The resolver's answer for `req`
+    pub async fn decide(
+        &self,
+        req: v1::DecideRequest,
+    ) -> Result<v1::DecideResponse, tonic::Status> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((req, reply))
+            .await
+            .map_err(|_| tonic::Status::unavailable("the gateway's decision dispatcher stopped"))?;
+        answer
+            .await
+            .map_err(|_| tonic::Status::unavailable("the decision was dropped"))?
+    }
+}
+
+/// What one call to the resolver needs
+#[derive(Clone)]
+struct Call {
+    client: PolicyServiceClient<Channel>,
+    auth: MetadataValue<Ascii>,
+    timeout: Duration,
+    telemetry: Arc<Telemetry>,
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<(v1::DecideRequest, Reply)>,
+    call: Call,
+    in_flight: usize,
+) {
+    let permits = Arc::new(Semaphore::new(in_flight));
+    while let Some(first) = rx.recv().await {
+        // wait for a free call first: what queues meanwhile goes into this one
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let call = call.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            call.run(batch).await;
+        });
+    }
+}
+
+impl Call {
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.set_timeout(self.timeout);
+        r.metadata_mut().insert("authorization", self.auth.clone());
+        r
+    }
+
+    async fn run(mut self, mut batch: Vec<(v1::DecideRequest, Reply)>) {
+        // callers that gave up (their deadline passed, their client left) need no decision
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            return;
+        }
+        self.telemetry.metrics.resolver_call(batch.len());
+        if batch.len() == 1 {
+            if let Some((req, reply)) = batch.pop() {
+                let req = self.request(req);
+                let r = self
+                    .client
+                    .decide(req)
+                    .await
+                    .map(tonic::Response::into_inner);
+                let _ = reply.send(r);
+            }
+            return;
+        }
+        self.batch(batch).await;
+    }
+
+    async fn batch(&mut self, batch: Vec<(v1::DecideRequest, Reply)>) {
+        let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let msg = v1::BatchDecideRequest {
+            requests,
+            independent: true,
+        };
+        let msg = self.request(msg);
+        match self.client.batch_decide(msg).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let mut answers: Vec<Option<Result<v1::DecideResponse, tonic::Status>>> =
+                    r.responses.into_iter().map(|d| Some(Ok(d))).collect();
+                for f in r.failures {
+                    if let Some(slot) = answers.get_mut(f.index as usize) {
+                        *slot = Some(Err(tonic::Status::new(f.code.into(), f.message)));
+                    }
+                }
+                for (i, reply) in replies.into_iter().enumerate() {
+                    let answer = answers
+                        .get_mut(i)
+                        .and_then(Option::take)
+                        .unwrap_or_else(|| {
+                            Err(tonic::Status::internal(
+                                "the resolver answered fewer decisions than it was asked for",
+                            ))
+                        });
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(s) => {
+                for reply in replies {
+                    let _ = reply.send(Err(s.clone()));
+                }
+            }
+        }
+    }
+}
