@@ -367,13 +367,19 @@ impl Resolver {
             return Ok(());
         }
         if let Some(rev) = &current {
+            let started = std::time::Instant::now();
             match self.load(rev).await {
                 Ok(next) => {
                     let previous = self
                         .active()
                         .map(|a| a.revision.clone())
                         .unwrap_or_default();
-                    tracing::info!(revision = %rev, previous = %previous, "following the revision another resolver activated");
+                    tracing::info!(
+                        revision = %rev,
+                        previous = %previous,
+                        load_and_compile_ms = started.elapsed().as_millis() as u64,
+                        "following the revision another resolver activated"
+                    );
                     self.swap(next, "sync", previous);
                 }
                 Err(e @ ResolverError::Store(_)) => return Err(e),
