@@ -15,15 +15,10 @@ use crate::remote::Failed;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["data", "store"])))]
 pub struct ServeArgs {
     /// The data directory (sled): revisions, project layers, hashed tokens
-    #[arg(
-        long,
-        env = "STRATA_DATA",
-        value_name = "DIR",
-        required_unless_present = "store",
-        conflicts_with = "store"
-    )]
+    #[arg(long, env = "STRATA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Instead of a data directory: a PostgreSQL database that several resolvers share,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (tables are created and upgraded at start)
