@@ -71,6 +71,8 @@ pub struct PgStore {
 
 struct Db {
     config: Config,
+    /// the same, with its own `application_name` (`...-listen`) so operators can tell it apart
+    listen_config: Config,
     /// `host:port/dbname`, for messages (never the password)
     target: String,
     /// the connection kept between calls
@@ -126,6 +128,11 @@ impl PgStore {
             config.application_name("strata-resolver");
         }
         let target = describe(&config);
+        let mut listen_config = config.clone();
+        listen_config.application_name(format!(
+            "{}-listen",
+            config.get_application_name().unwrap_or("strata-resolver")
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let (handle_tx, handle_rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -157,6 +164,7 @@ impl PgStore {
             rt,
             db: Arc::new(Db {
                 config,
+                listen_config,
                 target,
                 idle: Mutex::new(None),
             }),
@@ -201,6 +209,7 @@ impl Db {
 
     async fn connect(
         &self,
+        config: &Config,
     ) -> Result<
         (
             Client,
@@ -208,7 +217,7 @@ impl Db {
         ),
         StoreError,
     > {
-        match timeout(CONNECT_TIMEOUT, self.config.connect(NoTls)).await {
+        match timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(self.classify(e)),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -225,7 +234,7 @@ impl Db {
         if let Some(c) = idle.filter(|c| !c.is_closed()) {
             return Ok(c);
         }
-        let (client, connection) = self.connect().await?;
+        let (client, connection) = self.connect(&self.config).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -626,7 +635,7 @@ async fn listen_once(
     ready: &watch::Sender<bool>,
     last: &mut Option<Seen>,
 ) -> StoreError {
-    let (client, mut connection) = match db.connect().await {
+    let (client, mut connection) = match db.connect(&db.listen_config).await {
         Ok(c) => c,
         Err(e) => return e,
     };

@@ -162,6 +162,15 @@ fn is_conflict(e: &ResolverError) -> bool {
     matches!(e, ResolverError::Store(StoreError::Conflict { .. }))
 }
 
+/// What startup reads from (and writes to) the store
+struct Opened {
+    admin_hash: [u8; 32],
+    service_hash: [u8; 32],
+    tokens: TokenTable,
+    stored_active: Option<String>,
+    generated: Generated,
+}
+
 /// A stored revision with the layers it was built from
 struct Loaded {
     record: StoredRevision,
@@ -212,11 +221,16 @@ impl Resolver {
         admin_token: Option<String>,
         service_token: Option<String>,
     ) -> Result<(Resolver, Generated), ResolverError> {
-        let (admin_hash, service_hash, tokens, stored_active, generated) =
-            blocking(&store, move |store| {
-                Self::open_store(store, admin_token, service_token)
-            })
-            .await?;
+        let Opened {
+            admin_hash,
+            service_hash,
+            tokens,
+            stored_active,
+            generated,
+        } = blocking(&store, move |store| {
+            Self::open_store(store, admin_token, service_token)
+        })
+        .await?;
         let (events, _) = watch::channel(None);
         let r = Resolver {
             store,
@@ -244,12 +258,11 @@ impl Resolver {
 
     /// Startup's store reads and writes: the admin and service token hashes, the token table and
     /// the active revision
-    #[allow(clippy::type_complexity)]
     fn open_store(
         store: &dyn Store,
         admin_token: Option<String>,
         service_token: Option<String>,
-    ) -> Result<([u8; 32], [u8; 32], TokenTable, Option<String>, Generated), ResolverError> {
+    ) -> Result<Opened, ResolverError> {
         let mut generated = Generated::default();
         let secret = |key: &str,
                       given: Option<String>,
@@ -284,8 +297,13 @@ impl Resolver {
             "strata_svc_",
             &mut generated.service_token,
         )?;
-        let tokens = Self::token_table(store)?;
-        Ok((admin_hash, service_hash, tokens, store.active()?, generated))
+        Ok(Opened {
+            admin_hash,
+            service_hash,
+            tokens: Self::token_table(store)?,
+            stored_active: store.active()?,
+            generated,
+        })
     }
 
     fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
@@ -403,7 +421,6 @@ impl Resolver {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn publish_bundle(
         &self,
         seen: &mut Option<String>,

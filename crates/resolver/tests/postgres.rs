@@ -618,3 +618,45 @@ async fn the_database_going_away_stops_publishing_not_decisions_and_replicas_cat
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_a_notification_is_caught_by_the_periodic_check() {
+    let Some(db) = pg::database("safety_net", false).await else {
+        return;
+    };
+    let _one_at_a_time = TIMED.lock().await;
+    let a = Server::start(&db.url).await;
+    let r1 = publish_org(&a, "m1").await.unwrap();
+    let r2 = publish_org(&a, "m2").await.unwrap();
+    until_serving(&a, &r2, Duration::from_secs(1)).await;
+    // move the pointer behind the resolver's back: no NOTIFY
+    pg::sql(&db.url)
+        .await
+        .execute("UPDATE strata_active SET revision = $1", &[&r1])
+        .await
+        .unwrap();
+    until_serving(
+        &a,
+        &r1,
+        strata_resolver::pg::CHECK_EVERY + Duration::from_secs(2),
+    )
+    .await;
+    // a listening connection that breaks: the replica reconnects and catches up
+    let b = Server::start(&db.url).await;
+    until_serving(&b, &r1, Duration::from_secs(1)).await;
+    let killed: i64 = pg::sql(&db.url)
+        .await
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'strata-resolver-listen'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 2, "one listening connection per replica");
+    let r3 = publish_org(&a, "m3").await.unwrap();
+    until_serving(&b, &r3, Duration::from_secs(2)).await;
+    a.stop().await;
+    b.stop().await;
+}
