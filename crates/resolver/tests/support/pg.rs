@@ -12,6 +12,7 @@
 //!   `.ci/run`), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,7 +24,11 @@ fn skip(test: &str, why: &str) {
     if required() {
         panic!("{test}: {why}, and STRATA_REQUIRE_PG=1");
     }
-    eprintln!("SKIPPED {test}: {why} (set STRATA_TEST_PG or install PostgreSQL's server binaries)");
+    // straight to stderr: the test harness captures `eprintln!` of passing tests
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why} (set STRATA_TEST_PG or install PostgreSQL's server binaries)"
+    );
 }
 
 fn pg_bin() -> Option<PathBuf> {
