@@ -394,3 +394,66 @@ impl Store for MemStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn commit(rev: &str, replaces: Option<&str>) -> Commit {
+        Commit {
+            blobs: vec![(format!("blob-{rev}"), rev.as_bytes().to_vec())],
+            revision: StoredRevision {
+                revision: rev.into(),
+                org_blob: format!("blob-{rev}"),
+                ..Default::default()
+            },
+            activation: StoredActivation {
+                revision: rev.into(),
+                kind: "publish-org".into(),
+                at_unix_ms: 1,
+            },
+            project_history: vec![("web".into(), format!("blob-{rev}"))],
+            replaces: replaces.map(String::from),
+        }
+    }
+
+    /// Each commit and activation names the active revision it replaces; a stale one writes nothing
+    fn compare_and_set(store: &dyn Store) {
+        store.commit(commit("r1", None)).unwrap();
+        let e = store.commit(commit("r2", None)).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict { expected: None, found: Some(f) } if f == "r1"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the active revision changed concurrently (expected none, found `r1`)"
+        );
+        assert!(store.revision("r2").unwrap().is_none());
+        assert_eq!(store.project_history("web").unwrap(), ["blob-r1"]);
+        store.commit(commit("r2", Some("r1"))).unwrap();
+        let back = StoredActivation {
+            revision: "r1".into(),
+            kind: "rollback".into(),
+            at_unix_ms: 2,
+        };
+        let e = store.activate(back.clone(), Some("r1".into())).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+        assert_eq!(store.active().unwrap().as_deref(), Some("r2"));
+        store.activate(back, Some("r2".into())).unwrap();
+        assert_eq!(store.active().unwrap().as_deref(), Some("r1"));
+        assert_eq!(store.activations().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn sled_compare_and_set() {
+        let dir = tempfile::tempdir().unwrap();
+        compare_and_set(&SledStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn mem_compare_and_set() {
+        compare_and_set(&MemStore::default());
+    }
+}
