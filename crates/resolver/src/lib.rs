@@ -31,12 +31,14 @@ pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How soon a follower retries catching up with a shared store after a failed attempt
 pub const SYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Catch up once; false (logged) if the store could not be read
-async fn sync(resolver: &Resolver) -> bool {
+/// Catch up once; false if the store could not be read (logged once per run of failures)
+async fn sync(resolver: &Resolver, failing: bool) -> bool {
     match resolver.sync().await {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot catch up with the store yet; serving the last snapshot");
+            if !failing {
+                tracing::warn!(error = %e, "cannot catch up with the store yet; serving the last snapshot, retrying");
+            }
             false
         }
     }
@@ -55,14 +57,14 @@ async fn follow(
     if !ready {
         health.set_not_serving::<Admin>().await;
     }
-    let mut failed = !sync(&resolver).await;
+    let mut failed = !sync(&resolver, false).await;
     loop {
         tokio::select! {
             r = watch.changed.changed() => {
                 if r.is_err() {
                     return;
                 }
-                failed = !sync(&resolver).await;
+                failed = !sync(&resolver, failed).await;
             }
             r = watch.ready.changed() => {
                 if r.is_err() {
@@ -79,7 +81,7 @@ async fn follow(
                 }
             }
             _ = tokio::time::sleep(SYNC_RETRY), if failed => {
-                failed = !sync(&resolver).await;
+                failed = !sync(&resolver, failed).await;
             }
         }
     }
