@@ -15,7 +15,8 @@ root=$(pwd)
 DUR=${DUR:-10s}
 RATES=${RATES:-"1000 5000"}
 MOCK_PORT=${MOCK_PORT:-19100}
-GW_PORT=${GW_PORT:-18787}
+# the example bundle requires traffic to go through http://127.0.0.1:8787 (policy.json gateway)
+GW_PORT=${GW_PORT:-8787}
 RS_PORT=${RS_PORT:-15051}
 # the gateway side (Strata) on core 0; the load generator and the mock upstream on core 1
 GW_CPU=${GW_CPU:-0}

@@ -58,7 +58,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Run the decision cases a bundle ships in tests/*.json
     Test(test_cmd::TestArgs),
-    /// Run the resolver (gRPC) on a sled data directory; graceful shutdown on SIGTERM
+    /// Run the resolver (gRPC) on a sled data directory or a shared PostgreSQL database; graceful
+    /// shutdown on SIGTERM
     Serve(serve::ServeArgs),
     /// Publish an org bundle or a project layer to a resolver
     #[command(subcommand)]

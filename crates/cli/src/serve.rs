@@ -1,11 +1,12 @@
-//! `policy serve`: the resolver on a sled store, until SIGTERM or Ctrl-C.
+//! `policy serve`: the resolver on a sled store or a shared PostgreSQL database, until SIGTERM or
+//! Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use strata_resolver::{Resolver, SledStore};
+use strata_resolver::{PgStore, Resolver, SledStore, Store};
 
 use crate::exit;
 use crate::remote::Failed;
@@ -14,10 +15,15 @@ use crate::remote::Failed;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["data", "store"])))]
 pub struct ServeArgs {
     /// The data directory (sled): revisions, project layers, hashed tokens
     #[arg(long, env = "STRATA_DATA", value_name = "DIR")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
+    /// Instead of a data directory: a PostgreSQL database that several resolvers share,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (tables are created and upgraded at start)
+    #[arg(long, env = "STRATA_STORE", hide_env_values = true, value_name = "URL")]
+    pub store: Option<String>,
     /// Where to listen for gRPC
     #[arg(long, env = "STRATA_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
@@ -76,7 +82,7 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Open the store and the resolver, printing any secret generated at first start
+/// Open a sled store and the resolver, printing any secret generated at first start
 pub async fn open(
     data: &std::path::Path,
     admin: Option<String>,
@@ -89,12 +95,40 @@ pub async fn open(
         );
         Failed(exit::FAILURE)
     })?;
-    let (resolver, generated) = Resolver::open(Arc::new(store), admin, service)
+    open_on(Arc::new(store), admin, service).await
+}
+
+/// Connect to PostgreSQL (migrating its tables) and open the resolver on it
+pub async fn open_postgres(
+    url: &str,
+    admin: Option<String>,
+    service: Option<String>,
+) -> Result<Arc<Resolver>, Failed> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        eprintln!("error: --store takes a PostgreSQL URL, `postgres://USER@HOST:PORT/DB`");
+        return Err(Failed(exit::FAILURE));
+    }
+    let url = url.to_string();
+    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
         .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot open the PostgreSQL store: {e}");
             Failed(exit::FAILURE)
         })?;
+    open_on(Arc::new(store), admin, service).await
+}
+
+async fn open_on(
+    store: Arc<dyn Store>,
+    admin: Option<String>,
+    service: Option<String>,
+) -> Result<Arc<Resolver>, Failed> {
+    let (resolver, generated) = Resolver::open(store, admin, service).await.map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::FAILURE)
+    })?;
     if let Some(t) = generated.admin_token {
         eprintln!(
             "generated an admin token (shown once, stored hashed):\n  STRATA_ADMIN_TOKEN={t}"
@@ -110,7 +144,14 @@ pub async fn open(
 
 pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
     init_logging();
-    let resolver = open(&args.data, args.admin_token, args.service_token).await?;
+    let resolver = match (&args.store, &args.data) {
+        (Some(url), _) => open_postgres(url, args.admin_token, args.service_token).await?,
+        (None, Some(data)) => open(data, args.admin_token, args.service_token).await?,
+        (None, None) => {
+            eprintln!("error: give --data DIR (sled) or --store postgres://... (PostgreSQL)");
+            return Err(Failed(exit::INVALID));
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| {

@@ -35,7 +35,11 @@ impl ResolverError {
             ResolverError::Precondition(_) => "resolver.precondition",
             ResolverError::NoPolicy => "resolver.no_policy",
             ResolverError::Unauthenticated => "resolver.unauthenticated",
-            ResolverError::Store(_) => "resolver.store",
+            ResolverError::Store(StoreError::Unavailable(_)) => "resolver.store_unavailable",
+            ResolverError::Store(StoreError::Conflict { .. }) => "resolver.conflict",
+            ResolverError::Store(StoreError::Backend(_) | StoreError::Corrupt { .. }) => {
+                "resolver.store"
+            }
             ResolverError::Internal(_) => "resolver.internal",
         }
     }
@@ -50,7 +54,12 @@ impl From<ResolverError> for tonic::Status {
             ResolverError::Precondition(_) => Code::FailedPrecondition,
             ResolverError::NoPolicy => Code::Unavailable,
             ResolverError::Unauthenticated => Code::Unauthenticated,
-            ResolverError::Store(_) | ResolverError::Internal(_) => Code::Internal,
+            // publishing while the database is away: retry later; decisions go on meanwhile
+            ResolverError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+            // another resolver kept activating revisions while this one tried to publish
+            ResolverError::Store(StoreError::Conflict { .. }) => Code::Aborted,
+            ResolverError::Store(StoreError::Backend(_) | StoreError::Corrupt { .. })
+            | ResolverError::Internal(_) => Code::Internal,
         };
         match e {
             ResolverError::Invalid(problems) => {

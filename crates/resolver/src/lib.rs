@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod error;
+pub mod pg;
 pub mod service;
 pub mod state;
 pub mod store;
@@ -15,8 +16,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::ResolverError;
+pub use pg::PgStore;
 pub use state::{Generated, Resolver};
-pub use store::{MemStore, SledStore, Store};
+pub use store::{MemStore, SledStore, Store, StoreWatch};
 
 /// The largest PolicyService message (a decision request with its MCP references)
 pub const MAX_POLICY_MESSAGE: usize = 4 * 1024 * 1024;
@@ -25,6 +27,65 @@ pub const MAX_ADMIN_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// How long in-flight calls may take to finish after a shutdown signal
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How soon a follower retries catching up with a shared store after a failed attempt
+pub const SYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Catch up once; false if the store could not be read (logged once per run of failures)
+async fn sync(resolver: &Resolver, failing: bool) -> bool {
+    match resolver.sync().await {
+        Ok(()) => true,
+        Err(e) => {
+            if !failing {
+                tracing::warn!(error = %e, "cannot catch up with the store yet; serving the last snapshot, retrying");
+            }
+            false
+        }
+    }
+}
+
+/// On a store shared with other resolvers: catch up whenever the store signals a change, and
+/// report the admin service as not serving while the store cannot take writes (decisions go on
+/// from the last snapshot either way)
+async fn follow(
+    resolver: Arc<Resolver>,
+    mut watch: StoreWatch,
+    health: tonic_health::server::HealthReporter,
+) {
+    type Admin = AdminServiceServer<service::AdminSvc>;
+    let mut ready = *watch.ready.borrow_and_update();
+    if !ready {
+        health.set_not_serving::<Admin>().await;
+    }
+    let mut failed = !sync(&resolver, false).await;
+    loop {
+        tokio::select! {
+            r = watch.changed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                failed = !sync(&resolver, failed).await;
+            }
+            r = watch.ready.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let now = *watch.ready.borrow_and_update();
+                if now != ready {
+                    ready = now;
+                    if ready {
+                        health.set_serving::<Admin>().await;
+                    } else {
+                        health.set_not_serving::<Admin>().await;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(SYNC_RETRY), if failed => {
+                failed = !sync(&resolver, failed).await;
+            }
+        }
+    }
+}
 
 /// Serve the policy and admin services, gRPC health and reflection on `listener` until `shutdown`
 pub async fn serve(
@@ -37,6 +98,8 @@ pub async fn serve(
     })
     .max_decoding_message_size(MAX_POLICY_MESSAGE)
     .max_encoding_message_size(MAX_ADMIN_MESSAGE);
+    let watch = resolver.store_watch();
+    let follower_resolver = resolver.clone();
     let admin = AdminServiceServer::new(service::AdminSvc { resolver })
         .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -46,6 +109,7 @@ pub async fn serve(
     reporter
         .set_serving::<AdminServiceServer<service::AdminSvc>>()
         .await;
+    let follower = watch.map(|w| tokio::spawn(follow(follower_resolver, w, reporter.clone())));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -88,12 +152,16 @@ pub async fn serve(
         let _ = draining.wait_for(|s| *s).await;
         tokio::time::sleep(DRAIN_GRACE).await;
     };
-    tokio::select! {
+    let r = tokio::select! {
         r = server => r.map_err(|e| ResolverError::Internal(format!("server: {e}"))),
         _ = trigger => Ok(()),
         _ = deadline => {
             tracing::info!("closing the connections still open after the drain grace period");
             Ok(())
         }
+    };
+    if let Some(f) = follower {
+        f.abort();
     }
+    r
 }

@@ -277,7 +277,7 @@ impl AdminService for AdminSvc {
         req: Request<v1::ListRevisionsRequest>,
     ) -> Result<Response<v1::ListRevisionsResponse>, Status> {
         self.auth(&req)?;
-        let (revs, active) = self.resolver.revisions()?;
+        let (revs, active) = self.resolver.revisions().await?;
         let active = active.unwrap_or_default();
         let revisions = revs
             .into_iter()
@@ -328,7 +328,8 @@ impl AdminService for AdminSvc {
         self.auth(&req)?;
         let tokens = self
             .resolver
-            .list_tokens()?
+            .list_tokens()
+            .await?
             .into_iter()
             .map(|t| v1::TokenInfo {
                 token_id: t.token_id,

@@ -1,6 +1,7 @@
 //! The resolver's live state: the active snapshot (swapped atomically, read without locks), the
 //! token table, and the publish / rollback / token operations that build the next state off the
-//! hot path and swap it in.
+//! hot path and swap it in. On a store shared with other resolvers, `sync` catches up with what
+//! they activated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use strata_proto::v1::{
 use tokio::sync::{Mutex, watch};
 
 use crate::error::ResolverError;
-use crate::store::{Commit, Store};
+use crate::store::{Commit, Store, StoreError, StoreWatch};
 
 /// What is active: the compiled snapshot and the files it was compiled from
 pub struct Active {
@@ -33,7 +34,9 @@ pub struct Resolver {
     store: Arc<dyn Store>,
     active: ArcSwapOption<Active>,
     tokens: ArcSwap<TokenTable>,
-    publish: Mutex<()>,
+    /// Serializes publishes, rollbacks, token changes and catching up; holds the store's active
+    /// revision as this resolver last saw it (what the next commit replaces)
+    publish: Mutex<Option<String>>,
     events: watch::Sender<Option<RevisionEvent>>,
     admin_hash: [u8; 32],
     service_hash: [u8; 32],
@@ -135,6 +138,72 @@ async fn compile(bundle: Bundle) -> Result<Snapshot, ResolverError> {
     .map_err(ResolverError::Invalid)
 }
 
+/// Run store calls on a blocking thread: a store may block (sled flushes, PostgreSQL round trips),
+/// and an async worker must not
+pub(crate) async fn blocking<T, E>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, ResolverError>
+where
+    T: Send + 'static,
+    E: Into<ResolverError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ResolverError::Internal(format!("store task failed: {e}")))?
+        .map_err(Into::into)
+}
+
+/// How often a publish or rollback is rebuilt on a revision another resolver activated meanwhile
+const PUBLISH_ATTEMPTS: usize = 3;
+
+fn is_conflict(e: &ResolverError) -> bool {
+    matches!(e, ResolverError::Store(StoreError::Conflict { .. }))
+}
+
+/// What startup reads from (and writes to) the store
+struct Opened {
+    admin_hash: [u8; 32],
+    service_hash: [u8; 32],
+    tokens: TokenTable,
+    stored_active: Option<String>,
+    generated: Generated,
+}
+
+/// A stored revision with the layers it was built from
+struct Loaded {
+    record: StoredRevision,
+    org: StoredOrg,
+    projects: BTreeMap<String, StoredProject>,
+}
+
+fn read_revision(store: &dyn Store, rev: &str) -> Result<Loaded, ResolverError> {
+    let record = store
+        .revision(rev)?
+        .ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
+    let blob = |h: &str| -> Result<Vec<u8>, ResolverError> {
+        store.blob(h)?.ok_or_else(|| {
+            ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))
+        })
+    };
+    let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice())
+        .map_err(|e| ResolverError::Internal(e.to_string()))?;
+    let mut projects = BTreeMap::new();
+    for (id, h) in &record.project_blobs {
+        projects.insert(
+            id.clone(),
+            StoredProject::decode(blob(h)?.as_slice())
+                .map_err(|e| ResolverError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(Loaded {
+        record,
+        org,
+        projects,
+    })
+}
+
 fn valid_project_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 200
@@ -152,6 +221,48 @@ impl Resolver {
         admin_token: Option<String>,
         service_token: Option<String>,
     ) -> Result<(Resolver, Generated), ResolverError> {
+        let Opened {
+            admin_hash,
+            service_hash,
+            tokens,
+            stored_active,
+            generated,
+        } = blocking(&store, move |store| {
+            Self::open_store(store, admin_token, service_token)
+        })
+        .await?;
+        let (events, _) = watch::channel(None);
+        let r = Resolver {
+            store,
+            active: ArcSwapOption::empty(),
+            tokens: ArcSwap::from_pointee(tokens),
+            publish: Mutex::new(stored_active.clone()),
+            events,
+            admin_hash,
+            service_hash,
+        };
+        if let Some(rev) = stored_active {
+            match r.load(&rev).await {
+                Ok(active) => {
+                    tracing::info!(revision = %rev, "serving the last active revision");
+                    r.swap(active, "startup", String::new());
+                }
+                // fail closed: with no active policy every decision is refused
+                Err(e) => {
+                    tracing::error!(revision = %rev, error = %e, "the active revision does not compile; serving no policy")
+                }
+            }
+        }
+        Ok((r, generated))
+    }
+
+    /// Startup's store reads and writes: the admin and service token hashes, the token table and
+    /// the active revision
+    fn open_store(
+        store: &dyn Store,
+        admin_token: Option<String>,
+        service_token: Option<String>,
+    ) -> Result<Opened, ResolverError> {
         let mut generated = Generated::default();
         let secret = |key: &str,
                       given: Option<String>,
@@ -186,30 +297,13 @@ impl Resolver {
             "strata_svc_",
             &mut generated.service_token,
         )?;
-        let tokens = Self::token_table(store.as_ref())?;
-        let (events, _) = watch::channel(None);
-        let r = Resolver {
-            store,
-            active: ArcSwapOption::empty(),
-            tokens: ArcSwap::from_pointee(tokens),
-            publish: Mutex::new(()),
-            events,
+        Ok(Opened {
             admin_hash,
             service_hash,
-        };
-        if let Some(rev) = r.store.active()? {
-            match r.load(&rev).await {
-                Ok(active) => {
-                    tracing::info!(revision = %rev, "serving the last active revision");
-                    r.swap(active, "startup", String::new());
-                }
-                // fail closed: with no active policy every decision is refused
-                Err(e) => {
-                    tracing::error!(revision = %rev, error = %e, "the active revision does not compile; serving no policy")
-                }
-            }
-        }
-        Ok((r, generated))
+            tokens: Self::token_table(store)?,
+            stored_active: store.active()?,
+            generated,
+        })
     }
 
     fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
@@ -227,25 +321,12 @@ impl Resolver {
 
     /// Rebuild a stored revision
     async fn load(&self, rev: &str) -> Result<Active, ResolverError> {
-        let record = self
-            .store
-            .revision(rev)?
-            .ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
-        let blob = |h: &str| -> Result<Vec<u8>, ResolverError> {
-            self.store.blob(h)?.ok_or_else(|| {
-                ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))
-            })
-        };
-        let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice())
-            .map_err(|e| ResolverError::Internal(e.to_string()))?;
-        let mut projects = BTreeMap::new();
-        for (id, h) in &record.project_blobs {
-            projects.insert(
-                id.clone(),
-                StoredProject::decode(blob(h)?.as_slice())
-                    .map_err(|e| ResolverError::Internal(e.to_string()))?,
-            );
-        }
+        let id = rev.to_string();
+        let Loaded {
+            record,
+            org,
+            projects,
+        } = blocking(&self.store, move |s| read_revision(s, &id)).await?;
         let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
         Ok(Active {
             snapshot: Arc::new(snapshot),
@@ -290,8 +371,59 @@ impl Resolver {
         self.tokens.load().get(&sha256(token.as_bytes())).cloned()
     }
 
+    /// The store's change signals, when other resolvers share it
+    pub fn store_watch(&self) -> Option<StoreWatch> {
+        self.store.watch()
+    }
+
+    /// Under the publish lock: serve what the store has active, which another resolver sharing
+    /// the store may have moved. A store error leaves everything as it was (to retry); a revision
+    /// that cannot be rebuilt here fails closed, as at startup.
+    async fn catch_up(&self, seen: &mut Option<String>) -> Result<(), ResolverError> {
+        let current = blocking(&self.store, |s| s.active()).await?;
+        if current == *seen {
+            return Ok(());
+        }
+        if let Some(rev) = &current {
+            let started = std::time::Instant::now();
+            match self.load(rev).await {
+                Ok(next) => {
+                    let previous = self
+                        .active()
+                        .map(|a| a.revision.clone())
+                        .unwrap_or_default();
+                    tracing::info!(
+                        revision = %rev,
+                        previous = %previous,
+                        load_and_compile_ms = started.elapsed().as_millis() as u64,
+                        "following the revision another resolver activated"
+                    );
+                    self.swap(next, "sync", previous);
+                }
+                Err(e @ ResolverError::Store(_)) => return Err(e),
+                Err(e) => {
+                    tracing::error!(revision = %rev, error = %e, "the active revision does not compile here; serving no policy");
+                    self.active.store(None);
+                }
+            }
+        }
+        *seen = current;
+        Ok(())
+    }
+
+    /// Catch up with the store: the active revision and the gateway tokens, as other resolvers
+    /// sharing it may have changed them. Compiles off the decision path, then swaps.
+    pub async fn sync(&self) -> Result<(), ResolverError> {
+        let mut seen = self.publish.lock().await;
+        self.catch_up(&mut seen).await?;
+        let tokens = blocking(&self.store, Self::token_table).await?;
+        self.tokens.store(Arc::new(tokens));
+        Ok(())
+    }
+
     async fn publish_bundle(
         &self,
+        seen: &mut Option<String>,
         org: StoredOrg,
         projects: BTreeMap<String, StoredProject>,
         kind: &str,
@@ -337,17 +469,15 @@ impl Resolver {
             kind: kind.to_string(),
             at_unix_ms: now_ms(),
         };
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            store.commit(Commit {
-                blobs,
-                revision: record,
-                activation,
-                project_history,
-            })
-        })
-        .await
-        .map_err(|e| ResolverError::Internal(e.to_string()))??;
+        let commit = Commit {
+            blobs,
+            revision: record,
+            activation,
+            project_history,
+            replaces: seen.clone(),
+        };
+        blocking(&self.store, move |s| s.commit(commit)).await?;
+        *seen = Some(revision.clone());
         self.swap(
             Active {
                 snapshot: Arc::new(snapshot),
@@ -368,15 +498,32 @@ impl Resolver {
         files: Vec<v1::File>,
         message: String,
     ) -> Result<(String, bool, Problems), ResolverError> {
-        let _guard = self.publish.lock().await;
         let org = StoredOrg { files };
         org_tree(&org).map_err(ResolverError::Invalid)?;
-        let projects = self
-            .active()
-            .map(|a| a.projects.clone())
-            .unwrap_or_default();
-        self.publish_bundle(org, projects, "publish-org", message, None)
-            .await
+        let mut seen = self.publish.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.catch_up(&mut seen).await?;
+            let projects = self
+                .active()
+                .map(|a| a.projects.clone())
+                .unwrap_or_default();
+            let r = self
+                .publish_bundle(
+                    &mut seen,
+                    org.clone(),
+                    projects,
+                    "publish-org",
+                    message.clone(),
+                    None,
+                )
+                .await;
+            match r {
+                Err(e) if is_conflict(&e) && attempt < PUBLISH_ATTEMPTS => continue,
+                r => return r,
+            }
+        }
     }
 
     /// Validate, compile, store and activate a project's layer (with its folders)
@@ -392,41 +539,55 @@ impl Resolver {
                 "invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`"
             )));
         }
-        let _guard = self.publish.lock().await;
-        let Some(active) = self.active() else {
-            return Err(ResolverError::Precondition(
-                "no org bundle is published yet: publish the org bundle first".to_string(),
-            ));
-        };
-        let mut projects = active.projects.clone();
-        projects.insert(id.clone(), StoredProject { files, folders });
-        self.publish_bundle(
-            active.org.clone(),
-            projects,
-            "publish-project",
-            message,
-            Some(id),
-        )
-        .await
+        let layer = StoredProject { files, folders };
+        let mut seen = self.publish.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.catch_up(&mut seen).await?;
+            let Some(active) = self.active() else {
+                return Err(ResolverError::Precondition(
+                    "no org bundle is published yet: publish the org bundle first".to_string(),
+                ));
+            };
+            let mut projects = active.projects.clone();
+            projects.insert(id.clone(), layer.clone());
+            let r = self
+                .publish_bundle(
+                    &mut seen,
+                    active.org.clone(),
+                    projects,
+                    "publish-project",
+                    message.clone(),
+                    Some(id.clone()),
+                )
+                .await;
+            match r {
+                Err(e) if is_conflict(&e) && attempt < PUBLISH_ATTEMPTS => continue,
+                r => return r,
+            }
+        }
     }
 
     /// Every revision, newest first, and which is active
-    pub fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
-        let mut revs = self.store.revisions()?;
+    pub async fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
+        let (mut revs, active) = blocking(&self.store, |s| {
+            Ok::<_, StoreError>((s.revisions()?, s.active()?))
+        })
+        .await?;
         revs.sort_by(|a, b| {
             b.created_at_unix_ms
                 .cmp(&a.created_at_unix_ms)
                 .then(a.revision.cmp(&b.revision))
         });
-        Ok((revs, self.store.active()?))
+        Ok((revs, active))
     }
 
     /// Make an earlier revision active again; `rev` may be a unique prefix
     pub async fn rollback(&self, rev: &str) -> Result<String, ResolverError> {
-        let _guard = self.publish.lock().await;
-        let matches: Vec<String> = self
-            .store
-            .revisions()?
+        let mut seen = self.publish.lock().await;
+        let matches: Vec<String> = blocking(&self.store, |s| s.revisions())
+            .await?
             .into_iter()
             .map(|r| r.revision)
             .filter(|r| !rev.is_empty() && r.starts_with(rev))
@@ -441,22 +602,29 @@ impl Resolver {
                 )));
             }
         };
-        let active = self.load(&target).await?;
-        let store = self.store.clone();
-        let activation = StoredActivation {
-            revision: target.clone(),
-            kind: "rollback".to_string(),
-            at_unix_ms: now_ms(),
-        };
-        tokio::task::spawn_blocking(move || store.activate(activation))
-            .await
-            .map_err(|e| ResolverError::Internal(e.to_string()))??;
-        let previous = self
-            .active()
-            .map(|a| a.revision.clone())
-            .unwrap_or_default();
-        self.swap(active, "rollback", previous);
-        Ok(target)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.catch_up(&mut seen).await?;
+            let active = self.load(&target).await?;
+            let activation = StoredActivation {
+                revision: target.clone(),
+                kind: "rollback".to_string(),
+                at_unix_ms: now_ms(),
+            };
+            let replaces = seen.clone();
+            match blocking(&self.store, move |s| s.activate(activation, replaces)).await {
+                Err(e) if is_conflict(&e) && attempt < PUBLISH_ATTEMPTS => continue,
+                r => r?,
+            }
+            *seen = Some(target.clone());
+            let previous = self
+                .active()
+                .map(|a| a.revision.clone())
+                .unwrap_or_default();
+            self.swap(active, "rollback", previous);
+            return Ok(target);
+        }
     }
 
     pub async fn create_token(
@@ -484,34 +652,42 @@ impl Resolver {
             revoked: false,
         };
         let _guard = self.publish.lock().await;
-        self.store.put_token(&record)?;
-        self.tokens
-            .store(Arc::new(Self::token_table(self.store.as_ref())?));
+        let put = record.clone();
+        let table = blocking(&self.store, move |s| {
+            s.put_token(&put)?;
+            Self::token_table(s)
+        })
+        .await?;
+        self.tokens.store(Arc::new(table));
         Ok((token, record))
     }
 
-    pub fn list_tokens(&self) -> Result<Vec<StoredToken>, ResolverError> {
-        let mut t = self.store.tokens()?;
+    pub async fn list_tokens(&self) -> Result<Vec<StoredToken>, ResolverError> {
+        let mut t = blocking(&self.store, |s| s.tokens()).await?;
         t.sort_by_key(|a| a.created_at_unix_ms);
         Ok(t)
     }
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), ResolverError> {
         let _guard = self.publish.lock().await;
-        let mut t = self
-            .store
-            .tokens()?
-            .into_iter()
-            .find(|t| t.token_id == id)
-            .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
-        t.revoked = true;
-        self.store.put_token(&t)?;
-        self.tokens
-            .store(Arc::new(Self::token_table(self.store.as_ref())?));
+        let id = id.to_string();
+        let table = blocking(&self.store, move |s| {
+            let mut t = s
+                .tokens()?
+                .into_iter()
+                .find(|t| t.token_id == id)
+                .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
+            t.revoked = true;
+            s.put_token(&t)?;
+            Self::token_table(s)
+        })
+        .await?;
+        self.tokens.store(Arc::new(table));
         Ok(())
     }
 
-    pub fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
-        Ok(self.store.project_history(id)?)
+    pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
+        let id = id.to_string();
+        blocking(&self.store, move |s| s.project_history(&id)).await
     }
 }

@@ -1,6 +1,10 @@
-//! Where revisions, project layers and tokens live: a small trait, with sled behind it (and an
-//! in-memory implementation for tests). Only the publish path and startup read the store; the
+//! Where revisions, project layers and tokens live: a small trait, with sled behind it by default,
+//! PostgreSQL for several resolver replicas (`crate::pg`), and an in-memory implementation for
+//! tests. Only the publish path, startup and catching up with other replicas read the store; the
 //! decision path never does.
+//!
+//! The trait is synchronous: the resolver calls it on blocking threads only, never on an async
+//! worker (`state::blocking`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +13,7 @@ use std::sync::Mutex;
 use prost::Message;
 use sled::Transactional;
 use strata_proto::v1::{StoredActivation, StoredRevision, StoredToken};
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,6 +21,22 @@ pub enum StoreError {
     Backend(String),
     #[error("corrupt record `{key}`: {error}")]
     Corrupt { key: String, error: String },
+    /// The store cannot be reached now (a database that went away); nothing was written
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Another writer activated a revision since this one was built; nothing was written
+    #[error("the active revision changed concurrently (expected {}, found {})", show(.expected), show(.found))]
+    Conflict {
+        expected: Option<String>,
+        found: Option<String>,
+    },
+}
+
+fn show(rev: &Option<String>) -> String {
+    match rev {
+        Some(r) => format!("`{r}`"),
+        None => "none".to_string(),
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -41,13 +62,27 @@ pub struct Commit {
     pub activation: StoredActivation,
     /// (project id, blob hash) pairs to append to each project's history
     pub project_history: Vec<(String, String)>,
+    /// The active revision this one was built on: if another is active by the time of the
+    /// commit, it fails with [`StoreError::Conflict`] and writes nothing
+    pub replaces: Option<String>,
+}
+
+/// What a store shared with other resolvers tells each of them
+#[derive(Clone, Debug)]
+pub struct StoreWatch {
+    /// Bumped whenever the active revision or the tokens may have been changed by another writer
+    /// (and after a reconnect): read the store again
+    pub changed: watch::Receiver<u64>,
+    /// Whether the store can be written now (publishing works)
+    pub ready: watch::Receiver<bool>,
 }
 
 pub trait Store: Send + Sync + 'static {
     /// Store the revision and its blobs and make it active, all or nothing, durably
     fn commit(&self, c: Commit) -> Result<(), StoreError>;
-    /// Make an existing revision active again (rollback), durably
-    fn activate(&self, a: StoredActivation) -> Result<(), StoreError>;
+    /// Make an existing revision active again (rollback), durably, if `replaces` is still the
+    /// active one (else [`StoreError::Conflict`])
+    fn activate(&self, a: StoredActivation, replaces: Option<String>) -> Result<(), StoreError>;
     fn active(&self) -> Result<Option<String>, StoreError>;
     fn revision(&self, id: &str) -> Result<Option<StoredRevision>, StoreError>;
     fn revisions(&self) -> Result<Vec<StoredRevision>, StoreError>;
@@ -58,6 +93,26 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Change signals for a store that other processes write too; `None` (the default) for a
+    /// store only this process writes
+    fn watch(&self) -> Option<StoreWatch> {
+        None
+    }
+}
+
+/// The compare part of compare-and-set on the active pointer
+pub(crate) fn check_active(
+    found: Option<String>,
+    expected: &Option<String>,
+) -> Result<(), StoreError> {
+    if found == *expected {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            expected: expected.clone(),
+            found,
+        })
+    }
 }
 
 fn decode<M: Message + Default>(key: &str, bytes: &[u8]) -> Result<M, StoreError> {
@@ -123,6 +178,11 @@ impl Store for SledStore {
             &self.meta,
         )
             .transaction(|(revisions, activations, history, meta)| {
+                let found = meta
+                    .get(ACTIVE)?
+                    .map(|v| String::from_utf8_lossy(&v).into_owned());
+                check_active(found, &c.replaces)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
                 revisions.insert(c.revision.revision.as_bytes(), rev.as_slice())?;
                 let seq = Self::next_seq(activations)?;
                 activations.insert(&seq.to_be_bytes(), act.as_slice())?;
@@ -140,9 +200,14 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn activate(&self, a: StoredActivation) -> Result<(), StoreError> {
+    fn activate(&self, a: StoredActivation, replaces: Option<String>) -> Result<(), StoreError> {
         let act = a.encode_to_vec();
         (&self.activations, &self.meta).transaction(|(activations, meta)| {
+            let found = meta
+                .get(ACTIVE)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            check_active(found, &replaces)
+                .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
             let seq = Self::next_seq(activations)?;
             activations.insert(&seq.to_be_bytes(), act.as_slice())?;
             meta.insert(ACTIVE, a.revision.as_bytes())?;
@@ -257,20 +322,32 @@ impl MemStore {
 impl Store for MemStore {
     fn commit(&self, c: Commit) -> Result<(), StoreError> {
         self.with(|m| {
+            let found = m
+                .meta
+                .get(ACTIVE)
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            check_active(found, &c.replaces)?;
             m.blobs.extend(c.blobs);
             m.meta
                 .insert(ACTIVE.to_string(), c.revision.revision.clone().into_bytes());
             m.revisions.insert(c.revision.revision.clone(), c.revision);
             m.activations.push(c.activation);
             m.history.extend(c.project_history);
-        })
+            Ok(())
+        })?
     }
-    fn activate(&self, a: StoredActivation) -> Result<(), StoreError> {
+    fn activate(&self, a: StoredActivation, replaces: Option<String>) -> Result<(), StoreError> {
         self.with(|m| {
+            let found = m
+                .meta
+                .get(ACTIVE)
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            check_active(found, &replaces)?;
             m.meta
                 .insert(ACTIVE.to_string(), a.revision.clone().into_bytes());
             m.activations.push(a);
-        })
+            Ok(())
+        })?
     }
     fn active(&self) -> Result<Option<String>, StoreError> {
         self.with(|m| {
@@ -315,5 +392,68 @@ impl Store for MemStore {
         self.with(|m| {
             m.meta.insert(key.to_string(), value.to_vec());
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn commit(rev: &str, replaces: Option<&str>) -> Commit {
+        Commit {
+            blobs: vec![(format!("blob-{rev}"), rev.as_bytes().to_vec())],
+            revision: StoredRevision {
+                revision: rev.into(),
+                org_blob: format!("blob-{rev}"),
+                ..Default::default()
+            },
+            activation: StoredActivation {
+                revision: rev.into(),
+                kind: "publish-org".into(),
+                at_unix_ms: 1,
+            },
+            project_history: vec![("web".into(), format!("blob-{rev}"))],
+            replaces: replaces.map(String::from),
+        }
+    }
+
+    /// Each commit and activation names the active revision it replaces; a stale one writes nothing
+    fn compare_and_set(store: &dyn Store) {
+        store.commit(commit("r1", None)).unwrap();
+        let e = store.commit(commit("r2", None)).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict { expected: None, found: Some(f) } if f == "r1"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the active revision changed concurrently (expected none, found `r1`)"
+        );
+        assert!(store.revision("r2").unwrap().is_none());
+        assert_eq!(store.project_history("web").unwrap(), ["blob-r1"]);
+        store.commit(commit("r2", Some("r1"))).unwrap();
+        let back = StoredActivation {
+            revision: "r1".into(),
+            kind: "rollback".into(),
+            at_unix_ms: 2,
+        };
+        let e = store.activate(back.clone(), Some("r1".into())).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+        assert_eq!(store.active().unwrap().as_deref(), Some("r2"));
+        store.activate(back, Some("r2".into())).unwrap();
+        assert_eq!(store.active().unwrap().as_deref(), Some("r1"));
+        assert_eq!(store.activations().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn sled_compare_and_set() {
+        let dir = tempfile::tempdir().unwrap();
+        compare_and_set(&SledStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn mem_compare_and_set() {
+        compare_and_set(&MemStore::default());
     }
 }
