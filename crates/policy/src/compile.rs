@@ -317,6 +317,8 @@ pub struct OrgPolicy {
 #[derive(Clone, Debug)]
 pub struct RuleInfo {
     pub id: PolicyId,
+    /// `id` as text, formatted once (decisions name their rules)
+    pub name: String,
     pub effect: CedarEffect,
     pub level: Level,
     /// a base rule: which field it enforces
@@ -568,6 +570,7 @@ impl Compiler {
                 h.id.clone(),
                 RuleInfo {
                     id: h.id.clone(),
+                    name: h.id.to_string(),
                     effect: h.effect(),
                     level: h.origin.level,
                     key: None,
@@ -809,6 +812,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             p.id().clone(),
             RuleInfo {
                 id: p.id().clone(),
+                name: p.id().to_string(),
                 effect: p.effect(),
                 level: key.level,
                 key: Some(*key),

@@ -1019,7 +1019,7 @@ pub(crate) fn determining(
         (None, None) => (None, None, String::new()),
     };
     Some(Determining {
-        rule: id.to_string(),
+        rule: info.name.clone(),
         level: info.level,
         file: origin.as_ref().map(|o| o.file.to_string()),
         pointer: origin.as_ref().map(|o| o.pointer.clone()),
