@@ -176,6 +176,47 @@ impl From<&Determining> for v1::Rule {
     }
 }
 
+impl From<Determining> for v1::Rule {
+    fn from(d: Determining) -> Self {
+        v1::Rule {
+            rule: d.rule,
+            level: level(d.level) as i32,
+            file: d.file.unwrap_or_default(),
+            pointer: d.pointer.unwrap_or_default(),
+            line: d.line.unwrap_or(0),
+            effect: d.effect.as_str().to_string(),
+            matched: d.matched.unwrap_or_default(),
+            reason: d.reason,
+        }
+    }
+}
+
+/// [`decide_response`] taking the decision: its strings move into the response, uncopied
+pub fn into_decide_response(d: Decision) -> v1::DecideResponse {
+    let o = d.obligations;
+    v1::DecideResponse {
+        effect: match d.effect {
+            PEffect::Allow => v1::Effect::Allow as i32,
+            PEffect::Deny => v1::Effect::Deny as i32,
+        },
+        determined_by: d.determined_by.into_iter().map(v1::Rule::from).collect(),
+        reason: d.reason,
+        obligations: Some(v1::Obligations {
+            upstream_base_url: o.upstream_base_url.unwrap_or_default(),
+            provider: o
+                .provider
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            credential_env: o.credential_env.unwrap_or_default(),
+            max_output_tokens: o.max_output_tokens.unwrap_or(0),
+        }),
+        revision: d.revision.to_string(),
+        decision_id: String::new(),
+        principal: None,
+        errors: d.errors,
+    }
+}
+
 /// The response for a decision; the caller adds the decision id and principal
 pub fn decide_response(d: &Decision) -> v1::DecideResponse {
     let o = &d.obligations;

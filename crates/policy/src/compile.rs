@@ -18,6 +18,7 @@ use crate::files::cedar::{self, HandPolicy};
 use crate::files::markdown::Artifact;
 use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, EnvLookup, List, Provider};
+use crate::hand::HandRule;
 use crate::layer::{FileTree, Layer};
 use crate::origin::{Level, Origin, Spanned};
 use crate::problem::{Problem, Problems, Severity};
@@ -316,6 +317,8 @@ pub struct OrgPolicy {
 #[derive(Clone, Debug)]
 pub struct RuleInfo {
     pub id: PolicyId,
+    /// `id` as text, formatted once (decisions name their rules)
+    pub name: String,
     pub effect: CedarEffect,
     pub level: Level,
     /// a base rule: which field it enforces
@@ -335,8 +338,13 @@ pub struct ScopeSets {
     /// the base rules present in the scope, by action ([`ACTIONS`] order); `decide` evaluates
     /// them natively from the list memberships and triggers it computes anyway
     pub base: [HashSet<RuleKey>; 3],
-    /// the hand-written policies that can apply to each action; Cedar evaluates only these
+    /// the hand-written policies that can apply to each action: what Cedar evaluates when a
+    /// rule cannot be decided natively
     pub hand: [Arc<PolicySet>; 3],
+    /// the same rules compiled for `decide` (scope test, native condition), by action
+    pub hand_rules: [Arc<[Arc<HandRule>]>; 3],
+    /// the hand-written policies of each action whose condition only Cedar evaluates
+    pub cedar_only: [Arc<PolicySet>; 3],
 }
 
 /// The actions, in the order [`ScopeSets`] indexes them
@@ -511,6 +519,8 @@ struct Compiler {
     problems: Problems,
     base: Vec<(RuleKey, Policy)>,
     rules: HashMap<PolicyId, RuleInfo>,
+    /// hand-written rules compiled for `decide`, by id (ids are unique in a bundle that compiles)
+    hand_rules: HashMap<PolicyId, Arc<HandRule>>,
     all: PolicySet,
 }
 
@@ -560,6 +570,7 @@ impl Compiler {
                 h.id.clone(),
                 RuleInfo {
                     id: h.id.clone(),
+                    name: h.id.to_string(),
                     effect: h.effect(),
                     level: h.origin.level,
                     key: None,
@@ -567,6 +578,8 @@ impl Compiler {
                     text: h.text.clone(),
                 },
             );
+            self.hand_rules
+                .insert(h.id.clone(), Arc::new(HandRule::compile(&h.policy)));
             if let Err(e) = self.all.add(h.policy.clone()) {
                 self.problems.push(cedar::problem(
                     &h.origin.file,
@@ -590,6 +603,8 @@ impl Compiler {
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut base: [HashSet<RuleKey>; 3] = Default::default();
         let mut hand_sets = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
+        let mut cedar_only = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
+        let mut hand_rules: [Vec<Arc<HandRule>>; 3] = Default::default();
         for (key, policy) in &self.base {
             let present = match key.field {
                 Field::GatewayRequired => org_policy.gateway_required.is_some(),
@@ -615,9 +630,18 @@ impl Compiler {
             for set in by_action.iter_mut() {
                 let _ = set.add(h.policy.clone());
             }
+            let rule = self
+                .hand_rules
+                .get(&h.id)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(HandRule::compile(&h.policy)));
             for (idx, set) in hand_sets.iter_mut().enumerate() {
                 if applies_to(&h.policy, idx) {
                     let _ = set.add(h.policy.clone());
+                    if !rule.native() {
+                        let _ = cedar_only[idx].add(h.policy.clone());
+                    }
+                    hand_rules[idx].push(rule.clone());
                 }
             }
         }
@@ -628,6 +652,8 @@ impl Compiler {
             connect_mcp: Arc::new(connect_mcp),
             base,
             hand: hand_sets.map(Arc::new),
+            hand_rules: hand_rules.map(Arc::from),
+            cedar_only: cedar_only.map(Arc::new),
         }
     }
 
@@ -778,6 +804,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         problems: Problems::default(),
         base,
         rules: HashMap::new(),
+        hand_rules: HashMap::new(),
         all: PolicySet::new(),
     };
     for (key, p) in &c.base {
@@ -785,6 +812,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             p.id().clone(),
             RuleInfo {
                 id: p.id().clone(),
+                name: p.id().to_string(),
                 effect: p.effect(),
                 level: key.level,
                 key: Some(*key),
@@ -985,11 +1013,11 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
         invoke_model: uid("Action", "invoke_model")?,
         use_byok: uid("Action", "use_byok")?,
         connect_mcp: uid("Action", "connect_mcp")?,
-        user_type: type_name("User")?,
-        group_type: type_name("Group")?,
-        model_type: type_name("Model")?,
-        mcp_type: type_name("McpServer")?,
-        project_type: type_name("Project")?,
+        user_type: type_name(crate::hand::USER)?,
+        group_type: type_name(crate::hand::GROUP)?,
+        model_type: type_name(crate::hand::MODEL)?,
+        mcp_type: type_name(crate::hand::MCP_SERVER)?,
+        project_type: type_name(crate::hand::PROJECT)?,
     })
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::compile::{CompiledLayer, Matcher, Revision, ScopeSets, Snapshot};
 use crate::files::mcp::{McpServer, url_host};
 use crate::files::settings::{ApiKey, CustomModel, Provider};
+use crate::hand::{self, HandRule, Verdict};
 use crate::origin::{Level, Origin};
 use crate::rules::{Field, RuleKey};
 
@@ -567,6 +568,7 @@ type CedarInputs = Result<((EntityUid, Entity), Entity, Context), String>;
 /// the action. Same semantics as one Cedar evaluation of the scope's whole set: any forbid
 /// denies, else any permit allows, else deny; the determining rules are the forbids that fired
 /// (deny) or the permits that fired (allow).
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     snap: &Snapshot,
     sets: &ScopeSets,
@@ -574,6 +576,8 @@ fn evaluate(
     parents: &HashSet<EntityUid>,
     triggers: &[RuleKey],
     action: &EntityUid,
+    hf: &hand::Facts<'_>,
+    native: bool,
     inputs: impl FnOnce() -> CedarInputs,
 ) -> Outcome {
     let mut forbids = Vec::new();
@@ -596,25 +600,57 @@ fn evaluate(
         }
     }
     let mut errors = Vec::new();
-    let hand = &sets.hand[idx];
-    if !hand.is_empty() {
-        let out = match inputs() {
-            Ok((principal, resource, ctx)) => {
-                cedar_eval(snap, hand, principal, action, resource, Ok(ctx))
+    let rules = &sets.hand_rules[idx];
+    if !rules.is_empty() {
+        // hand-written rules: a rule whose scope does not match is false; one whose condition
+        // is in the native subset is evaluated here; Cedar evaluates the others, or all of them
+        // as soon as one would be an error (so errors and fail-closed forbids are Cedar's)
+        let mut hits: Vec<&HandRule> = Vec::new();
+        let mut cedar = false;
+        let mut unsure = !native;
+        if native {
+            for r in rules.iter() {
+                match r.verdict(hf) {
+                    Verdict::No => {}
+                    Verdict::Fired => hits.push(r),
+                    Verdict::Cedar => cedar = true,
+                    Verdict::Unsure => {
+                        unsure = true;
+                        break;
+                    }
+                }
             }
-            // the request cannot be put to Cedar: fail closed
-            Err(e) => {
-                return Outcome {
-                    effect: Effect::Deny,
-                    reasons: Vec::new(),
-                    errors: vec![e],
-                };
+        }
+        let set = if unsure {
+            Some(&sets.hand[idx])
+        } else {
+            for r in hits {
+                match r.effect {
+                    CedarEffect::Forbid => forbids.push(r.id.clone()),
+                    CedarEffect::Permit => permits.push(r.id.clone()),
+                }
             }
+            cedar.then_some(&sets.cedar_only[idx])
         };
-        errors = out.errors;
-        match out.effect {
-            Effect::Deny => forbids.extend(out.reasons),
-            Effect::Allow => permits.extend(out.reasons),
+        if let Some(set) = set {
+            let out = match inputs() {
+                Ok((principal, resource, ctx)) => {
+                    cedar_eval(snap, set, principal, action, resource, Ok(ctx))
+                }
+                // the request cannot be put to Cedar: fail closed
+                Err(e) => {
+                    return Outcome {
+                        effect: Effect::Deny,
+                        reasons: Vec::new(),
+                        errors: vec![e],
+                    };
+                }
+            };
+            errors = out.errors;
+            match out.effect {
+                Effect::Deny => forbids.extend(out.reasons),
+                Effect::Allow => permits.extend(out.reasons),
+            }
         }
     }
     let (effect, mut reasons) = if !forbids.is_empty() {
@@ -707,6 +743,17 @@ fn cedar_eval(
 
 /// Decide one request against a snapshot
 pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
+    decide_with(snap, req, true)
+}
+
+/// [`decide`] with every hand-written rule evaluated by Cedar: the reference the native
+/// evaluation of hand-written rules is tested against
+#[doc(hidden)]
+pub fn decide_cedar(snap: &Snapshot, req: &Request) -> Decision {
+    decide_with(snap, req, false)
+}
+
+fn decide_with(snap: &Snapshot, req: &Request, native: bool) -> Decision {
     let scope = snap.scope(req);
     match &req.target {
         Target::Model {
@@ -729,6 +776,18 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                 KeyMode::Central => (0, &snap.uids.invoke_model),
                 KeyMode::Byok => (1, &snap.uids.use_byok),
             };
+            let attrs = [("id", model.as_str())];
+            let hf = hand::Facts {
+                resource_type: hand::MODEL,
+                resource_id: model,
+                parents: &facts.parents,
+                resource_attrs: &attrs,
+                key_mode: key_mode.as_str(),
+                provider: facts.provider.map(Provider::as_str).unwrap_or(""),
+                base_url: facts.base_url.as_deref().unwrap_or(""),
+                triggers: &facts.triggers,
+                ..request_facts(req)
+            };
             let out = evaluate(
                 snap,
                 scope.sets,
@@ -736,6 +795,8 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                 &facts.parents,
                 &facts.triggers,
                 action,
+                &hf,
+                native,
                 || {
                     let ctx = context(
                         snap,
@@ -777,7 +838,7 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
                     };
                 }
                 for server in mcp_servers {
-                    let md = decide_mcp(snap, &scope, req, server);
+                    let md = decide_mcp(snap, &scope, req, server, native);
                     if !md.allowed() {
                         return Decision {
                             obligations: Obligations::default(),
@@ -788,11 +849,37 @@ pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
             }
             d
         }
-        Target::Mcp { server } => decide_mcp(snap, &scope, req, server),
+        Target::Mcp { server } => decide_mcp(snap, &scope, req, server, native),
     }
 }
 
-fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &McpRef) -> Decision {
+/// The parts of [`hand::Facts`] that come from the request alone
+fn request_facts(req: &Request) -> hand::Facts<'_> {
+    static NO_PARENTS: LazyLock<HashSet<EntityUid>> = LazyLock::new(HashSet::new);
+    hand::Facts {
+        user: &req.user,
+        groups: &req.groups,
+        resource_type: hand::MODEL,
+        resource_id: "",
+        parents: &NO_PARENTS,
+        resource_attrs: &[],
+        project: req.project.as_deref().unwrap_or(""),
+        folder: req.folder.as_deref().unwrap_or(""),
+        key_mode: KeyMode::Central.as_str(),
+        provider: "",
+        base_url: "",
+        gateway: req.gateway.as_deref().unwrap_or(""),
+        triggers: &[],
+    }
+}
+
+fn decide_mcp(
+    snap: &Snapshot,
+    scope: &ScopeRef<'_>,
+    req: &Request,
+    server: &McpRef,
+    native: bool,
+) -> Decision {
     let facts = mcp_facts(snap, scope, server);
     let label = server.label();
     let transport = facts
@@ -800,6 +887,23 @@ fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &Mcp
         .and_then(|d| d.transport)
         .map(|t| t.as_str())
         .unwrap_or(if server.url.is_some() { "http" } else { "" });
+    let name = server.name.as_deref().unwrap_or("");
+    let host = facts.host.as_deref().unwrap_or("");
+    let command = facts.command.as_deref().unwrap_or("");
+    let attrs = [
+        ("name", name),
+        ("transport", transport),
+        ("host", host),
+        ("command", command),
+    ];
+    let hf = hand::Facts {
+        resource_type: hand::MCP_SERVER,
+        resource_id: &label,
+        parents: &facts.parents,
+        resource_attrs: &attrs,
+        triggers: &facts.triggers,
+        ..request_facts(req)
+    };
     let out = evaluate(
         snap,
         scope.sets,
@@ -807,6 +911,8 @@ fn decide_mcp(snap: &Snapshot, scope: &ScopeRef<'_>, req: &Request, server: &Mcp
         &facts.parents,
         &facts.triggers,
         &snap.uids.connect_mcp,
+        &hf,
+        native,
         || {
             let attrs = HashMap::from([
                 (
@@ -913,7 +1019,7 @@ pub(crate) fn determining(
         (None, None) => (None, None, String::new()),
     };
     Some(Determining {
-        rule: id.to_string(),
+        rule: info.name.clone(),
         level: info.level,
         file: origin.as_ref().map(|o| o.file.to_string()),
         pointer: origin.as_ref().map(|o| o.pointer.clone()),

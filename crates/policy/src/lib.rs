@@ -4,6 +4,7 @@ pub mod compile;
 pub mod decide;
 pub mod explain;
 pub mod files;
+pub mod hand;
 pub mod json;
 pub mod layer;
 pub mod origin;

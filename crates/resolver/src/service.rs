@@ -44,11 +44,11 @@ impl PolicySvc {
             .ok_or_else(|| ResolverError::NoPolicy.into())
     }
 
-    /// Who the request is about, and the projects a token limits it to
+    /// Who the request is about, and the token it came with (whose projects limit it)
     fn identity(
         &self,
         identity: &Option<Identity>,
-    ) -> Result<(v1::Principal, Vec<String>), Status> {
+    ) -> Result<(v1::Principal, Option<Arc<v1::StoredToken>>), Status> {
         match identity {
             Some(Identity::Token(t)) => {
                 let rec = self
@@ -60,10 +60,10 @@ impl PolicySvc {
                         user: rec.user.clone(),
                         groups: rec.groups.clone(),
                     },
-                    rec.projects.clone(),
+                    Some(rec),
                 ))
             }
-            Some(Identity::Principal(p)) => Ok((p.clone(), Vec::new())),
+            Some(Identity::Principal(p)) => Ok((p.clone(), None)),
             None => Err(ResolverError::BadRequest(
                 "the request names no identity: set `token` or `principal`".to_string(),
             )
@@ -76,7 +76,8 @@ impl PolicySvc {
         active: &Active,
         req: &v1::DecideRequest,
     ) -> Result<v1::DecideResponse, Status> {
-        let (principal, projects) = self.identity(&req.identity)?;
+        let (principal, token) = self.identity(&req.identity)?;
+        let projects: &[String] = token.as_deref().map_or(&[], |t| t.projects.as_slice());
         let request = strata_proto::request(req, &principal)
             .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.code())))?;
         let mut resp = if !projects.is_empty() && !projects.contains(&req.project) {
@@ -100,9 +101,13 @@ impl PolicySvc {
                 ..Default::default()
             }
         } else {
-            strata_proto::decide_response(&strata_policy::decide(&active.snapshot, &request))
+            strata_proto::into_decide_response(strata_policy::decide(&active.snapshot, &request))
         };
-        resp.decision_id = uuid::Uuid::now_v7().to_string();
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        resp.decision_id = uuid::Uuid::now_v7()
+            .hyphenated()
+            .encode_lower(&mut id)
+            .to_string();
         resp.principal = Some(principal);
         Ok(resp)
     }
