@@ -29,7 +29,7 @@ cargo build --release --locked -q -p strata-gateway --example mock_upstream
 if ! command -v oha >/dev/null 2>&1; then
   if [ ! -x bench/.tools/bin/oha ]; then
     echo "== installing oha into bench/.tools (a few minutes, once)" >&2
-    cargo install -q --root bench/.tools oha --version 1.14.0 --locked
+    cargo install -q --root bench/.tools oha --version 1.16.0 --locked
   fi
   export PATH="$root/bench/.tools/bin:$PATH"
 fi
