@@ -1,10 +1,11 @@
 //! One decision per request, in as few round-trips as the load allows.
 //!
-//! Requests hand their `DecideRequest` to one dispatcher task. It keeps at most
-//! [`MAX_IN_FLIGHT`] calls to the resolver open; while they are all busy, new requests wait in
-//! the queue, and the next call takes every waiting one at once (a `BatchDecide` with
-//! `independent` set, so one bad token fails only its own request). An idle gateway therefore
-//! sends each request alone, at once; a busy one pays one HTTP/2 round-trip for many decisions.
+//! At most `in_flight` calls to the resolver are open at once. A request that finds one free and
+//! nobody waiting makes its own `Decide` call, on its own task (no hand-over). Otherwise it joins
+//! a queue, and one dispatcher task sends everything waiting in the next free call, at once (a
+//! `BatchDecide` with `independent` set, so one bad token fails only its own request). An idle
+//! gateway therefore asks for each decision directly; a busy one pays one HTTP/2 round-trip for
+//! many decisions.
 //! Every request still gets its own decision, from the revision the resolver had active.
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ type Reply = oneshot::Sender<Result<v1::DecideResponse, tonic::Status>>;
 #[derive(Clone)]
 pub struct Decider {
     tx: mpsc::Sender<(v1::DecideRequest, Reply)>,
+    permits: Arc<Semaphore>,
+    call: Call,
 }
 
 impl Decider {
@@ -46,8 +49,9 @@ impl Decider {
             timeout,
             telemetry,
         };
-        tokio::spawn(dispatch(rx, call, in_flight.max(1)));
-        Decider { tx }
+        let permits = Arc::new(Semaphore::new(in_flight.max(1)));
+        tokio::spawn(dispatch(rx, call.clone(), Arc::clone(&permits)));
+        Decider { tx, permits, call }
     }
 
     /// The resolver's answer for `req`
@@ -55,6 +59,14 @@ impl Decider {
         &self,
         req: v1::DecideRequest,
     ) -> Result<v1::DecideResponse, tonic::Status> {
+        // nobody waiting and a call free: ask directly
+        if self.tx.capacity() == self.tx.max_capacity()
+            && let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned()
+        {
+            let r = self.call.clone().one(req).await;
+            drop(permit);
+            return r;
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((req, reply))
@@ -78,9 +90,8 @@ struct Call {
 async fn dispatch(
     mut rx: mpsc::Receiver<(v1::DecideRequest, Reply)>,
     call: Call,
-    in_flight: usize,
+    permits: Arc<Semaphore>,
 ) {
-    let permits = Arc::new(Semaphore::new(in_flight));
     while let Some(first) = rx.recv().await {
         // wait for a free call first: what queues meanwhile goes into this one
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -115,20 +126,24 @@ impl Call {
         if batch.is_empty() {
             return;
         }
-        self.telemetry.metrics.resolver_call(batch.len());
         if batch.len() == 1 {
             if let Some((req, reply)) = batch.pop() {
-                let req = self.request(req);
-                let r = self
-                    .client
-                    .decide(req)
-                    .await
-                    .map(tonic::Response::into_inner);
-                let _ = reply.send(r);
+                let _ = reply.send(self.one(req).await);
             }
             return;
         }
+        self.telemetry.metrics.resolver_call(batch.len());
         self.batch(batch).await;
+    }
+
+    /// One decision, one `Decide` call
+    async fn one(mut self, req: v1::DecideRequest) -> Result<v1::DecideResponse, tonic::Status> {
+        self.telemetry.metrics.resolver_call(1);
+        let req = self.request(req);
+        self.client
+            .decide(req)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     async fn batch(&mut self, batch: Vec<(v1::DecideRequest, Reply)>) {
