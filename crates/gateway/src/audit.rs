@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use std::io::{BufWriter, Write as _};
+use std::sync::mpsc as std_mpsc;
 
 use crate::metrics::Metrics;
 
@@ -121,7 +121,7 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Where records go: the metrics, and the audit files if configured
 pub struct Telemetry {
     pub metrics: Metrics,
-    tx: Option<mpsc::Sender<Record>>,
+    tx: Option<std_mpsc::SyncSender<Record>>,
 }
 
 impl Telemetry {
@@ -133,15 +133,17 @@ impl Telemetry {
         }
     }
 
-    /// Metrics, and audit files in `dir` kept for `retention_days`; needs a Tokio runtime
+    /// Metrics, and audit files in `dir` kept for `retention_days`, written by their own thread
     pub fn with_audit(dir: PathBuf, retention_days: u32) -> std::io::Result<Telemetry> {
         std::fs::create_dir_all(&dir)?;
         // a directory we cannot write to is an error at start, not a silent loss later
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")?;
         let _ = std::fs::remove_file(&probe);
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(dir, retention_days, rx));
+        let (tx, rx) = std_mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("audit writer".to_string())
+            .spawn(move || writer(dir, retention_days, rx))?;
         Ok(Telemetry {
             metrics: Metrics::default(),
             tx: Some(tx),
@@ -235,24 +237,30 @@ impl Drop for Pending {
     }
 }
 
-async fn writer(dir: PathBuf, retention_days: u32, mut rx: mpsc::Receiver<Record>) {
-    let mut current: Option<(String, tokio::fs::File)> = None;
+/// The writer thread: appends each batch to the day's file and flushes it to the OS (so a
+/// crashed process loses nothing written), `fsync`s at least once per [`SYNC_EVERY`]
+fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Record>) {
+    let mut current: Option<(String, BufWriter<std::fs::File>)> = None;
     let mut synced = Instant::now();
     let mut dirty = false;
     loop {
         let first = if dirty {
-            match tokio::time::timeout(SYNC_EVERY, rx.recv()).await {
+            match rx.recv_timeout(SYNC_EVERY) {
                 Ok(r) => r,
-                Err(_) => {
-                    sync(&mut current).await;
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    sync(&mut current);
+                    synced = Instant::now();
                     dirty = false;
                     continue;
                 }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
         } else {
-            rx.recv().await
+            match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            }
         };
-        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -263,15 +271,14 @@ async fn writer(dir: PathBuf, retention_days: u32, mut rx: mpsc::Receiver<Record
         for r in batch {
             let day = r.time.get(..10).unwrap_or("unknown").to_string();
             if current.as_ref().is_none_or(|(d, _)| *d != day) {
-                sync(&mut current).await;
+                sync(&mut current);
                 let path = dir.join(format!("audit-{day}.jsonl"));
-                match tokio::fs::OpenOptions::new()
+                match std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&path)
-                    .await
                 {
-                    Ok(f) => current = Some((day.clone(), f)),
+                    Ok(f) => current = Some((day.clone(), BufWriter::new(f))),
                     Err(e) => {
                         tracing::error!(path = %path.display(), error = %e, "cannot open the audit log");
                         current = None;
@@ -285,25 +292,30 @@ async fn writer(dir: PathBuf, retention_days: u32, mut rx: mpsc::Receiver<Record
             };
             line.push(b'\n');
             if let Some((_, f)) = current.as_mut()
-                && let Err(e) = f.write_all(&line).await
+                && let Err(e) = f.write_all(&line)
             {
                 tracing::error!(error = %e, "cannot write the audit log");
             }
         }
+        if let Some((_, f)) = current.as_mut()
+            && let Err(e) = f.flush()
+        {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
         dirty = true;
         if synced.elapsed() >= SYNC_EVERY {
-            sync(&mut current).await;
+            sync(&mut current);
             synced = Instant::now();
             dirty = false;
         }
     }
-    sync(&mut current).await;
+    sync(&mut current);
 }
 
-async fn sync(current: &mut Option<(String, tokio::fs::File)>) {
+fn sync(current: &mut Option<(String, BufWriter<std::fs::File>)>) {
     if let Some((_, f)) = current.as_mut() {
-        let _ = f.flush().await;
-        if let Err(e) = f.sync_data().await {
+        let _ = f.flush();
+        if let Err(e) = f.get_ref().sync_data() {
             tracing::error!(error = %e, "cannot sync the audit log");
         }
     }
