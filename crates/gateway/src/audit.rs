@@ -121,7 +121,8 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Where records go: the metrics, and the audit files if configured
 pub struct Telemetry {
     pub metrics: Metrics,
-    tx: Option<std_mpsc::SyncSender<Record>>,
+    /// records travel boxed: the channel allocates all its slots up front
+    tx: Option<std_mpsc::SyncSender<Box<Record>>>,
 }
 
 impl Telemetry {
@@ -162,7 +163,7 @@ impl Telemetry {
     fn end(&self, r: Record) {
         self.metrics.ended(&r);
         if let Some(tx) = &self.tx
-            && tx.try_send(r).is_err()
+            && tx.try_send(Box::new(r)).is_err()
         {
             self.metrics.audit_dropped();
         }
@@ -239,7 +240,7 @@ impl Drop for Pending {
 
 /// The writer thread: appends each batch to the day's file and flushes it to the OS (so a
 /// crashed process loses nothing written), `fsync`s at least once per [`SYNC_EVERY`]
-fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Record>) {
+fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>) {
     let mut current: Option<(String, BufWriter<std::fs::File>)> = None;
     let mut synced = Instant::now();
     let mut dirty = false;
