@@ -455,12 +455,19 @@ impl Db {
     }
 
     async fn blob(&self, hash: String) -> Result<Option<Vec<u8>>, StoreError> {
+        self.bytes_by_key("SELECT bytes FROM strata_blobs WHERE hash = $1", hash)
+            .await
+    }
+
+    /// The one `bytea` column a single-key query returns, if a row matches
+    async fn bytes_by_key(
+        &self,
+        sql: &'static str,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
-            match c
-                .query_opt("SELECT bytes FROM strata_blobs WHERE hash = $1", &[&hash])
-                .await?
-            {
+            match c.query_opt(sql, &[&key]).await? {
                 Some(row) => Ok(Some(row.try_get(0)?)),
                 None => Ok(None),
             }
@@ -547,18 +554,8 @@ impl Db {
     }
 
     async fn meta(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
-        let c = self.client().await?;
-        let r = timeout(CALL_TIMEOUT, async {
-            match c
-                .query_opt("SELECT value FROM strata_meta WHERE key = $1", &[&key])
-                .await?
-            {
-                Some(row) => Ok(Some(row.try_get(0)?)),
-                None => Ok(None),
-            }
-        })
-        .await;
-        self.finish(c, r)
+        self.bytes_by_key("SELECT value FROM strata_meta WHERE key = $1", key)
+            .await
     }
 
     async fn set_meta(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
