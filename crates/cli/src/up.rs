@@ -27,18 +27,36 @@ pub async fn gateway(args: GatewayArgs) -> Result<u8, Failed> {
         eprintln!("error: {e}");
         Failed(exit::INVALID)
     })?;
-    run_gateway(cfg, shutdown_signal()).await
+    run_gateway(cfg, None, shutdown_signal()).await
+}
+
+/// The resolver's policy service, asked by the gateway in the same process
+struct InProcess(strata_resolver::service::PolicySvc);
+
+impl strata_gateway::decider::LocalPolicy for InProcess {
+    fn decide(
+        &self,
+        req: &strata_proto::v1::DecideRequest,
+    ) -> Result<strata_proto::v1::DecideResponse, tonic::Status> {
+        self.0.decide_in_process(req)
+    }
 }
 
 async fn run_gateway(
     cfg: GatewayConfig,
+    local: Option<Arc<Resolver>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<u8, Failed> {
     let listen = cfg.listen;
-    let gw = Gateway::new(cfg).map_err(|e| {
+    let mut gw = Gateway::new(cfg).map_err(|e| {
         eprintln!("error: {e}");
         Failed(exit::FAILURE)
     })?;
+    if let Some(resolver) = local {
+        gw = gw.with_local_resolver(Arc::new(InProcess(strata_resolver::service::PolicySvc {
+            resolver,
+        })));
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         eprintln!("error: cannot listen on {listen}: {e}");
         Failed(exit::FAILURE)
@@ -189,11 +207,12 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx2 = rx.clone();
-    let resolver_task = tokio::spawn(strata_resolver::serve(resolver, rl, async move {
+    let resolver_task = tokio::spawn(strata_resolver::serve(resolver.clone(), rl, async move {
         let _ = rx2.wait_for(|s| *s).await;
     }));
     let mut rx3 = rx;
-    let gateway = run_gateway(cfg, async move {
+    // the gateway asks this resolver directly: a decision per request without a network hop
+    let gateway = run_gateway(cfg, Some(resolver), async move {
         let _ = rx3.wait_for(|s| *s).await;
     });
     let signal = async move {

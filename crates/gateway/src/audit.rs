@@ -115,6 +115,9 @@ pub fn now() -> (String, i64, String) {
 pub const QUEUE: usize = 65_536;
 /// Records written per batch at most
 const BATCH: usize = 1024;
+/// How long the writer lets records gather after writing a batch: a record reaches the file at
+/// most this much later, and a busy gateway wakes the writer ~100 times a second, not per request
+const LINGER: Duration = Duration::from_millis(10);
 /// Written records reach the disk (`fsync`) at least this often
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -269,6 +272,7 @@ fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>
                 Err(_) => break,
             }
         }
+        let batch_len = batch.len();
         for r in batch {
             let day = r.time.get(..10).unwrap_or("unknown").to_string();
             if current.as_ref().is_none_or(|(d, _)| *d != day) {
@@ -308,6 +312,11 @@ fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>
             sync(&mut current);
             synced = Instant::now();
             dirty = false;
+        }
+        if batch_len < BATCH {
+            // under load, let the next records gather rather than have every request wake this
+            // thread (a context switch each, on the cores that serve the requests)
+            std::thread::sleep(LINGER);
         }
     }
     sync(&mut current);
@@ -497,25 +506,56 @@ impl UsageReader {
         for &b in chunk {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.line);
-                if let Some(data) = line.strip_prefix(b"data:")
-                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(data.trim_ascii())
-                {
-                    self.take(&v);
+                if let Some(data) = line.strip_prefix(b"data:") {
+                    self.take(data.trim_ascii());
                 }
+                // keep the line's buffer for the next one
+                self.line = line;
+                self.line.clear();
             } else if self.line.len() < MAX_JSON_BODY {
                 self.line.push(b);
             }
         }
     }
 
-    fn take(&mut self, v: &serde_json::Value) {
-        let u = v
-            .get("usage")
-            .or_else(|| v.pointer("/message/usage"))
-            .or_else(|| v.pointer("/response/usage"));
-        let Some(u) = u.filter(|u| u.is_object()) else {
+    /// Read the usage of one JSON document (a body, or one event's data). Only the `usage`
+    /// objects are decoded: the rest (the completion itself) is skipped without being built.
+    fn take(&mut self, doc: &[u8]) {
+        /// The three places providers put usage: the top level, Anthropic's `message_start`
+        /// (`message.usage`), OpenAI Responses' `response.completed` (`response.usage`)
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow, default)]
+            usage: Option<&'a serde_json::value::RawValue>,
+            #[serde(borrow, default)]
+            message: Option<&'a serde_json::value::RawValue>,
+            #[serde(borrow, default)]
+            response: Option<&'a serde_json::value::RawValue>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner<'a> {
+            #[serde(borrow, default)]
+            usage: Option<&'a serde_json::value::RawValue>,
+        }
+        let Ok(env) = serde_json::from_slice::<Envelope<'_>>(doc) else {
             return;
         };
+        fn nested(
+            raw: Option<&serde_json::value::RawValue>,
+        ) -> Option<&serde_json::value::RawValue> {
+            serde_json::from_str::<Inner<'_>>(raw?.get()).ok()?.usage
+        }
+        let raw = env
+            .usage
+            .or_else(|| nested(env.message))
+            .or_else(|| nested(env.response));
+        let Some(u) = raw.and_then(|r| serde_json::from_str::<serde_json::Value>(r.get()).ok())
+        else {
+            return;
+        };
+        if !u.is_object() {
+            return;
+        }
         let n = |k: &str| u.get(k).and_then(serde_json::Value::as_u64);
         let cur = self.usage.get_or_insert_with(Usage::default);
         if let Some(x) = n("input_tokens").or(n("prompt_tokens")) {
@@ -542,11 +582,9 @@ impl UsageReader {
     }
 
     pub fn finish(mut self) -> Option<Usage> {
-        if !self.sse
-            && !self.body.is_empty()
-            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&self.body)
-        {
-            self.take(&v);
+        if !self.sse && !self.body.is_empty() {
+            let body = std::mem::take(&mut self.body);
+            self.take(&body);
         }
         self.usage
     }
@@ -659,6 +697,45 @@ mod tests {
                 cache_write_tokens: 0
             })
         );
+    }
+
+    #[test]
+    fn usage_skips_what_is_not_usage() {
+        // Responses' `response.completed` event, a large body around the usage, and fields of
+        // unexpected types that must not hide the usage
+        let mut r = UsageReader::new(true);
+        r.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[{\"content\":\"x\\ny\"}],\"usage\":{\"input_tokens\":7,\"output_tokens\":9,\"input_tokens_details\":{\"cached_tokens\":4}}}}\n\n");
+        assert_eq!(
+            r.finish(),
+            Some(Usage {
+                input_tokens: 7,
+                output_tokens: 9,
+                cache_read_tokens: 4,
+                cache_write_tokens: 0
+            })
+        );
+        let mut j = UsageReader::new(false);
+        let text = "a\\\"b ".repeat(10_000);
+        j.feed(format!(r#"{{"message":"not an object","content":[{{"text":"{text}"}}],"usage":{{"input_tokens":1,"output_tokens":2}}}}"#).as_bytes());
+        assert_eq!(
+            j.finish(),
+            Some(Usage {
+                input_tokens: 1,
+                output_tokens: 2,
+                ..Usage::default()
+            })
+        );
+        // no usage, a usage of the wrong type, invalid JSON: nothing
+        for body in [
+            r#"{"id":"x"}"#,
+            r#"{"usage":"many"}"#,
+            r#"{"usage":null}"#,
+            "{not json",
+        ] {
+            let mut j = UsageReader::new(false);
+            j.feed(body.as_bytes());
+            assert_eq!(j.finish(), None, "{body}");
+        }
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! gateway therefore asks for each decision directly; a busy one pays one HTTP/2 round-trip for
 //! many decisions.
 //! Every request still gets its own decision, from the revision the resolver had active.
+//!
+//! When the resolver runs in the same process (`policy up`), decisions skip the network: the
+//! resolver's own service answers the call directly ([`LocalPolicy`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,12 +28,20 @@ const QUEUE: usize = 8_192;
 
 type Reply = oneshot::Sender<Result<v1::DecideResponse, tonic::Status>>;
 
+/// A resolver in the same process (`policy up`): the same service, asked without a network
+/// round-trip. It decides from its active snapshot exactly as it does for a `Decide` over gRPC.
+pub trait LocalPolicy: Send + Sync + 'static {
+    /// The answer `Decide` would give for `req`
+    fn decide(&self, req: &v1::DecideRequest) -> Result<v1::DecideResponse, tonic::Status>;
+}
+
 /// The sending side; cheap to clone
 #[derive(Clone)]
 pub struct Decider {
     tx: mpsc::Sender<(v1::DecideRequest, Reply)>,
     permits: Arc<Semaphore>,
     call: Call,
+    local: Option<Arc<dyn LocalPolicy>>,
 }
 
 impl Decider {
@@ -51,7 +62,18 @@ impl Decider {
         };
         let permits = Arc::new(Semaphore::new(in_flight.max(1)));
         tokio::spawn(dispatch(rx, call.clone(), Arc::clone(&permits)));
-        Decider { tx, permits, call }
+        Decider {
+            tx,
+            permits,
+            call,
+            local: None,
+        }
+    }
+
+    /// Ask `local` instead of the remote resolver (the gRPC client stays for everything else)
+    pub fn in_process(mut self, local: Arc<dyn LocalPolicy>) -> Decider {
+        self.local = Some(local);
+        self
     }
 
     /// The resolver's answer for `req`
@@ -59,6 +81,10 @@ impl Decider {
         &self,
         req: v1::DecideRequest,
     ) -> Result<v1::DecideResponse, tonic::Status> {
+        if let Some(local) = &self.local {
+            self.call.telemetry.metrics.resolver_call(1);
+            return local.decide(&req);
+        }
         // nobody waiting and a call free: ask directly
         if self.tx.capacity() == self.tx.max_capacity()
             && let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned()

@@ -35,8 +35,10 @@ pub struct Gateway {
     pub channel: Channel,
     service_auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     http: reqwest::Client,
-    /// provider → the org's key (central mode); never logged
-    keys: HashMap<String, String>,
+    /// provider → the header carrying the org's key (central mode), marked sensitive; never logged
+    keys: HashMap<String, (HeaderName, HeaderValue)>,
+    /// provider → its upstream base URL, parsed once
+    bases: HashMap<String, reqwest::Url>,
     public_base_url: String,
     /// metrics and the audit log
     pub telemetry: Arc<Telemetry>,
@@ -52,6 +54,8 @@ pub enum StartError {
     NoServiceToken(String),
     #[error("{0}")]
     Secret(String),
+    #[error("invalid base URL `{1}` for upstream `{0}`: {2}")]
+    UpstreamUrl(String, String, String),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
     #[error("cannot write the audit log in `{0}`: {1}")]
@@ -79,12 +83,30 @@ impl Gateway {
                 )
             })?;
         let mut keys = HashMap::new();
+        let mut bases = HashMap::new();
         for (provider, up) in &cfg.upstreams {
             if let Some(k) =
                 secret(up.key_env.as_deref(), up.key_file.as_deref()).map_err(StartError::Secret)?
             {
-                keys.insert(provider.clone(), k);
+                let (name, value) = if provider == "anthropic" {
+                    (header::HeaderName::from_static("x-api-key"), k)
+                } else {
+                    (header::AUTHORIZATION, format!("Bearer {k}"))
+                };
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    StartError::Secret(format!(
+                        "the central key for `{provider}` holds characters that cannot go in a header"
+                    ))
+                })?;
+                value.set_sensitive(true);
+                keys.insert(provider.clone(), (name, value));
             }
+            // the API's own path goes after the base, whatever prefix the client used
+            let base = up.base_url.trim_end_matches('/').trim_end_matches("/v1");
+            let url = reqwest::Url::parse(base).map_err(|e| {
+                StartError::UpstreamUrl(provider.clone(), up.base_url.clone(), e.to_string())
+            })?;
+            bases.insert(provider.clone(), url);
         }
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -122,9 +144,17 @@ impl Gateway {
             service_auth,
             http,
             keys,
+            bases,
             public_base_url,
             cfg,
         })
+    }
+
+    /// Take every request's decision from a resolver in this process (`policy up`), without a
+    /// network round-trip; `/v1/models` and `/readyz` still use the gRPC channel
+    pub fn with_local_resolver(mut self, local: Arc<dyn crate::decider::LocalPolicy>) -> Gateway {
+        self.decider = self.decider.in_process(local);
+        self
     }
 
     fn grpc<T>(&self, msg: T) -> tonic::Request<T> {
@@ -499,7 +529,9 @@ async fn forward(
     pending: &mut Pending,
 ) -> Response<Body> {
     let provider = api.provider();
-    let Some(up) = gw.cfg.upstreams.get(provider) else {
+    // the path is the API's own, whatever prefix the client used; the query string goes along
+    // (Anthropic's `?beta=true`, Azure-style `?api-version=`)
+    let Some(mut url) = gw.bases.get(provider).cloned() else {
         return refuse(
             pending,
             anthropic,
@@ -511,17 +543,13 @@ async fn forward(
             Source::Gateway,
         );
     };
-    // the path is the API's own, whatever prefix the client used; the query string goes along
-    // (Anthropic's `?beta=true`, Azure-style `?api-version=`)
-    let mut url = format!(
+    let path = format!(
         "{}{}",
-        up.base_url.trim_end_matches('/').trim_end_matches("/v1"),
+        url.path().trim_end_matches('/'),
         api.upstream_path()
     );
-    if let Some(q) = parts.uri.query() {
-        url.push('?');
-        url.push_str(q);
-    }
+    url.set_path(&path);
+    url.set_query(parts.uri.query());
     let mut out = reqwest::header::HeaderMap::new();
     for (k, v) in &parts.headers {
         let n = k.as_str();
@@ -547,25 +575,10 @@ async fn forward(
                 Source::Gateway,
             );
         };
-        let (name, value) = if provider == "anthropic" {
-            ("x-api-key", key.clone())
-        } else {
-            ("authorization", format!("Bearer {key}"))
-        };
-        let Ok(v) = HeaderValue::from_str(&value) else {
-            return refuse(
-                pending,
-                anthropic,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "bad_central_key",
-                "the gateway's central key holds characters that cannot go in a header",
-                Source::Gateway,
-            );
-        };
-        out.insert(name, v);
+        out.insert(key.0.clone(), key.1.clone());
     }
     let sent_at = std::time::Instant::now();
-    let sent = gw.http.post(&url).headers(out).body(body).send().await;
+    let sent = gw.http.post(url).headers(out).body(body).send().await;
     let upstream_ms = audit::ms(sent_at.elapsed());
     pending.set(|r| r.upstream_ms = Some(upstream_ms));
     let upstream = match sent {

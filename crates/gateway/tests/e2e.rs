@@ -13,6 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Response};
 use common::{CENTRAL_ANTHROPIC, CENTRAL_OPENAI, ResolverProc, start_resolver};
+use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
 
 // ---- mock upstream ------------------------------------------------------------------------
 
@@ -826,4 +827,76 @@ async fn concurrent_requests_share_resolver_calls_and_each_gets_its_own_decision
         batched > 0 && batched <= 60,
         "{batched} decisions were batched"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_decisions_follow_every_publish() {
+    // the gateway of `policy up` asks the resolver in its own process: same decisions, same
+    // provenance, and a publish is enforced from the next request
+    let (up, rec) = start_upstream().await;
+    let s = common::stack_in_process(up).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let send = |token: String, body: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/v1/messages", s.gateway));
+        async move {
+            let r = http
+                .post(url)
+                .header("x-api-key", token)
+                .header("anthropic-version", "2023-06-01")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let rev = r
+                .headers()
+                .get("x-strata-revision")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, rev, r.text().await.unwrap())
+        }
+    };
+    let (status, rev1, _) = send(s.alice.clone(), SONNET).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec.0.lock().unwrap().len(), 1);
+    let (status, _, text) = send(
+        s.alice.clone(),
+        r#"{"model":"gpt-4o","max_tokens":8,"messages":[]}"#,
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("org#modelPolicy.blockedModelIds"), "{text}");
+    let (status, _, _) = send("strata_gw_not_a_token".to_string(), SONNET).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        rec.0.lock().unwrap().len(),
+        1,
+        "refused requests never go upstream"
+    );
+
+    // publish an org bundle that blocks the model alice just used
+    let mut org = strata_policy::FileTree::read_path(&common::examples().join("org")).unwrap();
+    let settings = org.files.get_mut("settings.json").unwrap();
+    let text = String::from_utf8(settings.clone()).unwrap();
+    assert!(text.contains(r#""gpt-4o*","#));
+    *settings = text
+        .replacen(r#""gpt-4o*","#, r#""gpt-4o*", "claude-sonnet-4-5","#, 1)
+        .into_bytes();
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", s.resolver_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let published = AdminServiceClient::new(ch)
+        .publish_org(common::auth(v1::PublishOrgRequest {
+            files: strata_proto::files(&org),
+            message: "block sonnet".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let (status, rev2, text) = send(s.alice.clone(), SONNET).await;
+    assert_eq!(status, 403, "{text}");
+    assert_ne!(rev2, rev1);
+    assert_eq!(rev2.as_deref(), Some(published.revision.as_str()));
+    assert_eq!(rec.0.lock().unwrap().len(), 1);
 }

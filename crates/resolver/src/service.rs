@@ -113,6 +113,18 @@ impl PolicySvc {
     }
 }
 
+impl PolicySvc {
+    /// `Decide` without a transport, for a gateway in the same process (which needs no service
+    /// token: it holds the resolver itself). Decides exactly as the gRPC method does.
+    pub fn decide_in_process(&self, req: &v1::DecideRequest) -> Result<v1::DecideResponse, Status> {
+        let active = self
+            .resolver
+            .active()
+            .ok_or_else(|| Status::from(ResolverError::NoPolicy))?;
+        self.decide_one(&active, req)
+    }
+}
+
 type WatchResult = Pin<Box<dyn Stream<Item = Result<v1::RevisionEvent, Status>> + Send>>;
 
 #[tonic::async_trait]

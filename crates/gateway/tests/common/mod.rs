@@ -28,6 +28,7 @@ pub fn files(dir: &Path) -> Vec<v1::File> {
 }
 
 pub struct ResolverProc {
+    pub resolver: Arc<Resolver>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -37,15 +38,18 @@ pub async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> R
     let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
         .await
         .unwrap();
+    let resolver = Arc::new(resolver);
+    let served = Arc::clone(&resolver);
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        strata_resolver::serve(Arc::new(resolver), listener, async {
+        strata_resolver::serve(served, listener, async {
             let _ = rx.await;
         })
         .await
         .unwrap();
     });
     ResolverProc {
+        resolver,
         stop: Some(stop),
         task,
     }
@@ -96,6 +100,23 @@ pub async fn stack(up: SocketAddr) -> Stack {
 
 /// As [`stack`], with more top-level gateway settings (TOML lines)
 pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
+    stack_opts(up, settings, false).await
+}
+
+/// As [`stack`], with the gateway asking the resolver in its own process (as `policy up` does)
+pub async fn stack_in_process(up: SocketAddr) -> Stack {
+    stack_opts(up, "", true).await
+}
+
+struct InProcess(strata_resolver::service::PolicySvc);
+
+impl strata_gateway::decider::LocalPolicy for InProcess {
+    fn decide(&self, req: &v1::DecideRequest) -> Result<v1::DecideResponse, tonic::Status> {
+        self.0.decide_in_process(req)
+    }
+}
+
+async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool) -> Stack {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver_addr = listener.local_addr().unwrap();
@@ -173,7 +194,13 @@ key_file = "{ko}"
         ),
     )
     .unwrap();
-    let gw = Arc::new(Gateway::new(cfg).unwrap());
+    let mut gw = Gateway::new(cfg).unwrap();
+    if in_process {
+        gw = gw.with_local_resolver(Arc::new(InProcess(strata_resolver::service::PolicySvc {
+            resolver: Arc::clone(&resolver.resolver),
+        })));
+    }
+    let gw = Arc::new(gw);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gaddr = l.local_addr().unwrap();
     tokio::spawn(async move {
