@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::io::{BufWriter, Write as _};
 use std::sync::mpsc as std_mpsc;
 
@@ -94,21 +95,32 @@ pub fn now() -> (String, i64, String) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
+    stamp(ms)
+}
+
+/// `ms` since the epoch as the record's time, and its day
+fn stamp(ms: i64) -> (String, i64, String) {
     let secs = ms / 1000;
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let day = format!("{y:04}-{m:02}-{d:02}");
-    (
-        format!(
-            "{day}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60,
-            ms % 1000
-        ),
-        ms,
-        day,
-    )
+    // `YYYY-MM-DDTHH:MM:SS.mmmZ`, written digit by digit (this runs on every request)
+    let mut time = String::with_capacity(24);
+    let mut digits = |n: i64, width: u32, after: char| {
+        for p in (0..width).rev() {
+            let digit = (n / 10i64.pow(p)).rem_euclid(10) as u32;
+            time.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        time.push(after);
+    };
+    digits(y, 4, '-');
+    digits(m, 2, '-');
+    digits(d, 2, 'T');
+    digits(rem / 3600, 2, ':');
+    digits(rem % 3600 / 60, 2, ':');
+    digits(rem % 60, 2, '.');
+    digits(ms.rem_euclid(1000), 3, 'Z');
+    let day = time.get(..10).unwrap_or_default().to_string();
+    (time, ms, day)
 }
 
 /// The writer's queue, in records; past it, records are dropped and counted
@@ -526,57 +538,75 @@ impl UsageReader {
         #[derive(serde::Deserialize)]
         struct Envelope<'a> {
             #[serde(borrow, default)]
-            usage: Option<&'a serde_json::value::RawValue>,
+            usage: Option<&'a RawValue>,
             #[serde(borrow, default)]
-            message: Option<&'a serde_json::value::RawValue>,
+            message: Option<&'a RawValue>,
             #[serde(borrow, default)]
-            response: Option<&'a serde_json::value::RawValue>,
+            response: Option<&'a RawValue>,
         }
         #[derive(serde::Deserialize)]
         struct Inner<'a> {
             #[serde(borrow, default)]
-            usage: Option<&'a serde_json::value::RawValue>,
+            usage: Option<&'a RawValue>,
         }
         let Ok(env) = serde_json::from_slice::<Envelope<'_>>(doc) else {
             return;
         };
-        fn nested(
-            raw: Option<&serde_json::value::RawValue>,
-        ) -> Option<&serde_json::value::RawValue> {
+        fn nested(raw: Option<&RawValue>) -> Option<&RawValue> {
             serde_json::from_str::<Inner<'_>>(raw?.get()).ok()?.usage
         }
         let raw = env
             .usage
             .or_else(|| nested(env.message))
             .or_else(|| nested(env.response));
-        let Some(u) = raw.and_then(|r| serde_json::from_str::<serde_json::Value>(r.get()).ok())
-        else {
+        /// A usage object's counts, each read only if it is a whole number
+        #[derive(serde::Deserialize)]
+        struct Counts<'a> {
+            #[serde(borrow, default)]
+            input_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            prompt_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            output_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            completion_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            cache_read_input_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            cache_creation_input_tokens: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            input_tokens_details: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            prompt_tokens_details: Option<&'a RawValue>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Details<'a> {
+            #[serde(borrow, default)]
+            cached_tokens: Option<&'a RawValue>,
+        }
+        let Some(u) = raw.and_then(|r| serde_json::from_str::<Counts<'_>>(r.get()).ok()) else {
             return;
         };
-        if !u.is_object() {
-            return;
-        }
-        let n = |k: &str| u.get(k).and_then(serde_json::Value::as_u64);
+        let n = |v: Option<&RawValue>| v.and_then(|v| v.get().parse::<u64>().ok());
+        let cached = |v: Option<&RawValue>| {
+            n(serde_json::from_str::<Details<'_>>(v?.get())
+                .ok()?
+                .cached_tokens)
+        };
         let cur = self.usage.get_or_insert_with(Usage::default);
-        if let Some(x) = n("input_tokens").or(n("prompt_tokens")) {
+        if let Some(x) = n(u.input_tokens).or(n(u.prompt_tokens)) {
             cur.input_tokens = x;
         }
-        if let Some(x) = n("output_tokens").or(n("completion_tokens")) {
+        if let Some(x) = n(u.output_tokens).or(n(u.completion_tokens)) {
             cur.output_tokens = x;
         }
-        if let Some(x) = n("cache_read_input_tokens")
-            .or_else(|| {
-                u.pointer("/input_tokens_details/cached_tokens")
-                    .and_then(serde_json::Value::as_u64)
-            })
-            .or_else(|| {
-                u.pointer("/prompt_tokens_details/cached_tokens")
-                    .and_then(serde_json::Value::as_u64)
-            })
+        if let Some(x) = n(u.cache_read_input_tokens)
+            .or_else(|| cached(u.input_tokens_details))
+            .or_else(|| cached(u.prompt_tokens_details))
         {
             cur.cache_read_tokens = x;
         }
-        if let Some(x) = n("cache_creation_input_tokens") {
+        if let Some(x) = n(u.cache_creation_input_tokens) {
             cur.cache_write_tokens = x;
         }
     }
@@ -736,6 +766,15 @@ mod tests {
             j.feed(body.as_bytes());
             assert_eq!(j.finish(), None, "{body}");
         }
+    }
+
+    #[test]
+    fn record_times() {
+        assert_eq!(stamp(0).0, "1970-01-01T00:00:00.000Z");
+        let (time, ms, day) = stamp(1_796_083_199_999);
+        assert_eq!(time, "2026-11-30T23:59:59.999Z");
+        assert_eq!((ms, day.as_str()), (1_796_083_199_999, "2026-11-30"));
+        assert_eq!(stamp(1_796_000_000_042).0, "2026-11-30T00:53:20.042Z");
     }
 
     #[test]
