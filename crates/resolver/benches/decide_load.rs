@@ -40,6 +40,10 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 
+/// The shipped `policy` binary's allocator, so the figures are the binary's
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ORG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../policies/examples/acme/org"
