@@ -196,6 +196,6 @@ mod tests {
         };
         assert!(m.chars().count() <= MAX_MESSAGE_CHARS + 1, "{}", m.len());
         assert!(m.starts_with("invalid type: string"), "{m}");
-        assert!(m.ends_with("column 1000025"), "{m}");
+        assert!(m.ends_with("column 1000024"), "{m}");
     }
 }
