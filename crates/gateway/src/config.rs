@@ -16,6 +16,8 @@ pub const DEFAULT_DECISION_TIMEOUT_MS: u64 = 500;
 pub const DEFAULT_RESOLVER_CALLS_IN_FLIGHT: usize = 4;
 /// Default upstream timeout (a long generation streams for minutes)
 pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
+/// Default time a client has to send a request's headers, and again its body
+pub const DEFAULT_CLIENT_TIMEOUT_SECS: u64 = 60;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
@@ -34,6 +36,9 @@ fn default_decision_timeout() -> u64 {
 }
 fn default_upstream_timeout() -> u64 {
     DEFAULT_UPSTREAM_TIMEOUT_SECS
+}
+fn default_client_timeout() -> u64 {
+    DEFAULT_CLIENT_TIMEOUT_SECS
 }
 fn default_resolver_calls_in_flight() -> usize {
     DEFAULT_RESOLVER_CALLS_IN_FLIGHT
@@ -64,6 +69,10 @@ pub struct GatewayConfig {
     pub decision_timeout_ms: u64,
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
+    /// the time a client has to send a request's headers, and again its body; a client that
+    /// trickles (slowloris) is cut off then
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_secs: u64,
     /// calls to the resolver open at once; while all are busy, waiting decisions share the next
     /// call (one BatchDecide)
     #[serde(default = "default_resolver_calls_in_flight")]

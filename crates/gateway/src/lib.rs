@@ -67,18 +67,73 @@ async fn readyz(
     }
 }
 
-/// Serve until `shutdown`
+/// The most header bytes a request may carry (HTTP/1 read buffer, HTTP/2 header list): more is
+/// refused with 431 before any handler runs
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The most header fields an HTTP/1 request may carry (more: 431)
+pub const MAX_HEADERS: usize = 100;
+
+/// Serve until `shutdown`, then let the connections finish what they were doing.
+///
+/// hyper directly rather than `axum::serve`, for the limits a server facing the network needs:
+/// a deadline for a request's headers (slowloris), a bound on header size and count, and the
+/// same bound for HTTP/2 header lists.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // small responses (refusals, /v1/models) must not wait for Nagle and delayed ACKs
-    let listener = listener.tap_io(|tcp| {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+
+    let header_timeout = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
+    let app = app(gw);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // out of file descriptors and the like: wait rather than spin
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) {
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        // small responses (refusals, /v1/models) must not wait for Nagle and delayed ACKs
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(gw))
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -74,8 +74,26 @@ pub enum PeekError {
 /// The longest model id accepted
 pub const MAX_MODEL_BYTES: usize = 256;
 
+/// The longest parser message returned: serde quotes the offending value, which may be megabytes
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `s` cut to about `max` characters in the middle, keeping where the error is (its end)
+fn shorten(s: String, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s;
+    }
+    let head: String = s.chars().take(max * 2 / 3).collect();
+    let tail: String = s.chars().skip(n - max / 3).collect();
+    format!("{head}…{tail}")
+}
+
+/// Read the decision's fields from a request body. A key given twice (`"model"` and the escaped
+/// `"mod\u0065l"` included) is an error: the gateway and the upstream must not read different
+/// models from one body.
 pub fn peek(body: &[u8]) -> Result<Peeked, PeekError> {
-    let b: Body<'_> = serde_json::from_slice(body).map_err(|e| PeekError::Json(e.to_string()))?;
+    let b: Body<'_> = serde_json::from_slice(body)
+        .map_err(|e| PeekError::Json(shorten(e.to_string(), MAX_MESSAGE_CHARS)))?;
     let model = b.model.ok_or(PeekError::NoModel)?;
     if model.is_empty() {
         return Err(PeekError::NoModel);
@@ -153,5 +171,31 @@ mod tests {
         assert!(matches!(peek(br#"{"model": 5}"#), Err(PeekError::Json(_))));
         let long = format!(r#"{{"model":"{}"}}"#, "m".repeat(1000));
         assert_eq!(peek(long.as_bytes()), Err(PeekError::ModelTooLong(1000)));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_however_it_is_spelled() {
+        for body in [
+            r#"{"model":"claude-sonnet-4-5","model":"gpt-4o"}"#,
+            r#"{"model":"claude-sonnet-4-5","mod\u0065l":"gpt-4o"}"#,
+            r#"{"model":"claude-sonnet-4-5","stream":false,"stream":true}"#,
+        ] {
+            let e = peek(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, PeekError::Json(m) if m.starts_with("duplicate field")),
+                "{body}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parser_messages_do_not_echo_megabytes() {
+        let body = format!(r#"{{"model":"m","stream":"{}"}}"#, "x".repeat(1_000_000));
+        let Err(PeekError::Json(m)) = peek(body.as_bytes()) else {
+            panic!("a string is not a bool")
+        };
+        assert!(m.chars().count() <= MAX_MESSAGE_CHARS + 1, "{}", m.len());
+        assert!(m.starts_with("invalid type: string"), "{m}");
+        assert!(m.ends_with("column 1000024"), "{m}");
     }
 }

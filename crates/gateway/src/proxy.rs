@@ -335,18 +335,78 @@ async fn proxy(
         return models(gw, &caller, req.headers(), anthropic, pending).await;
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, gw.cfg.max_body_bytes).await else {
+    if let Some(encoding) =
+        header(&parts.headers, "content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity"))
+    {
+        // the decision reads the model from the body: one it cannot read is refused, not passed on
+        return refuse(
+            pending,
+            anthropic,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_encoding",
+            &format!(
+                "the gateway reads request bodies as plain JSON; `content-encoding: {}` is not supported",
+                encoding.chars().take(64).collect::<String>()
+            ),
+            Source::Client,
+        );
+    }
+    let too_large = || {
+        format!(
+            "the request body is larger than the gateway's limit of {} bytes",
+            gw.cfg.max_body_bytes
+        )
+    };
+    if header(&parts.headers, "content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > gw.cfg.max_body_bytes as u64)
+    {
+        // refused from its declared length, before a byte of it is read
         return refuse(
             pending,
             anthropic,
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
-            &format!(
-                "the request body is larger than the gateway's limit of {} bytes",
-                gw.cfg.max_body_bytes
-            ),
+            &too_large(),
             Source::Client,
         );
+    }
+    let deadline = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
+    let bytes = match tokio::time::timeout(deadline, read_body(body, gw.cfg.max_body_bytes)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => {
+            return refuse(
+                pending,
+                anthropic,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &too_large(),
+                Source::Client,
+            );
+        }
+        Ok(Err(BodyError::Broken)) => {
+            return refuse(
+                pending,
+                anthropic,
+                StatusCode::BAD_REQUEST,
+                "incomplete_body",
+                "the request body ended early or is not valid HTTP framing",
+                Source::Client,
+            );
+        }
+        Err(_) => {
+            return refuse(
+                pending,
+                anthropic,
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                &format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs()
+                ),
+                Source::Client,
+            );
+        }
     };
     *body_read = true;
     let peeked = match peek(&bytes) {
@@ -446,6 +506,43 @@ async fn proxy(
         gw, api, &caller, parts, bytes, &decision, anthropic, pending,
     )
     .await
+}
+
+/// Why a request body could not be read
+enum BodyError {
+    TooLarge,
+    /// the client went away mid-body, or sent broken chunked framing
+    Broken,
+}
+
+/// Read a request body of at most `max` bytes; a body that arrives in one piece is not copied
+async fn read_body(body: Body, max: usize) -> Result<Bytes, BodyError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        len += chunk.len();
+        if len > max {
+            return Err(BodyError::TooLarge);
+        }
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(rest)
+    })
 }
 
 fn stamp(h: &mut HeaderMap, d: &v1::DecideResponse) {
@@ -584,19 +681,32 @@ async fn forward(
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
-            let what = if e.is_timeout() {
-                "timed out"
+            // a timeout is 504, anything else (refused, reset, not HTTP) 502; both marked upstream
+            let (status, code, what) = if e.is_timeout() {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!("did not answer within {} s", gw.cfg.upstream_timeout_secs),
+                )
             } else if e.is_connect() {
-                "cannot be reached"
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    "cannot be reached".to_string(),
+                )
             } else {
-                "failed"
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    "closed the connection or did not answer in HTTP".to_string(),
+                )
             };
             tracing::warn!(provider, error = %e, "upstream {what}");
             let mut r = refuse(
                 pending,
                 anthropic,
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
+                status,
+                code,
                 &format!(
                     "the upstream `{provider}` {what}; this is not a problem with your configuration"
                 ),
