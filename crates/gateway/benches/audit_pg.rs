@@ -42,7 +42,7 @@ fn record(i: u64) -> Record {
             .to_string(),
         key_mode: "central".to_string(),
         key_hint: "…a1b2".to_string(),
-        decision: if i % 10 == 0 { "deny" } else { "allow" }.to_string(),
+        decision: if i.is_multiple_of(10) { "deny" } else { "allow" }.to_string(),
         error: None,
         rules: vec![
             "org#customModels".to_string(),
@@ -115,7 +115,9 @@ fn line(what: &str, n: u64, (queued, written): (Duration, Duration), dropped: u6
 fn main() {
     let n = env_num("AUDIT_PG_N", 200_000);
     let secs = env_num("AUDIT_PG_SECS", 10);
-    let url = std::env::var("AUDIT_PG_STORE").ok().filter(|u| !u.is_empty());
+    let url = std::env::var("AUDIT_PG_STORE")
+        .ok()
+        .filter(|u| !u.is_empty());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,12 +129,15 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
 
     let dir = tempfile::tempdir().unwrap();
-    let files = Arc::new(Telemetry::with_audit_dir(dir.path().to_path_buf(), 60, n as usize).unwrap());
+    let files =
+        Arc::new(Telemetry::with_audit_dir(dir.path().to_path_buf(), 60, n as usize).unwrap());
     let r = burst(&files, n);
     line("JSON lines (`dir`), burst", n, r, dropped(&files));
 
     let Some(url) = url else {
-        eprintln!("audit_pg: set AUDIT_PG_STORE=postgres://USER@HOST:PORT/DB for the PostgreSQL runs");
+        eprintln!(
+            "audit_pg: set AUDIT_PG_STORE=postgres://USER@HOST:PORT/DB for the PostgreSQL runs"
+        );
         return;
     };
     let pg = Arc::new(Telemetry::with_postgres(&url, 60, n as usize).unwrap());
@@ -143,9 +148,7 @@ fn main() {
     line("PostgreSQL (`store`), burst", n, r, dropped(&pg));
 
     // sustained: the default queue, records offered at full speed for `secs`
-    let pg = Arc::new(
-        Telemetry::with_postgres(&url, 60, strata_gateway::audit::QUEUE).unwrap(),
-    );
+    let pg = Arc::new(Telemetry::with_postgres(&url, 60, strata_gateway::audit::QUEUE).unwrap());
     let before = rows(&url, &rt);
     let t0 = Instant::now();
     let mut offered = 0u64;
@@ -160,7 +163,11 @@ fn main() {
     let written_all = t0.elapsed();
     let lost = dropped(&pg);
     let written = (rows(&url, &rt) - before) as u64;
-    assert_eq!(written + lost, offered, "every record written or counted as dropped");
+    assert_eq!(
+        written + lost,
+        offered,
+        "every record written or counted as dropped"
+    );
     println!(
         "| PostgreSQL (`store`), offered at full speed for {secs} s, queue {} | {offered} offered, {written} written | {:.2} µs | {:.0} | {:.2} s | {lost} |",
         strata_gateway::audit::QUEUE,

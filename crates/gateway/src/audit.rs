@@ -406,6 +406,10 @@ fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Msg>) {
 
 /// `first` and what else is waiting, up to `limit` records; and the flush asked for among them
 /// (answered once the records are written)
+#[expect(
+    clippy::vec_box,
+    reason = "records arrive boxed through the queue; unboxing each would copy it"
+)]
 fn take_batch(
     first: Msg,
     rx: &std_mpsc::Receiver<Msg>,

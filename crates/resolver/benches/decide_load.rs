@@ -612,7 +612,9 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let pg = std::env::var("DECIDE_LOAD_STORE").ok().filter(|u| !u.is_empty());
+    let pg = std::env::var("DECIDE_LOAD_STORE")
+        .ok()
+        .filter(|u| !u.is_empty());
     let (store, store_name): (Arc<dyn Store>, String) = match &pg {
         Some(url) => (
             Arc::new(PgStore::open(url).unwrap()),

@@ -191,6 +191,9 @@ async fn connect(config: &Config, target: &str) -> Result<Client, AuditStoreErro
 async fn migrate(client: &mut Client, target: &str) -> Result<(), AuditStoreError> {
     let work = async {
         let tx = client.transaction().await?;
+        // no NOTICE in the logs for the `IF NOT EXISTS` below at every start
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         tx.batch_execute(
@@ -521,6 +524,10 @@ impl Writer {
 
     /// Write `batch`, retrying while the database is unreachable; `closing`: the gateway is
     /// stopping, so give up at `give_up`
+    #[expect(
+        clippy::vec_box,
+        reason = "records arrive boxed through the queue; unboxing each would copy it"
+    )]
     fn write_until_done(&mut self, batch: Vec<Box<Record>>, give_up: Option<Instant>) {
         let mut backoff = BACKOFF_MIN;
         loop {
