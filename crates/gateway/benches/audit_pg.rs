@@ -42,7 +42,12 @@ fn record(i: u64) -> Record {
             .to_string(),
         key_mode: "central".to_string(),
         key_hint: "…a1b2".to_string(),
-        decision: if i.is_multiple_of(10) { "deny" } else { "allow" }.to_string(),
+        decision: if i.is_multiple_of(10) {
+            "deny"
+        } else {
+            "allow"
+        }
+        .to_string(),
         error: None,
         rules: vec![
             "org#customModels".to_string(),
