@@ -1,4 +1,5 @@
-//! `policy audit`: the gateway's audit records, filtered, as a table or JSON lines.
+//! `policy audit`: the gateway's audit records, from its daily files or its PostgreSQL database,
+//! filtered, as a table or JSON lines.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,15 @@ pub struct AuditArgs {
         value_name = "DIR"
     )]
     pub dir: PathBuf,
+    /// The gateways' audit database instead (`[audit] store` in their configuration),
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    #[arg(
+        long,
+        env = "STRATA_AUDIT_STORE",
+        value_name = "URL",
+        conflicts_with = "dir"
+    )]
+    pub store: Option<String>,
     /// Only this user's requests
     #[arg(long)]
     pub user: Option<String>,
@@ -74,12 +84,24 @@ fn run_inner(args: AuditArgs) -> Result<(), String> {
         until_ms: time(&args.until)?,
         limit: args.limit,
     };
-    let (records, torn) = query(&args.dir, &q).map_err(|e| {
-        format!(
-            "cannot read the audit directory `{}`: {e}",
-            args.dir.display()
-        )
-    })?;
+    let (records, torn) = match &args.store {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let records = rt
+                .block_on(strata_gateway::audit::pg::query(url, &q))
+                .map_err(|e| format!("cannot read the audit database: {e}"))?;
+            (records, 0)
+        }
+        None => query(&args.dir, &q).map_err(|e| {
+            format!(
+                "cannot read the audit directory `{}`: {e}",
+                args.dir.display()
+            )
+        })?,
+    };
     if torn > 0 {
         eprintln!(
             "warning: {torn} line(s) could not be read (cut short by a crash?) and are left out"

@@ -14,6 +14,9 @@ use crate::exit;
 use crate::remote::Failed;
 use crate::serve::{init_logging, shutdown_signal};
 
+/// How long a stopping gateway waits for its audit writer
+const AUDIT_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// The gateway's TOML configuration (see docs/operations.md)
@@ -62,12 +65,17 @@ async fn run_gateway(
         Failed(exit::FAILURE)
     })?;
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gateway listening");
-    strata_gateway::serve(Arc::new(gw), listener, shutdown)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            Failed(exit::FAILURE)
-        })?;
+    let telemetry = Arc::clone(&gw.telemetry);
+    let served = strata_gateway::serve(Arc::new(gw), listener, shutdown).await;
+    // the records of the last requests, before the process ends
+    let flushed = tokio::task::spawn_blocking(move || telemetry.flush(AUDIT_FLUSH_GRACE)).await;
+    if matches!(flushed, Ok(false)) {
+        tracing::warn!("stopping before every audit record was written");
+    }
+    served.map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::FAILURE)
+    })?;
     Ok(exit::ALLOW)
 }
 

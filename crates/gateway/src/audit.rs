@@ -1,9 +1,13 @@
-//! The audit log: one JSON line per request, written off the request path to daily files
-//! (`audit-YYYY-MM-DD.jsonl`) with retention. No prompt content; keys only as masked hints.
+//! The audit log: one record per request, written off the request path to daily JSON-lines
+//! files (`audit-YYYY-MM-DD.jsonl`) or to PostgreSQL ([`pg`]), with retention. No prompt content;
+//! keys only as masked hints.
+
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -95,15 +99,16 @@ pub fn now() -> (String, i64, String) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    stamp(ms)
+    let (time, day) = format_ms(ms);
+    (time, ms, day)
 }
 
-/// `ms` since the epoch as the record's time, and its day
-fn stamp(ms: i64) -> (String, i64, String) {
-    let secs = ms / 1000;
+/// (RFC 3339 time, `YYYY-MM-DD`) of a unix time in ms, UTC; written digit by digit (this runs on
+/// every request)
+pub fn format_ms(ms: i64) -> (String, String) {
+    let secs = ms.div_euclid(1000);
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    // `YYYY-MM-DDTHH:MM:SS.mmmZ`, written digit by digit (this runs on every request)
     let mut time = String::with_capacity(24);
     let mut digits = |n: i64, width: u32, after: char| {
         for p in (0..width).rev() {
@@ -120,10 +125,11 @@ fn stamp(ms: i64) -> (String, i64, String) {
     digits(rem % 60, 2, '.');
     digits(ms.rem_euclid(1000), 3, 'Z');
     let day = time.get(..10).unwrap_or_default().to_string();
-    (time, ms, day)
+    (time, day)
 }
 
-/// The writer's queue, in records; past it, records are dropped and counted
+/// The writer's queue, in records, unless configured (`[audit] queue`); past it, records are
+/// dropped and counted
 pub const QUEUE: usize = 65_536;
 /// Records written per batch at most
 const BATCH: usize = 1024;
@@ -132,12 +138,23 @@ const BATCH: usize = 1024;
 const LINGER: Duration = Duration::from_millis(10);
 /// Written records reach the disk (`fsync`) at least this often
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Dropped records are logged at most this often (the metric counts every one)
+const DROP_LOG_EVERY_MS: i64 = 10_000;
 
-/// Where records go: the metrics, and the audit files if configured
+/// What travels to a writer thread. Records travel boxed: the channel allocates all its slots
+/// up front.
+pub enum Msg {
+    Record(Box<Record>),
+    /// answer once every record sent before this one is written (or given up on)
+    Flush(std_mpsc::SyncSender<()>),
+}
+
+/// Where records go: the metrics, and the audit log if configured
 pub struct Telemetry {
     pub metrics: Metrics,
-    /// records travel boxed: the channel allocates all its slots up front
-    tx: Option<std_mpsc::SyncSender<Box<Record>>>,
+    tx: Option<std_mpsc::SyncSender<Msg>>,
+    /// when a drop was last logged (unix ms)
+    drop_logged_ms: AtomicI64,
 }
 
 impl Telemetry {
@@ -146,23 +163,54 @@ impl Telemetry {
         Telemetry {
             metrics: Metrics::default(),
             tx: None,
+            drop_logged_ms: AtomicI64::new(i64::MIN),
         }
     }
 
     /// Metrics, and audit files in `dir` kept for `retention_days`, written by their own thread
     pub fn with_audit(dir: PathBuf, retention_days: u32) -> std::io::Result<Telemetry> {
+        Self::with_audit_dir(dir, retention_days, QUEUE)
+    }
+
+    /// As [`Telemetry::with_audit`], with at most `queue` records waiting for the writer
+    pub fn with_audit_dir(
+        dir: PathBuf,
+        retention_days: u32,
+        queue: usize,
+    ) -> std::io::Result<Telemetry> {
         std::fs::create_dir_all(&dir)?;
         // a directory we cannot write to is an error at start, not a silent loss later
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")?;
         let _ = std::fs::remove_file(&probe);
-        let (tx, rx) = std_mpsc::sync_channel(QUEUE);
+        let (tx, rx) = std_mpsc::sync_channel(queue.max(1));
         std::thread::Builder::new()
             .name("audit writer".to_string())
             .spawn(move || writer(dir, retention_days, rx))?;
         Ok(Telemetry {
             metrics: Metrics::default(),
             tx: Some(tx),
+            drop_logged_ms: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    /// Metrics, and audit records in the PostgreSQL database at `url` (table `strata_audit`,
+    /// created by a migration), kept for `retention_days`, written by their own thread; see
+    /// [`pg`]. A database that cannot be reached now is not an error (records wait, then are
+    /// dropped, until it can); one that refuses this gateway (authentication, permissions, a
+    /// newer schema) is.
+    pub fn with_postgres(
+        url: &str,
+        retention_days: u32,
+        queue: usize,
+    ) -> Result<Telemetry, pg::AuditStoreError> {
+        let metrics = Metrics::default();
+        let (tx, rx) = std_mpsc::sync_channel(queue.max(1));
+        pg::start(url, retention_days, rx, metrics.audit_dropped_counter())?;
+        Ok(Telemetry {
+            metrics,
+            tx: Some(tx),
+            drop_logged_ms: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -178,10 +226,52 @@ impl Telemetry {
     fn end(&self, r: Record) {
         self.metrics.ended(&r);
         if let Some(tx) = &self.tx
-            && tx.try_send(Box::new(r)).is_err()
+            && tx.try_send(Msg::Record(Box::new(r))).is_err()
         {
-            self.metrics.audit_dropped();
+            let total = self.metrics.audit_dropped();
+            self.log_drop(total);
         }
+    }
+
+    /// A log line for dropped records, at most once per [`DROP_LOG_EVERY_MS`]
+    fn log_drop(&self, total: u64) {
+        let (_, now, _) = now();
+        let last = self.drop_logged_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= DROP_LOG_EVERY_MS
+            && self
+                .drop_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped_total = total,
+                "audit records dropped: the audit writer is behind or its database is unavailable (strata_gateway_audit_dropped_total)"
+            );
+        }
+    }
+
+    /// Wait up to `wait` for the writer to write every record handed to it so far; false if it
+    /// did not in time. Blocks: for shutdown, off the async workers.
+    pub fn flush(&self, wait: Duration) -> bool {
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        let (done_tx, done) = std_mpsc::sync_channel(1);
+        let until = Instant::now() + wait;
+        let mut msg = Msg::Flush(done_tx);
+        // the queue may be full: retry until the deadline
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => break,
+                Err(std_mpsc::TrySendError::Full(m)) if Instant::now() < until => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return false,
+            }
+        }
+        done.recv_timeout(until.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 }
 
@@ -255,7 +345,7 @@ impl Drop for Pending {
 
 /// The writer thread: appends each batch to the day's file and flushes it to the OS (so a
 /// crashed process loses nothing written), `fsync`s at least once per [`SYNC_EVERY`]
-fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>) {
+fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Msg>) {
     let mut current: Option<(String, BufWriter<std::fs::File>)> = None;
     let mut synced = Instant::now();
     let mut dirty = false;
@@ -277,13 +367,7 @@ fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>
                 Err(_) => break,
             }
         };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        let (batch, flushes) = take_batch(first, &rx, BATCH);
         let batch_len = batch.len();
         for r in batch {
             let day = r.time.get(..10).unwrap_or("unknown").to_string();
@@ -320,18 +404,52 @@ fn writer(dir: PathBuf, retention_days: u32, rx: std_mpsc::Receiver<Box<Record>>
             tracing::error!(error = %e, "cannot write the audit log");
         }
         dirty = true;
-        if synced.elapsed() >= SYNC_EVERY {
+        if synced.elapsed() >= SYNC_EVERY || !flushes.is_empty() {
             sync(&mut current);
             synced = Instant::now();
             dirty = false;
         }
-        if batch_len < BATCH {
+        let flushed = !flushes.is_empty();
+        for f in flushes {
+            let _ = f.send(());
+        }
+        if batch_len < BATCH && !flushed {
             // under load, let the next records gather rather than have every request wake this
             // thread (a context switch each, on the cores that serve the requests)
             std::thread::sleep(LINGER);
         }
     }
     sync(&mut current);
+}
+
+/// `first` and what else is waiting, up to `limit` records; and the flush asked for among them
+/// (answered once the records are written)
+#[expect(
+    clippy::vec_box,
+    reason = "records arrive boxed through the queue; unboxing each would copy it"
+)]
+fn take_batch(
+    first: Msg,
+    rx: &std_mpsc::Receiver<Msg>,
+    limit: usize,
+) -> (Vec<Box<Record>>, Vec<std_mpsc::SyncSender<()>>) {
+    let mut batch = Vec::new();
+    let mut flushes = Vec::new();
+    let mut next = Some(first);
+    while let Some(m) = next.take() {
+        match m {
+            Msg::Record(r) => batch.push(r),
+            // records sent after a flush may wait for the next batch
+            Msg::Flush(f) => {
+                flushes.push(f);
+                break;
+            }
+        }
+        if batch.len() < limit {
+            next = rx.try_recv().ok();
+        }
+    }
+    (batch, flushes)
 }
 
 fn sync(current: &mut Option<(String, BufWriter<std::fs::File>)>) {
@@ -770,11 +888,12 @@ mod tests {
 
     #[test]
     fn record_times() {
-        assert_eq!(stamp(0).0, "1970-01-01T00:00:00.000Z");
-        let (time, ms, day) = stamp(1_796_083_199_999);
+        assert_eq!(format_ms(0).0, "1970-01-01T00:00:00.000Z");
+        let (time, day) = format_ms(1_796_083_199_999);
         assert_eq!(time, "2026-11-30T23:59:59.999Z");
-        assert_eq!((ms, day.as_str()), (1_796_083_199_999, "2026-11-30"));
-        assert_eq!(stamp(1_796_000_000_042).0, "2026-11-30T00:53:20.042Z");
+        assert_eq!(day, "2026-11-30");
+        assert_eq!(format_ms(1_796_000_000_042).0, "2026-11-30T00:53:20.042Z");
+        assert_eq!(format_ms(-1).0, "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -54,9 +54,13 @@ pub struct GatewayConfig {
     /// requirement (`policy.json` `gateway.requiredBaseUrls`) against it
     #[serde(default)]
     pub public_base_url: Option<String>,
-    /// the resolver's gRPC URL
+    /// the resolver's gRPC URL (one resolver; see [`GatewayConfig::resolver_urls`])
     #[serde(default = "default_resolver")]
     pub resolver: String,
+    /// several resolvers' gRPC URLs: decisions are balanced over those that answer their health
+    /// check, and refused (fail closed) only when none does. Instead of `resolver`, not with it.
+    #[serde(default)]
+    pub resolvers: Vec<String>,
     /// the environment variable holding the service token for the resolver
     #[serde(default = "default_service_token_env")]
     pub service_token_env: String,
@@ -85,18 +89,59 @@ pub struct GatewayConfig {
     pub audit: Option<AuditConfig>,
 }
 
+/// Where audit records go: daily JSON-lines files in `dir`, or a PostgreSQL database (`store`,
+/// or the environment variable named by `store_env`); exactly one of the three
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// directory of the daily `audit-YYYY-MM-DD.jsonl` files
-    pub dir: String,
-    /// days of files kept
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// a PostgreSQL URL, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`: records go to the table
+    /// `strata_audit` there
+    #[serde(default)]
+    pub store: Option<String>,
+    /// or the environment variable holding that URL (keeps a password out of the file)
+    #[serde(default)]
+    pub store_env: Option<String>,
+    /// days of records kept (files, or rows)
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// records waiting for the writer at most; past it, records are dropped and counted
+    #[serde(default = "default_audit_queue")]
+    pub queue: usize,
+}
+
+/// Where [`AuditConfig`] sends records, once validated
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    Dir(String),
+    /// the PostgreSQL URL (may hold a password: never log it)
+    Postgres(String),
+}
+
+impl AuditConfig {
+    /// The one target the section names; `Err` says what is wrong with it
+    pub fn target(&self) -> Result<AuditTarget, String> {
+        match (&self.dir, &self.store, &self.store_env) {
+            (Some(d), None, None) => Ok(AuditTarget::Dir(d.clone())),
+            (None, Some(u), None) => Ok(AuditTarget::Postgres(u.clone())),
+            (None, None, Some(v)) => std::env::var(v)
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(AuditTarget::Postgres)
+                .ok_or_else(|| format!("audit.store_env: ${v} is not set")),
+            (None, None, None) => Err("audit: set `dir`, `store` or `store_env`".to_string()),
+            _ => Err("audit: set only one of `dir`, `store` and `store_env`".to_string()),
+        }
+    }
 }
 
 fn default_retention() -> u32 {
     60
+}
+fn default_audit_queue() -> usize {
+    crate::audit::QUEUE
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +180,39 @@ impl GatewayConfig {
                 message: format!("{at}{}", e.message()),
             }
         })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        if !cfg.resolvers.is_empty() {
+            // `resolver` has a default, so whether it was written needs the raw table
+            let written = text
+                .parse::<toml::Table>()
+                .is_ok_and(|t| t.contains_key("resolver"));
+            if written {
+                return Err(invalid(
+                    "set `resolver` (one) or `resolvers` (several), not both".to_string(),
+                ));
+            }
+        }
+        if let Some(a) = &cfg.audit {
+            if a.dir.is_some() as u8 + a.store.is_some() as u8 + a.store_env.is_some() as u8 != 1 {
+                return Err(invalid(
+                    "audit: set exactly one of `dir`, `store` and `store_env`".to_string(),
+                ));
+            }
+            if let Some(u) = &a.store
+                && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            {
+                return Err(invalid(
+                    "audit.store: expected a PostgreSQL URL, postgres://USER@HOST[:PORT]/DB"
+                        .to_string(),
+                ));
+            }
+            if a.queue == 0 {
+                return Err(invalid("audit.queue: must be at least 1".to_string()));
+            }
+        }
         for name in cfg.upstreams.keys() {
             if !PROVIDERS.contains(&name.as_str()) {
                 return Err(ConfigError::Invalid {
@@ -146,6 +224,15 @@ impl GatewayConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The resolvers' URLs: `resolvers`, or else the one `resolver`
+    pub fn resolver_urls(&self) -> Vec<String> {
+        if self.resolvers.is_empty() {
+            vec![self.resolver.clone()]
+        } else {
+            self.resolvers.clone()
+        }
     }
 
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
@@ -199,5 +286,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid provider `azure`"), "{e}");
+    }
+
+    #[test]
+    fn one_resolver_or_several() {
+        let one = GatewayConfig::parse("g.toml", "resolver = \"http://a:1\"\n").unwrap();
+        assert_eq!(one.resolver_urls(), ["http://a:1"]);
+        let default = GatewayConfig::parse("g.toml", "").unwrap();
+        assert_eq!(default.resolver_urls(), ["http://127.0.0.1:50051"]);
+        let two = GatewayConfig::parse("g.toml", "resolvers = [\"http://a:1\", \"http://b:2\"]\n")
+            .unwrap();
+        assert_eq!(two.resolver_urls(), ["http://a:1", "http://b:2"]);
+        let e = GatewayConfig::parse(
+            "g.toml",
+            "resolver = \"http://a:1\"\nresolvers = [\"http://b:2\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn audit_goes_to_a_directory_or_to_postgres() {
+        let t = |text: &str| {
+            GatewayConfig::parse("g.toml", text).map(|c| c.audit.map(|a| a.target().unwrap()))
+        };
+        assert_eq!(
+            t("[audit]\ndir = \"/x\"\n").unwrap(),
+            Some(AuditTarget::Dir("/x".into()))
+        );
+        assert_eq!(
+            t("[audit]\nstore = \"postgres://u@h/db\"\nqueue = 10\n").unwrap(),
+            Some(AuditTarget::Postgres("postgres://u@h/db".into()))
+        );
+        for (bad, says) in [
+            ("[audit]\nretention_days = 3\n", "exactly one"),
+            (
+                "[audit]\ndir = \"/x\"\nstore = \"postgres://u@h/db\"\n",
+                "exactly one",
+            ),
+            ("[audit]\nstore = \"mysql://u@h/db\"\n", "PostgreSQL URL"),
+            ("[audit]\ndir = \"/x\"\nqueue = 0\n", "at least 1"),
+        ] {
+            let e = t(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod audit;
+pub mod balance;
 pub mod config;
 pub mod decider;
 pub mod droid;
@@ -45,7 +46,8 @@ async fn metrics(
     )
 }
 
-/// Ready only while the resolver answers its health check
+/// Ready only while a resolver answers its health check (with several, through the same
+/// balanced channel as decisions: any one in rotation will do)
 async fn readyz(
     axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
 ) -> (StatusCode, &'static str) {

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::audit::Record;
 
@@ -88,7 +88,8 @@ pub struct Metrics {
     decision: Histogram,
     upstream: Histogram,
     in_flight: AtomicI64,
-    audit_dropped: AtomicU64,
+    /// shared with the audit writer, which drops records too (a batch its database refused)
+    audit_dropped: Arc<AtomicU64>,
     resolver_calls: AtomicU64,
     batched_decisions: AtomicU64,
 }
@@ -124,8 +125,14 @@ impl Metrics {
         }
     }
 
-    pub fn audit_dropped(&self) {
-        self.audit_dropped.fetch_add(1, Ordering::Relaxed);
+    /// One audit record dropped; returns how many so far
+    pub fn audit_dropped(&self) -> u64 {
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The counter of dropped audit records, for the writer
+    pub fn audit_dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.audit_dropped)
     }
 
     /// Count a request that has ended
@@ -238,7 +245,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP strata_gateway_audit_dropped_total Audit records dropped because the writer fell behind\n# TYPE strata_gateway_audit_dropped_total counter\nstrata_gateway_audit_dropped_total {}",
+            "# HELP strata_gateway_audit_dropped_total Audit records dropped because the writer fell behind (its queue was full) or its database refused them\n# TYPE strata_gateway_audit_dropped_total counter\nstrata_gateway_audit_dropped_total {}",
             self.audit_dropped.load(Ordering::Relaxed)
         );
         out

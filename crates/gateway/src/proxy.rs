@@ -14,7 +14,7 @@ use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
 use tonic::transport::Channel;
 
 use crate::audit::{self, Audited, Pending, Record, Telemetry};
-use crate::config::{GatewayConfig, secret};
+use crate::config::{AuditTarget, GatewayConfig, secret};
 use crate::decider::Decider;
 use crate::peek::{PeekError, peek};
 use crate::reply::{Source, error};
@@ -60,16 +60,14 @@ pub enum StartError {
     Http(String),
     #[error("cannot write the audit log in `{0}`: {1}")]
     Audit(String, String),
+    #[error("cannot use the audit database: {0}")]
+    AuditStore(crate::audit::pg::AuditStoreError),
 }
 
 impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Result<Gateway, StartError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let channel = tonic::transport::Endpoint::from_shared(cfg.resolver.clone())
-            .map_err(|_| StartError::ResolverUrl(cfg.resolver.clone()))?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = crate::balance::resolver_channel(&cfg.resolver_urls())?;
         let token = secret(
             Some(&cfg.service_token_env),
             cfg.service_token_file.as_deref(),
@@ -121,8 +119,16 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| format!("http://{}", cfg.listen));
         let telemetry = match &cfg.audit {
-            Some(a) => Telemetry::with_audit(PathBuf::from(&a.dir), a.retention_days)
-                .map_err(|e| StartError::Audit(a.dir.clone(), e.to_string()))?,
+            Some(a) => match a.target().map_err(StartError::Secret)? {
+                AuditTarget::Dir(dir) => {
+                    Telemetry::with_audit_dir(PathBuf::from(&dir), a.retention_days, a.queue)
+                        .map_err(|e| StartError::Audit(dir, e.to_string()))?
+                }
+                AuditTarget::Postgres(url) => {
+                    Telemetry::with_postgres(&url, a.retention_days, a.queue)
+                        .map_err(StartError::AuditStore)?
+                }
+            },
             None => {
                 tracing::warn!("no [audit] section: requests are not audited");
                 Telemetry::without_audit()

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Load client for `PolicyService/Decide` over loopback gRPC.
 //!
-//! Starts a real resolver (sled store in a temporary directory) on `127.0.0.1:0`, publishes the
-//! Acme example org and project `web`, creates a gateway token, then measures:
+//! Starts a real resolver (sled store in a temporary directory, or PostgreSQL with
+//! `DECIDE_LOAD_STORE=postgres://...`) on `127.0.0.1:0`, publishes the Acme example org and
+//! project `web`, creates a gateway token, then measures:
 //!
 //! 1. the cost of a decision without any transport (`strata_policy::decide`, and the service
 //!    method `PolicySvc::decide` called directly: auth, token lookup, decide, response, uuid);
@@ -23,7 +24,9 @@
 //! `DECIDE_LOAD_SEPARATE=0` (skip the second-process client), `DECIDE_LOAD_NODELAY=0` (skip the
 //! TCP_NODELAY server), `DECIDE_LOAD_SHIPPED=0` (skip the `serve` runs),
 //! `DECIDE_LOAD_SAME=0` (skip the same-process client),
-//! `DECIDE_LOAD_BASELINE=0` (skip the no-transport measurements), `DECIDE_LOAD_ONLY=saturation|fixed`.
+//! `DECIDE_LOAD_BASELINE=0` (skip the no-transport measurements), `DECIDE_LOAD_ONLY=saturation|fixed`,
+//! `DECIDE_LOAD_STORE=postgres://USER@HOST:PORT/DB` (the resolver on a PostgreSQL store in that
+//! database, which should be empty: the decision path never reads the store, and this shows it).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 use strata_policy::FileTree;
 use strata_proto::v1::policy_service_server::{PolicyService, PolicyServiceServer};
 use strata_proto::v1::{self, policy_service_client::PolicyServiceClient};
-use strata_resolver::{Resolver, SledStore, service::PolicySvc};
+use strata_resolver::{PgStore, Resolver, SledStore, Store, service::PolicySvc};
 use tokio::runtime::Handle;
 use tonic::metadata::MetadataValue;
 use tonic::transport::server::TcpIncoming;
@@ -613,8 +616,20 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let pg = std::env::var("DECIDE_LOAD_STORE")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let (store, store_name): (Arc<dyn Store>, String) = match &pg {
+        Some(url) => (
+            Arc::new(PgStore::open(url).unwrap()),
+            "PostgreSQL (DECIDE_LOAD_STORE)".to_string(),
+        ),
+        None => (
+            Arc::new(SledStore::open(dir.path()).unwrap()),
+            "sled (temporary directory)".to_string(),
+        ),
+    };
     let (resolver, token, servers) = rt.block_on(async {
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let (resolver, _) = Resolver::open(
             store,
             Some(ADMIN_TOKEN.to_string()),
@@ -675,7 +690,7 @@ fn main() {
 
     println!("# Decide over loopback gRPC\n");
     println!(
-        "machine: {}, tokio multi-thread runtime (default: one worker per core)\n",
+        "machine: {}, tokio multi-thread runtime (default: one worker per core); store: {store_name}\n",
         machine()
     );
 

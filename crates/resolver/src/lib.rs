@@ -143,8 +143,20 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stopping.wait_for(|s| *s).await;
         });
+    let stopping_health = reporter.clone();
     let trigger = async move {
         shutdown.await;
+        // health watchers (gateways balancing over several resolvers) take this one out of
+        // rotation before its connections start refusing new calls
+        stopping_health
+            .set_not_serving::<PolicyServiceServer<service::PolicySvc>>()
+            .await;
+        stopping_health
+            .set_not_serving::<AdminServiceServer<service::AdminSvc>>()
+            .await;
+        stopping_health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         let _ = tx.send(true);
         std::future::pending::<()>().await
     };

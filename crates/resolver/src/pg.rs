@@ -268,6 +268,9 @@ impl Db {
         let mut c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
             let tx = c.transaction().await?;
+            // no NOTICE in the logs for the `IF NOT EXISTS` below at every start
+            tx.batch_execute("SET LOCAL client_min_messages = warning")
+                .await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
             tx.batch_execute(
