@@ -11,9 +11,10 @@
 //!   `COPY`, one round-trip per batch.
 //! - **Outage**: while the database cannot be reached, the writer keeps its current batch and
 //!   retries with backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]), reconnecting; records
-//!   meanwhile wait in the queue and, once it is full, are dropped and counted. A batch the
-//!   database refuses for another reason (a constraint, a permission) is dropped, counted and
-//!   logged, so that one bad batch cannot stop the log.
+//!   meanwhile wait in the queue and, once it is full, are dropped and counted. So does a
+//!   database that refuses the connection (credentials, permissions). A batch the database
+//!   refuses for another reason (a constraint, a changed table) is dropped, counted and logged,
+//!   so that one bad batch cannot stop the log.
 //! - **Retention**: rows older than `retention_days` whole UTC days are deleted at connect and
 //!   then every [`PRUNE_EVERY`], in chunks, at most [`PRUNE_BUDGET`] at a time.
 //! - **Reading**: [`query`] answers `policy audit --store` with the same filters as the files.
@@ -49,6 +50,9 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Rows deleted per statement, and the longest a retention round may hold the writer
 const PRUNE_CHUNK: i64 = 10_000;
 pub const PRUNE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Refused batches are logged at most this often (the metric counts every record)
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// `pg_advisory_xact_lock` key held while migrating the audit schema ("STRAUD")
 const MIGRATION_LOCK: i64 = 0x5354_5241_5544;
@@ -390,6 +394,7 @@ pub fn start(
                 dropped,
                 next_prune: Instant::now(),
                 down_since: None,
+                refused_logged: None,
             };
             match w.open() {
                 Ok(()) => {}
@@ -421,6 +426,8 @@ struct Writer {
     next_prune: Instant,
     /// since when the database has been unavailable (for one log line per outage)
     down_since: Option<Instant>,
+    /// when a refused batch was last logged
+    refused_logged: Option<Instant>,
 }
 
 /// What became of a batch
@@ -453,11 +460,10 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &[Box<Record>]) -> Outcome {
+        // a database that refuses the connection (credentials, permissions, a newer schema)
+        // is waited for like one that is away: an operator can fix it without losing the queue
         if let Err(e) = self.open() {
-            return match e {
-                AuditStoreError::Unavailable { .. } => Outcome::Retry(e),
-                e => Outcome::Refused(e),
-            };
+            return Outcome::Retry(e);
         }
         let Some(client) = self.client.as_ref() else {
             return Outcome::Retry(unavailable(&self.target, "not connected".to_string()));
@@ -534,9 +540,18 @@ impl Writer {
             match self.write(&batch) {
                 Outcome::Written => return,
                 Outcome::Refused(e) => {
-                    self.dropped
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    tracing::error!(error = %e, records = batch.len(), "the audit database refused a batch of records: dropped (strata_gateway_audit_dropped_total)");
+                    let total = self
+                        .dropped
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed)
+                        + batch.len() as u64;
+                    // at most one line per DROP_LOG_EVERY (every record is counted)
+                    if self
+                        .refused_logged
+                        .is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY)
+                    {
+                        self.refused_logged = Some(Instant::now());
+                        tracing::error!(error = %e, records = batch.len(), dropped_total = total, "the audit database refused a batch of records: dropped (strata_gateway_audit_dropped_total)");
+                    }
                     return;
                 }
                 Outcome::Retry(e) => {
