@@ -9,6 +9,7 @@
 #   DUR=5s bench/compare.sh                        # shorter
 #   GATEWAYS="strata crabllm" bench/compare.sh     # a subset (direct always runs)
 #   OUT=bench/results-compare.md bench/compare.sh  # also write the report to a file
+#   GATEWAYS="strata crabllm crabllm strata" bench/compare.sh  # rounds, to see the run-to-run spread
 #
 # Installs, once, into bench/.tools (ignored by git): a Python venv with litellm[proxy], an npm
 # prefix with @portkey-ai/gateway, crabllm and oha from crates.io. A gateway that cannot be installed
@@ -46,6 +47,7 @@ GW_CPU=${GW_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
 say() { echo "== $*" >&2; }
+trap 'say "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 started_at=${COMPARE_T0:-$(date +%s)}
 # ---------------------------------------------------------------------------------------------
 # installs (each gateway that fails is dropped from the run, with the reason)
@@ -150,6 +152,8 @@ stop_group() { # pid: TERM the group, then KILL what is left after 5 s
 cleanup() {
   local p
   for p in "${pids[@]}"; do stop_group "$p"; done
+  # keep the processes' logs of the last run (not the data)
+  rm -rf "$tools/logs/last-run" && mkdir -p "$tools/logs/last-run" && cp "$work"/*.log "$tools/logs/last-run/" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -200,7 +204,7 @@ hwm_kb() { # pgid: peak RSS summed over the group's processes
   done
   echo "$t"
 }
-nprocs() { pgrep -g "$1" 2>/dev/null | wc -l; }
+nprocs() { local n; n=$(pgrep -g "$1" 2>/dev/null | wc -l) || true; echo "${n:-0}"; }
 tck=$(getconf CLK_TCK)
 results=$work/results.jsonl
 ttfbs=$work/ttfb.jsonl
@@ -262,6 +266,11 @@ run() { # target mode load
     after=$(cpu_ticks "$pgid")
     hwm=$(hwm_kb "$pgid")
     procs=$(nprocs "$pgid")
+    if ! kill -0 "$pgid" 2>/dev/null; then
+      say "$target exited during the $mode $load run; last lines of its log:"
+      tail -n 20 "$work/${target%%#*}.log" >&2 || true
+      died+=("$target ($mode $load)")
+    fi
   fi
   python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$hwm" "$procs" >>"$results" <<'EOF'
 import json, sys
@@ -290,13 +299,16 @@ ttfb() { # target
   echo "   $1 ttfb: $out" >&2
 }
 
-measure() { # target
+died=() # gateways that exited while being measured
+measure() { # target: every run, then the TTFB loop; stops early if the gateway's process is gone
   local mode load
   for mode in json sse; do
     for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
+      if [ -n "$pgid" ] && ! kill -0 "$pgid" 2>/dev/null; then return 0; fi
       run "$1" "$mode" "$load"
     done
   done
+  if [ -n "$pgid" ] && ! kill -0 "$pgid" 2>/dev/null; then return 0; fi
   ttfb "$1"
 }
 
@@ -309,8 +321,12 @@ say "direct (the mock upstream alone)"
 measure direct
 
 loads=() # the load average when each gateway started
+declare -A rounds=() # a gateway named more than once in GATEWAYS runs again: "strata crabllm crabllm strata"
 for g in "${want[@]}"; do
   pgid=''
+  rounds[$g]=$((${rounds[$g]:-0} + 1))
+  label=$g
+  [ "${rounds[$g]}" -gt 1 ] && label="$g#${rounds[$g]}"
   case $g in
     strata)
       waited=0
@@ -403,8 +419,8 @@ EOF
     skip "$g" "did not answer 200 (see above)"
     stop_group "$pgid"; forget "$pgid"; continue
   fi
-  loads+=("$g: $(cut -d' ' -f1-3 /proc/loadavg)")
-  measure "$g"
+  loads+=("$label: $(cut -d' ' -f1-3 /proc/loadavg)")
+  measure "$label"
   say "stopping $g (pid $pgid and its group)"
   stop_group "$pgid"
   forget "$pgid"
@@ -420,11 +436,13 @@ report() {
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); Strata commit $commit; $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
   echo "- load average at the start of the run: $load_at_start (1, 5, 15 min); when each gateway started: ${loads[*]:-none}"
+  echo "- run order: direct, ${want[*]} (GATEWAYS; DUR=$DUR, RATES=$RATES, TTFB_N=$TTFB_N)"
   echo "- network: $netns namespace (loopback only)"
   echo "- each run $DUR; gateways on core $GW_CPU, oha $(oha --version | awk '{print $2}') and the mock upstream on core $LOAD_CPU; whole script ${elapsed}s"
   echo "- versions: litellm[proxy] $LITELLM_VERSION (1 worker); @portkey-ai/gateway $PORTKEY_VERSION (node $(node --version 2>/dev/null || echo -)); crabllm $CRABLLM_VERSION; Strata \`policy up\` with the example bundle (policies/examples/acme), user alice (leads)"
   echo "- request: \`POST /v1/chat/completions\` \`$json_body\` (SSE: with \`\"stream\":true\`)"
   for s in "${skipped[@]}"; do echo "- skipped $s"; done
+  for s in "${died[@]}"; do echo "- **exited while measured**: $s (its later runs are missing; its log is in bench/.tools/logs/last-run)"; done
   echo
   python3 - "$results" "$ttfbs" <<'EOF'
 import json, sys
@@ -432,8 +450,17 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 tt = [json.loads(l) for l in open(sys.argv[2])]
 by = {(r["target"], r["mode"], r["load"]): r for r in rows}
 ms = lambda s: f"{s*1000:.3f}" if s is not None else "-"
-names = {"direct": "direct (mock)", "strata": "Strata", "litellm": "LiteLLM", "portkey": "Portkey", "crabllm": "crabllm"}
-order = [t for t in ["direct", "strata", "litellm", "portkey", "crabllm"] if any(r["target"] == t for r in rows)]
+base_names = {"direct": "direct (mock)", "strata": "Strata", "litellm": "LiteLLM", "portkey": "Portkey", "crabllm": "crabllm"}
+class Names(dict):
+    def __missing__(self, t):
+        b, _, k = t.partition("#")
+        return base_names[b] + (f" (round {k})" if k else "")
+names = Names()
+base = lambda t: t.partition("#")[0]
+order = []
+for r in rows:
+    if r["target"] not in order:
+        order.append(r["target"])
 loads = []
 for r in rows:
     if r["load"] not in loads:
@@ -478,23 +505,30 @@ if tt:
             f"{ms(x['ttfb_p50'] - dt['ttfb_p50'])} / {ms(x['ttfb_p99'] - dt['ttfb_p99'])}"
         print(f"| {names[x['target']]} | {x['n']} | {ms(x['ttfb_p50'])} / {ms(x['ttfb_p90'])} / {ms(x['ttfb_p99'])} | {added} | {ms(x['total_p50'])} |")
     print()
-# ratios against Strata, same run
-st = {k: v for k, v in by.items() if k[0] == "strata"}
-if st and any(t not in ("direct", "strata") for t in order):
-    print("Strata's throughput over each other gateway's, same mode and load (closed-loop runs):")
+# ratios against Strata, same run (a gateway measured in several rounds: the mean of its rounds)
+closed = [l for l in loads if l[0] == "c"]
+def mean_rps(b, mode, load):
+    xs = [r["rps"] for r in rows if base(r["target"]) == b and r["mode"] == mode and r["load"] == load]
+    return sum(xs) / len(xs) if xs else None
+bases = []
+for t in order:
+    if base(t) not in bases:
+        bases.append(base(t))
+if "strata" in bases and any(b not in ("direct", "strata") for b in bases):
+    multi = any("#" in t for t in order)
+    print("Strata's throughput over each other gateway's, same mode and load (closed-loop runs"
+          + ("; each gateway's mean over its rounds" if multi else "") + "):")
     print()
-    for t in order:
-        if t in ("direct", "strata"):
+    for b in bases:
+        if b in ("direct", "strata"):
             continue
         parts = []
         for mode in ("json", "sse"):
-            for load in loads:
-                if load[0] != "c":
-                    continue
-                a, b = by.get(("strata", mode, load)), by.get((t, mode, load))
-                if a and b and b["rps"] > 0:
-                    parts.append(f"{mode} {label(load)}: {a['rps'] / b['rps']:.1f}×")
-        print(f"- vs {names[t]}: " + "; ".join(parts))
+            for load in closed:
+                a, o = mean_rps("strata", mode, load), mean_rps(b, mode, load)
+                if a and o:
+                    parts.append(f"{mode} {label(load)}: {a / o:.1f}×")
+        print(f"- vs {base_names[b]}: " + "; ".join(parts))
 EOF
 }
 
