@@ -5,7 +5,7 @@
 # generator (oha) at the same settings, one gateway at a time. Loopback only, bounded durations,
 # every process stopped by its id. Not run by CI.
 #
-#   bench/compare.sh                               # ~10 minutes of runs after the installs
+#   bench/compare.sh                               # about 8 minutes after the installs
 #   DUR=5s bench/compare.sh                        # shorter
 #   GATEWAYS="strata crabllm" bench/compare.sh     # a subset (direct always runs)
 #   OUT=bench/results-compare.md bench/compare.sh  # also write the report to a file
@@ -24,8 +24,8 @@ RATES=${RATES:-"1000 5000"}
 TTFB_N=${TTFB_N:-300}
 GATEWAYS=${GATEWAYS:-"strata litellm portkey crabllm"}
 OUT=${OUT:-}
-# pinned versions (litellm 1.100.5: the newest whose [proxy] extra installs from PyPI here; later ones
-# need a `litellm-proxy` package that the registry does not serve)
+# pinned versions (litellm 1.100.5: its [proxy] extra installs from PyPI here; the latest, 1.110.2,
+# needs a `litellm-proxy` package that the registry does not serve)
 LITELLM_VERSION=${LITELLM_VERSION:-1.100.5}
 PORTKEY_VERSION=${PORTKEY_VERSION:-1.15.2}
 # Portkey's own lockfile resolves @hono/node-server to 1.13.5; newer ones break its streaming
@@ -108,7 +108,7 @@ for g in $GATEWAYS; do
       if "install_$g"; then
         want+=("$g")
       else
-        skip "$g" "install failed: $(grep -iE 'error|not found|no matching' "$tools/logs/$g-install.log" | head -3 | tr '\n' ' ' | cut -c1-300)"
+        skip "$g" "install failed: $(grep -iE 'error|not found|no matching' "$tools/logs/$g-install.log" | head -3 | tr "\n" " " | cut -c1-200)"
       fi
       ;;
     *) skip "$g" "unknown gateway (strata, litellm, portkey, crabllm)" ;;
