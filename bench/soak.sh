@@ -10,6 +10,7 @@
 #   bench/soak.sh                      # 10 minutes at 2,000 requests/s, a publish every 5 s
 #   DURATION=180 bench/soak.sh         # 3 minutes
 #   RATE=1000 PUBLISH_EVERY=2 bench/soak.sh
+#   KEEP=/tmp/soak bench/soak.sh       # keep the samples (CSV), the summary and the logs there
 #
 # Needs: cargo, python3, taskset (util-linux). Exit 1 on any wrong decision or unexpected answer.
 set -euo pipefail
@@ -38,6 +39,10 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    cp "$work"/*.csv "$work"/*.json "$work"/*.log "$work"/published.txt "$KEEP"/ 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

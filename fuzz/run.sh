@@ -4,18 +4,18 @@
 #
 #   fuzz/run.sh                 # 60 s per target (11 targets: ~11 min after the build)
 #   fuzz/run.sh 10              # 10 s per target
-#   fuzz/run.sh 300 cedar peek  # only the named targets
+#   fuzz/run.sh 300 cedar bundle  # only the named targets
 #
 # Needs: cargo (cargo-fuzz is installed from crates.io when missing), a C++ compiler (libFuzzer is
-# built from source by libfuzzer-sys). cargo-fuzz passes nightly-only flags to rustc: a nightly
-# toolchain is used when rustup has one, otherwise the stable one with RUSTC_BOOTSTRAP=1.
+# built from source by libfuzzer-sys). cargo-fuzz is made for nightly: a nightly toolchain is
+# used when rustup has one, otherwise the stable one with RUSTC_BOOTSTRAP=1.
 # SANITIZER=address runs under ASan (slower; the workspace forbids unsafe code, so the default is
 # `none`: libFuzzer's coverage-guided search, panics and integer overflow checks, no ASan).
 #
 # New inputs go to fuzz/target/corpus/<target> (ignored by git); the committed seeds in
 # fuzz/corpus/<target> are only read. A crash leaves its input in fuzz/artifacts/<target>/ and
 # the script exits 1 after all targets ran; reproduce with
-#   cargo +nightly fuzz run -O -a --sanitizer none <target> fuzz/artifacts/<target>/<file>
+#   cd fuzz && cargo +nightly fuzz run -O -a --sanitizer none <target> artifacts/<target>/<file>
 set -euo pipefail
 cd "$(dirname "$0")"
 fuzz_dir=$(pwd)

@@ -75,6 +75,32 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The most header fields an HTTP/1 request may carry (more: 431)
 pub const MAX_HEADERS: usize = 100;
 
+/// The start of an HTTP/2 connection without TLS (prior knowledge)
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Wait, at most `deadline`, until a new connection has sent enough to tell HTTP/1 from HTTP/2:
+/// hyper-util reads those bytes without a deadline of its own, so a client that connects and
+/// sends nothing (or a piece of the HTTP/2 preface) would hold the connection forever. `false`:
+/// close it.
+async fn first_bytes(tcp: &tokio::net::TcpStream, deadline: Duration) -> bool {
+    let sniff = async {
+        let mut buf = [0u8; 24];
+        loop {
+            // waits for data, consumes none of it
+            let n = tcp.peek(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return false;
+            }
+            if n >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..n]) {
+                return true;
+            }
+            // a prefix of the preface: wait for the rest (peek returns at once while data waits)
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(deadline, sniff).await.unwrap_or(false)
+}
+
 /// Serve until `shutdown`, then let the connections finish what they were doing.
 ///
 /// hyper directly rather than `axum::serve`, for the limits a server facing the network needs:
@@ -101,6 +127,7 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -125,12 +152,15 @@ pub async fn serve(
         // small responses (refusals, /v1/models) must not wait for Nagle and delayed ACKs
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if !first_bytes(&tcp, header_timeout).await {
+                return; // nothing to serve: closed
+            }
+            let conn = builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -241,6 +241,26 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
         }));
     }
 
+    // silent connections: nothing at all, or a piece of the HTTP/2 preface (not enough to tell
+    // HTTP/1 from HTTP/2): closed once the header deadline passes
+    let mut silent = Vec::new();
+    for i in 0..15 {
+        let mut s = TcpStream::connect(w.addr).await.unwrap();
+        if i % 3 == 0 {
+            s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        }
+        silent.push(tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let read = tokio::time::timeout(
+                Duration::from_secs(8),
+                tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+            )
+            .await;
+            // closed: EOF or a reset, not a time-out of ours
+            matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+        }));
+    }
+
     // slow bodies: a whole head, then a body byte every 100 ms: 408 once the 1 s body deadline
     // passes, in the provider's shape
     let mut trickling_bodies = Vec::new();
@@ -272,6 +292,9 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
 
     for t in trickling_heads {
         assert!(t.await.unwrap(), "a trickled head was never cut off");
+    }
+    for t in silent {
+        assert!(t.await.unwrap(), "a silent connection was never closed");
     }
     for t in trickling_bodies {
         let answer = t.await.unwrap();
@@ -425,5 +448,30 @@ async fn header_floods_get_431() {
     let fine = format!("{fine}x-big: {}\r\nconnection: close\r\n", "b".repeat(4096));
     let r = raw(&w, &request(&w, "/v1/messages", &fine, SONNET.as_bytes())).await;
     assert_eq!(r.status, 200, "{}", r.body);
+
+    // HTTP/2 without TLS (prior knowledge) is served, and its header lists are bounded too
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let send = |extra: Option<String>| {
+        let mut r = h2
+            .post(format!("{}/v1/messages", w.gateway))
+            .header("x-api-key", &w.alice)
+            .body(SONNET);
+        if let Some(v) = extra {
+            r = r.header("x-huge", v);
+        }
+        r.send()
+    };
+    let r = send(None).await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    match send(Some("h".repeat(200 * 1024))).await {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => assert!(!e.is_timeout(), "{e}"), // the stream refused
+    }
+    assert_eq!(send(None).await.unwrap().status(), 200);
     assert!(bystander.served().await > 0);
 }
