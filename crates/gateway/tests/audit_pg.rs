@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::Response;
-use common::{ADMIN, SERVICE, auth, examples, files, write};
+use common::{SERVICE, write};
 use strata_gateway::audit::{Query, Record, pg::query};
 use strata_gateway::{Gateway, GatewayConfig};
-use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
 
 const SONNET: &str =
     r#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
@@ -53,43 +52,7 @@ async fn stack() -> Stack {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver = l.local_addr().unwrap();
     let proc_ = common::start_resolver(data.path(), l).await;
-    let ch = tonic::transport::Channel::from_shared(format!("http://{resolver}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut admin = AdminServiceClient::new(ch);
-    admin
-        .publish_org(auth(v1::PublishOrgRequest {
-            files: files(&examples().join("org")),
-            message: String::new(),
-        }))
-        .await
-        .unwrap();
-    admin
-        .publish_project(auth(v1::PublishProjectRequest {
-            project_id: "web".into(),
-            files: files(&examples().join("project/.factory")),
-            folders: vec![],
-            message: String::new(),
-        }))
-        .await
-        .unwrap();
-    let mut token = async |user: &str, groups: &[&str]| {
-        admin
-            .create_token(auth(v1::CreateTokenRequest {
-                user: user.into(),
-                groups: groups.iter().map(|g| g.to_string()).collect(),
-                projects: vec![],
-                description: String::new(),
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .token
-    };
-    let alice = token("alice", &["leads"]).await;
-    let bob = token("bob", &[]).await;
+    let (alice, bob) = common::seed(resolver).await;
     let lu = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = lu.local_addr().unwrap();
     tokio::spawn(async move {
@@ -97,7 +60,6 @@ async fn stack() -> Stack {
             .await
             .unwrap()
     });
-    let _ = ADMIN;
     Stack {
         data,
         resolver,

@@ -98,30 +98,10 @@ pub async fn stack(up: SocketAddr) -> Stack {
     stack_with(up, "").await
 }
 
-/// As [`stack`], with more top-level gateway settings (TOML lines)
-pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
-    stack_opts(up, settings, false).await
-}
-
-/// As [`stack`], with the gateway asking the resolver in its own process (as `policy up` does)
-pub async fn stack_in_process(up: SocketAddr) -> Stack {
-    stack_opts(up, "", true).await
-}
-
-struct InProcess(strata_resolver::service::PolicySvc);
-
-impl strata_gateway::decider::LocalPolicy for InProcess {
-    fn decide(&self, req: &v1::DecideRequest) -> Result<v1::DecideResponse, tonic::Status> {
-        self.0.decide_in_process(req)
-    }
-}
-
-async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool) -> Stack {
-    let data = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resolver_addr = listener.local_addr().unwrap();
-    let resolver = start_resolver(data.path(), listener).await;
-    let ch = tonic::transport::Channel::from_shared(format!("http://{resolver_addr}"))
+/// Publish the example org and project `web` through the resolver at `addr`; gateway tokens for
+/// `alice` (in `leads`) and `bob` (in no group)
+pub async fn seed(addr: SocketAddr) -> (String, String) {
+    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
@@ -162,6 +142,33 @@ async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool) -> Stack {
     };
     let alice = token("alice", &["leads"]).await;
     let bob = token("bob", &[]).await;
+    (alice, bob)
+}
+
+/// As [`stack`], with more top-level gateway settings (TOML lines)
+pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
+    stack_opts(up, settings, false).await
+}
+
+/// As [`stack`], with the gateway asking the resolver in its own process (as `policy up` does)
+pub async fn stack_in_process(up: SocketAddr) -> Stack {
+    stack_opts(up, "", true).await
+}
+
+struct InProcess(strata_resolver::service::PolicySvc);
+
+impl strata_gateway::decider::LocalPolicy for InProcess {
+    fn decide(&self, req: &v1::DecideRequest) -> Result<v1::DecideResponse, tonic::Status> {
+        self.0.decide_in_process(req)
+    }
+}
+
+async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool) -> Stack {
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resolver_addr = listener.local_addr().unwrap();
+    let resolver = start_resolver(data.path(), listener).await;
+    let (alice, bob) = seed(resolver_addr).await;
 
     let cfg = GatewayConfig::parse(
         "e2e.toml",
