@@ -154,6 +154,17 @@ def anthropic_models_list():
         assert m not in ids, f"{m} listed: {ids}"
 
 
+def anthropic_models_retrieve():
+    m = claude().models.retrieve(SPEC["listed"][0])
+    eq(m.id, SPEC["listed"][0], "models.retrieve")
+    try:
+        claude().models.retrieve(SPEC["unlisted"][0])
+    except anthropic.NotFoundError as e:
+        assert SPEC["unlisted"][0] in body_message(e), f"404 message: {e}"
+    else:
+        raise AssertionError("models.retrieve of an unlisted model did not raise NotFoundError")
+
+
 def anthropic_byok():
     prompt = "anthropic byok"
     c = anthropic.Anthropic(
@@ -285,6 +296,17 @@ def openai_models_list():
         assert m not in ids, f"{m} listed: {ids}"
 
 
+def openai_models_retrieve():
+    m = oai().models.retrieve(SPEC["listed"][-1])
+    eq(m.id, SPEC["listed"][-1], "models.retrieve")
+    try:
+        oai().models.retrieve(SPEC["unlisted"][0])
+    except openai.NotFoundError as e:
+        assert SPEC["unlisted"][0] in body_message(e), f"404 message: {e}"
+    else:
+        raise AssertionError("models.retrieve of an unlisted model did not raise NotFoundError")
+
+
 def openai_byok():
     prompt = "responses byok"
     c = openai.OpenAI(
@@ -405,6 +427,7 @@ CHECKS = [
     anthropic_messages_stream_raw_events,
     anthropic_count_tokens,
     anthropic_models_list,
+    anthropic_models_retrieve,
     anthropic_byok,
     anthropic_wrong_token,
     anthropic_upstream_error,
@@ -414,6 +437,7 @@ CHECKS = [
     openai_responses_stream,
     openai_responses_stream_helper,
     openai_models_list,
+    openai_models_retrieve,
     openai_byok,
     openai_wrong_token,
     one_client_many_calls,

@@ -18,7 +18,7 @@ use crate::config::{AuditTarget, GatewayConfig, secret};
 use crate::decider::Decider;
 use crate::peek::{PeekError, peek};
 use crate::reply::{Source, error};
-use crate::route::{Api, classify, looks_anthropic};
+use crate::route::{Api, classify, looks_anthropic, model_id};
 
 /// Headers that carry the gateway token when the client brings its own provider key (BYOK).
 /// They never go upstream.
@@ -338,7 +338,8 @@ async fn proxy(
         r.key_hint = key_hint;
     });
     if api == Api::Models {
-        return models(gw, &caller, req.headers(), anthropic, pending).await;
+        let id = model_id(req.uri().path());
+        return models(gw, &caller, req.headers(), anthropic, id, pending).await;
     }
     let (parts, body) = req.into_parts();
     if let Some(encoding) =
@@ -814,12 +815,14 @@ async fn resolve(
     }
 }
 
-/// `GET /v1/models`: only what this user may use, in the shape the client speaks
+/// `GET /v1/models`: only what this user may use, in the shape the client speaks. With an id
+/// (`GET /v1/models/{id}`), that model alone, or 404 when it is not one this user may use.
 async fn models(
     gw: &Gateway,
     caller: &Caller,
     headers: &HeaderMap,
     anthropic: bool,
+    id: Option<String>,
     pending: &mut Pending,
 ) -> Response<Body> {
     let settings = match resolve(gw, caller, headers).await {
@@ -848,11 +851,38 @@ async fn models(
                 .collect()
         })
         .unwrap_or_default();
-    let body = if anthropic {
-        let data: Vec<_> = listed.iter().map(|(id, name)| serde_json::json!({"type": "model", "id": id, "display_name": name, "created_at": "1970-01-01T00:00:00Z"})).collect();
+    let object = |(id, name): &(String, String)| {
+        if anthropic {
+            serde_json::json!({"type": "model", "id": id, "display_name": name, "created_at": "1970-01-01T00:00:00Z"})
+        } else {
+            serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "strata"})
+        }
+    };
+    let body = if let Some(id) = id {
+        match listed.iter().find(|m| m.0 == id) {
+            Some(m) => object(m),
+            None => {
+                pending.set(|r| {
+                    r.model = id.clone();
+                    r.decision = "deny".to_string();
+                });
+                return refuse(
+                    pending,
+                    anthropic,
+                    StatusCode::NOT_FOUND,
+                    "model_not_found",
+                    &format!(
+                        "model `{id}` is not one you may use through this gateway (GET /v1/models lists those you may)"
+                    ),
+                    Source::Client,
+                );
+            }
+        }
+    } else if anthropic {
+        let data: Vec<_> = listed.iter().map(object).collect();
         serde_json::json!({ "data": data, "has_more": false, "first_id": listed.first().map(|m| &m.0), "last_id": listed.last().map(|m| &m.0) })
     } else {
-        let data: Vec<_> = listed.iter().map(|(id, _)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "strata"})).collect();
+        let data: Vec<_> = listed.iter().map(object).collect();
         serde_json::json!({ "object": "list", "data": data })
     };
     let mut r = Response::new(Body::from(body.to_string()));

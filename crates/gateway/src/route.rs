@@ -55,8 +55,9 @@ impl Api {
     }
 }
 
-/// Strip every leading base-URL segment (`anthropic`, `openai`, `v1`) and match what is left
-pub fn classify(path: &str) -> Option<Api> {
+/// What is left of a path once every leading base-URL segment (`anthropic`, `openai`, `v1`) and
+/// trailing slash is stripped
+fn endpoint(path: &str) -> &str {
     let mut rest = path.trim_end_matches('/');
     loop {
         let trimmed = rest.trim_start_matches('/');
@@ -65,20 +66,54 @@ pub fn classify(path: &str) -> Option<Api> {
             .find_map(|p| trimmed.strip_prefix(p));
         match next {
             Some(r) => rest = r,
-            None => {
-                rest = trimmed;
-                break;
-            }
+            None => return trimmed,
         }
     }
-    match rest {
+}
+
+/// Strip every leading base-URL segment (`anthropic`, `openai`, `v1`) and match what is left
+pub fn classify(path: &str) -> Option<Api> {
+    match endpoint(path) {
         "messages" => Some(Api::Messages),
         "messages/count_tokens" => Some(Api::CountTokens),
         "responses" => Some(Api::Responses),
         "chat/completions" => Some(Api::ChatCompletions),
         "models" => Some(Api::Models),
+        rest if model_id(rest).is_some() => Some(Api::Models),
         _ => None,
     }
+}
+
+/// The id in `GET /v1/models/{id}` (percent-decoded), under any base URL shape; `None` for the list
+pub fn model_id(path: &str) -> Option<String> {
+    let id = endpoint(path).strip_prefix("models/")?;
+    if id.is_empty() {
+        return None;
+    }
+    Some(percent_decode(id))
+}
+
+/// `%XX` escapes decoded (SDKs escape ids in paths); anything malformed is kept as it is
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether an unknown path looks like an Anthropic one (for the shape of its 404)
@@ -106,6 +141,9 @@ mod tests {
             ("/openai/v1/chat/completions/", Api::ChatCompletions),
             ("/v1/models", Api::Models),
             ("/anthropic/v1/models", Api::Models),
+            ("/v1/models/claude-sonnet-4-5", Api::Models),
+            ("/openai/v1/models/gpt-5-mini/", Api::Models),
+            ("/v1/models/", Api::Models),
         ] {
             assert_eq!(classify(path), Some(api), "{path}");
         }
@@ -119,5 +157,24 @@ mod tests {
         ] {
             assert_eq!(classify(path), None, "{path}");
         }
+    }
+
+    #[test]
+    fn model_ids_in_paths() {
+        assert_eq!(model_id("/v1/models"), None);
+        assert_eq!(model_id("/v1/models/"), None);
+        assert_eq!(
+            model_id("/v1/models/gpt-5-mini").as_deref(),
+            Some("gpt-5-mini")
+        );
+        assert_eq!(
+            model_id("/anthropic/v1/v1/models/claude-sonnet-4-5/").as_deref(),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(
+            model_id("/v1/models/accounts%2Facme%2Fm%201").as_deref(),
+            Some("accounts/acme/m 1")
+        );
+        assert_eq!(model_id("/v1/models/bad%zz%4").as_deref(), Some("bad%zz%4"));
     }
 }

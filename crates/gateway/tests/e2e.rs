@@ -437,6 +437,56 @@ async fn models_are_filtered_per_user_in_both_shapes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_model_by_id_only_when_the_user_may_use_it() {
+    let w = world().await;
+    let get = |token: &str, path: &str, anthropic: bool| {
+        let mut req = w
+            .http
+            .get(format!("{}{path}", w.gateway))
+            .header("authorization", format!("Bearer {token}"));
+        if anthropic {
+            req = req.header("anthropic-version", "2023-06-01");
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap();
+            (status, v)
+        }
+    };
+    // alice (leads) may use claude-opus-4-1, in both shapes and under a provider prefix
+    let (status, v) = get(&w.alice, "/anthropic/v1/models/claude-opus-4-1", true).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["type"], "model");
+    assert_eq!(v["id"], "claude-opus-4-1");
+    let (status, v) = get(&w.alice, "/v1/models/claude-opus-4-1", false).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "model");
+    assert_eq!(v["id"], "claude-opus-4-1");
+    // bob may not: a 404 in the shape his client speaks, naming the model
+    let (status, v) = get(&w.bob, "/v1/models/claude-opus-4-1", true).await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("claude-opus-4-1"),
+        "{v}"
+    );
+    // a banned model and an unknown one: 404 in OpenAI's shape
+    for id in ["gpt-4o", "no-such-model"] {
+        let (status, v) = get(&w.bob, &format!("/v1/models/{id}"), false).await;
+        assert_eq!(status, 404, "{id}: {v}");
+        assert_eq!(v["error"]["code"], "model_not_found", "{v}");
+    }
+    // a wrong token is refused before anything is looked up
+    let (status, _) = get("strata_gw_wrong", "/v1/models/claude-opus-4-1", false).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolver_down_fails_closed_and_traffic_resumes() {
     let mut w = world().await;
     let send = |w: &World| {
