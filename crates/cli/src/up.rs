@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use strata_gateway::{Gateway, GatewayConfig};
-use strata_policy::Request;
+use strata_policy::{KeyMode, Request, Target};
 use strata_resolver::Resolver;
 
 use crate::exit;
@@ -194,6 +194,25 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .iter()
         .filter_map(|m| serde_json::to_value(m).ok())
         .collect();
+    // the gateway decides every request as made through its own URL: one that the org's
+    // gateway requirement (or anything else) refuses is better said now than on each request
+    let refused = models.first().and_then(|m| {
+        let d = strata_policy::decide(
+            &active.snapshot,
+            &Request {
+                gateway: Some(gateway_url.clone()),
+                target: Target::Model {
+                    model: m.model.clone(),
+                    provider: m.provider,
+                    key_mode: KeyMode::Central,
+                    base_url: Some(gateway_url.clone()),
+                    mcp_servers: Vec::new(),
+                },
+                ..base.clone()
+            },
+        );
+        (!d.allowed()).then(|| (m.model.clone(), d.reason))
+    });
     let entries = strata_gateway::droid::custom_models(&views, &gateway_url, &token);
     let snippet = serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
         .unwrap_or_default();
@@ -207,6 +226,13 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         args.groups.join(", ")
     );
     outln!("{snippet}");
+    if let Some((model, reason)) = refused {
+        eprintln!(
+            "\nwarning: the gateway would refuse `{model}` for `{}`: {reason}\n               Listen on an address the org bundle's gateway.requiredBaseUrls allows (--listen), or \
+             publish an org bundle that allows {gateway_url}.",
+            args.user
+        );
+    }
     eprintln!(
         "\nAudit records: {} (`policy audit --dir {}`); metrics: {gateway_url}/metrics\nStop with Ctrl-C.",
         args.data.join("audit").display(),

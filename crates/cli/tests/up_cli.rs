@@ -47,7 +47,32 @@ fn up_then_droid_settings_writes_the_users_models() {
             break line.trim().to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // the rest of what it prints: a gateway on a random port is not one the example org
+    // requires, and `policy up` says so before any request is refused
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut warned = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        if line.starts_with("warning: the gateway would refuse") {
+            warned = Some(line.clone());
+        }
+        if line.contains("Stop with Ctrl-C.") {
+            break;
+        }
+    }
+    let warned = warned.expect("policy up warned of nothing");
+    assert!(
+        warned.contains("gateway.requiredBaseUrls") && warned.contains(&format!("127.0.0.1:{gw}")),
+        "{warned}"
+    );
 
     // a settings file with a key of its own and a personal model that must survive
     let settings = dir.path().join("settings.json");
