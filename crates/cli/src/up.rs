@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use strata_gateway::{Gateway, GatewayConfig};
-use strata_policy::{KeyMode, Request, Target};
+use strata_policy::Request;
 use strata_resolver::Resolver;
 
 use crate::exit;
@@ -189,30 +189,19 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .and_then(|p| p.split_once('='))
         .map(|(id, _)| id.to_string());
     let base = Request::scope(args.user.clone(), args.groups.clone(), project, None);
-    let (models, _) = strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
+    // decided as the gateway decides each request, through its own URL: when none of them gets
+    // through (the org's gateway requirement, say), that is better said now than on each request
+    let (models, hidden) =
+        strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
+    let refused = if models.is_empty() {
+        hidden.first().map(|m| (m.model.clone(), m.reason.clone()))
+    } else {
+        None
+    };
     let views: Vec<serde_json::Value> = models
         .iter()
         .filter_map(|m| serde_json::to_value(m).ok())
         .collect();
-    // the gateway decides every request as made through its own URL: one that the org's
-    // gateway requirement (or anything else) refuses is better said now than on each request
-    let refused = models.first().and_then(|m| {
-        let d = strata_policy::decide(
-            &active.snapshot,
-            &Request {
-                gateway: Some(gateway_url.clone()),
-                target: Target::Model {
-                    model: m.model.clone(),
-                    provider: m.provider,
-                    key_mode: KeyMode::Central,
-                    base_url: Some(gateway_url.clone()),
-                    mcp_servers: Vec::new(),
-                },
-                ..base.clone()
-            },
-        );
-        (!d.allowed()).then(|| (m.model.clone(), d.reason))
-    });
     let entries = strata_gateway::droid::custom_models(&views, &gateway_url, &token);
     let snippet = serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
         .unwrap_or_default();
@@ -228,9 +217,11 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     outln!("{snippet}");
     if let Some((model, reason)) = refused {
         eprintln!(
-            "\nwarning: the gateway would refuse `{model}` for `{}`: {reason}\n               Listen on an address the org bundle's gateway.requiredBaseUrls allows (--listen), or \
-             publish an org bundle that allows {gateway_url}.",
+            "\nwarning: the gateway would refuse every model for `{}` (`{model}`: {reason})",
             args.user
+        );
+        eprintln!(
+            "  Listen where the org bundle's gateway.requiredBaseUrls allows (--listen), or publish an org bundle that allows {gateway_url}."
         );
     }
     eprintln!(

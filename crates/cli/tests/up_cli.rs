@@ -1,8 +1,9 @@
 //! `policy up` as a real process, and `policy droid-settings` against its gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -13,32 +14,97 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn up_then_droid_settings_writes_the_users_models() {
-    let dir = tempfile::tempdir().unwrap();
-    let (gw, rs) = (free_port(), free_port());
+/// A copy of `src` with the example's gateway address (127.0.0.1:8787) replaced by `port`'s
+fn copy_for_port(src: &Path, dst: &Path, port: u16) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_for_port(&entry.path(), &to, port);
+        } else {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            std::fs::write(
+                to,
+                text.replace("127.0.0.1:8787", &format!("127.0.0.1:{port}")),
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn example(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../policies/examples/acme")
+        .join(path)
+}
+
+/// Starts `policy up` with `extra` arguments; returns the process and its stderr lines
+fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_policy"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .args([
-            "up",
-            "--data",
-            dir.path().join("data").to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{gw}"),
-            "--resolver-listen",
-            &format!("127.0.0.1:{rs}"),
-            "--user",
-            "bob",
-            "--group",
-            "devs",
-        ])
+        .args(["up", "--data", data.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{gw}")])
+        .args(["--resolver-listen", &format!("127.0.0.1:{rs}")])
+        .args(extra)
         .env("STRATA_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    (child, BufReader::new(stderr).lines())
+}
+
+/// The example org requires traffic through 127.0.0.1:8787: on any other address `policy up`
+/// says at start that the gateway will refuse every model, and why
+#[test]
+fn up_off_the_required_gateway_warns_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, rs) = (free_port(), free_port());
+    let (mut child, lines) = up(&dir.path().join("data"), gw, rs, &[]);
+    let mut warned = None;
+    for line in lines.map_while(Result::ok) {
+        if line.starts_with("warning: the gateway would refuse every model") {
+            warned = Some(line.clone());
+        }
+        if line.contains("Stop with Ctrl-C.") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warned = warned.expect("policy up warned of nothing");
+    assert!(
+        warned.contains("gateway.requiredBaseUrls") && warned.contains(&format!("127.0.0.1:{gw}")),
+        "{warned}"
+    );
+}
+
+#[test]
+fn up_then_droid_settings_writes_the_users_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, rs) = (free_port(), free_port());
+    // the example, with this test's gateway address where the example has 127.0.0.1:8787
+    copy_for_port(&example("org"), &dir.path().join("org"), gw);
+    copy_for_port(&example("project"), &dir.path().join("project"), gw);
+    let org = dir.path().join("org");
+    let project = format!("web={}", dir.path().join("project/.factory").display());
+    let (mut child, mut lines) = up(
+        &dir.path().join("data"),
+        gw,
+        rs,
+        &[
+            "--org",
+            org.to_str().unwrap(),
+            "--project",
+            &project,
+            "--user",
+            "bob",
+            "--group",
+            "devs",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let token = loop {
         assert!(Instant::now() < deadline, "policy up printed no token");
@@ -47,32 +113,23 @@ fn up_then_droid_settings_writes_the_users_models() {
             break line.trim().to_string();
         }
     };
-    // the rest of what it prints: a gateway on a random port is not one the example org
-    // requires, and `policy up` says so before any request is refused
+    // the rest of what it prints: this org allows this gateway, so no warning
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    let mut warned = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
-        if line.starts_with("warning: the gateway would refuse") {
-            warned = Some(line.clone());
-        }
+        assert!(!line.starts_with("warning:"), "{line}");
         if line.contains("Stop with Ctrl-C.") {
             break;
         }
     }
-    let warned = warned.expect("policy up warned of nothing");
-    assert!(
-        warned.contains("gateway.requiredBaseUrls") && warned.contains(&format!("127.0.0.1:{gw}")),
-        "{warned}"
-    );
 
     // a settings file with a key of its own and a personal model that must survive
     let settings = dir.path().join("settings.json");

@@ -297,20 +297,30 @@ async fn missing_or_wrong_tokens_and_bad_requests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let r = w
+    // refused from the declared length, before the body is read, and the connection closed. A
+    // client still sending then may see the close before the answer (a reset); hostile.rs checks
+    // the 413 itself on a raw socket, where the order is certain
+    match w
         .http
         .post(format!("{}/v1/messages", w.gateway))
         .header("x-api-key", &w.alice)
         .body(vec![b' '; 2 * 1024 * 1024])
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
-    assert_eq!(
-        r.headers().get("connection").unwrap(),
-        "close",
-        "the rest of the body is unread: the connection cannot be reused"
-    );
+    {
+        Ok(r) => {
+            assert_eq!(r.status(), 413);
+            assert_eq!(
+                r.headers().get("connection").unwrap(),
+                "close",
+                "the rest of the body is unread: the connection cannot be reused"
+            );
+        }
+        Err(e) => assert!(
+            !e.is_timeout() && !e.is_connect(),
+            "the gateway should answer or close, not hang or refuse to connect: {e}"
+        ),
+    }
     let r = w
         .http
         .post(format!("{}/v1/completions", w.gateway))

@@ -519,8 +519,9 @@ fn candidates<'s>(
 }
 
 /// The models `base` (user, groups, project, folder) may use, and the ones hidden from them.
-/// `via` is the base URL the traffic would go through (the gateway's), for models whose
-/// `customModels` entry names none.
+/// `via` is the gateway URL the traffic would go through: every model is then decided as a
+/// gateway decides a request, with `via` as its base URL and gateway (a model's own `baseUrl`
+/// is not where that traffic goes). Without it, each model's own `baseUrl` is used.
 pub fn models(
     snap: &Snapshot,
     base: &Request,
@@ -540,11 +541,12 @@ pub fn models(
                 model: model.clone(),
                 provider: custom.and_then(|c| c.provider),
                 key_mode,
-                base_url: custom
-                    .and_then(|c| c.base_url.clone())
-                    .or_else(|| via.map(str::to_string)),
+                base_url: via
+                    .map(str::to_string)
+                    .or_else(|| custom.and_then(|c| c.base_url.clone())),
                 mcp_servers: Vec::new(),
             },
+            gateway: via.map(str::to_string).or_else(|| base.gateway.clone()),
             ..base.clone()
         };
         let d = decide(snap, &req);

@@ -778,6 +778,64 @@ async fn explain_and_resolve_settings_over_grpc() {
         .into_inner();
     let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap();
     assert!(v["settings"]["modelPolicy"].is_object());
+
+    // the models listed for a gateway are the ones that gateway would let through: through one
+    // of the org's required gateways, alice's frontier model (whose own baseUrl is that gateway)
+    // and the org's models; through any other URL, none, each with the requirement as the reason
+    let listed = |base_url: &'static str| {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .resolve_settings(auth(
+                    SERVICE,
+                    v1::ResolveSettingsRequest {
+                        identity: Some(v1::resolve_settings_request::Identity::Principal(
+                            v1::Principal {
+                                user: "alice".into(),
+                                groups: vec!["leads".into()],
+                            },
+                        )),
+                        project: "web".into(),
+                        folder: String::new(),
+                        base_url: base_url.into(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            serde_json::from_str::<serde_json::Value>(&r.settings_json).unwrap()
+        }
+    };
+    let ids = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|m| m["model"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let through = listed("http://127.0.0.1:8787").await;
+    assert!(
+        ids(&through, "models").contains(&"claude-opus-4-1".to_string()),
+        "{through}"
+    );
+    let elsewhere = listed("http://127.0.0.1:9999").await;
+    assert_eq!(
+        ids(&elsewhere, "models"),
+        Vec::<String>::new(),
+        "{elsewhere}"
+    );
+    let hidden = elsewhere["hiddenModels"].as_array().unwrap();
+    for model in ["claude-opus-4-1", "claude-sonnet-4-5", "gpt-5-codex"] {
+        let m = hidden.iter().find(|m| m["model"] == model);
+        assert!(
+            m.is_some_and(|m| m["reason"]
+                .as_str()
+                .unwrap()
+                .contains("gateway.requiredBaseUrls")),
+            "{model}: {elsewhere}"
+        );
+    }
     s.stop().await;
 }
 
