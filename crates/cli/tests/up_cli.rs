@@ -39,8 +39,18 @@ fn example(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A `policy up` process, killed when dropped (also when an assertion fails first)
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `policy up` with `extra` arguments; returns the process and its stderr lines
-fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>) {
+fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Up, Lines<BufReader<ChildStderr>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_policy"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["up", "--data", data.to_str().unwrap()])
@@ -53,7 +63,7 @@ fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Child, Lines<BufReader<
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    (child, BufReader::new(stderr).lines())
+    (Up(child), BufReader::new(stderr).lines())
 }
 
 /// The example org requires traffic through 127.0.0.1:8787: on any other address `policy up`
@@ -62,7 +72,7 @@ fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Child, Lines<BufReader<
 fn up_off_the_required_gateway_warns_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let (gw, rs) = (free_port(), free_port());
-    let (mut child, lines) = up(&dir.path().join("data"), gw, rs, &[]);
+    let (child, lines) = up(&dir.path().join("data"), gw, rs, &[]);
     let mut warned = None;
     for line in lines.map_while(Result::ok) {
         if line.starts_with("warning: the gateway would refuse every model") {
@@ -72,8 +82,7 @@ fn up_off_the_required_gateway_warns_at_start() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let warned = warned.expect("policy up warned of nothing");
     assert!(
         warned.contains("gateway.requiredBaseUrls") && warned.contains(&format!("127.0.0.1:{gw}")),
@@ -90,7 +99,7 @@ fn up_then_droid_settings_writes_the_users_models() {
     copy_for_port(&example("project"), &dir.path().join("project"), gw);
     let org = dir.path().join("org");
     let project = format!("web={}", dir.path().join("project/.factory").display());
-    let (mut child, mut lines) = up(
+    let (child, mut lines) = up(
         &dir.path().join("data"),
         gw,
         rs,
@@ -181,8 +190,7 @@ fn up_then_droid_settings_writes_the_users_models() {
     };
     let human = policy_audit(&["--since", "1h", "--model", "gpt-4o"]);
     let bad = policy_audit(&["--since", "last tuesday"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(audited.status.success());
     let line: serde_json::Value =
         serde_json::from_slice(audited.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
