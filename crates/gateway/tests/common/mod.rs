@@ -178,7 +178,7 @@ listen = "127.0.0.1:0"
 public_base_url = "http://127.0.0.1:8787"
 resolver = "http://{resolver_addr}"
 service_token_file = "{svc}"
-decision_timeout_ms = 300
+decision_timeout_ms = 2000
 max_body_bytes = 1048576
 {settings}
 [audit]
