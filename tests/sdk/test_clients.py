@@ -154,15 +154,21 @@ def anthropic_models_list():
         assert m not in ids, f"{m} listed: {ids}"
 
 
-def anthropic_models_retrieve():
-    m = claude().models.retrieve(SPEC["listed"][0])
-    eq(m.id, SPEC["listed"][0], "models.retrieve")
+def check_models_retrieve(client, listed, not_found):
+    """`models.retrieve` answers a listed model, and raises the SDK's NotFoundError naming an
+    unlisted one"""
+    eq(client.models.retrieve(listed).id, listed, "models.retrieve")
+    unlisted = SPEC["unlisted"][0]
     try:
-        claude().models.retrieve(SPEC["unlisted"][0])
-    except anthropic.NotFoundError as e:
-        assert SPEC["unlisted"][0] in body_message(e), f"404 message: {e}"
+        client.models.retrieve(unlisted)
+    except not_found as e:
+        assert unlisted in body_message(e), f"404 message: {e}"
     else:
         raise AssertionError("models.retrieve of an unlisted model did not raise NotFoundError")
+
+
+def anthropic_models_retrieve():
+    check_models_retrieve(claude(), SPEC["listed"][0], anthropic.NotFoundError)
 
 
 def anthropic_byok():
@@ -297,14 +303,7 @@ def openai_models_list():
 
 
 def openai_models_retrieve():
-    m = oai().models.retrieve(SPEC["listed"][-1])
-    eq(m.id, SPEC["listed"][-1], "models.retrieve")
-    try:
-        oai().models.retrieve(SPEC["unlisted"][0])
-    except openai.NotFoundError as e:
-        assert SPEC["unlisted"][0] in body_message(e), f"404 message: {e}"
-    else:
-        raise AssertionError("models.retrieve of an unlisted model did not raise NotFoundError")
+    check_models_retrieve(oai(), SPEC["listed"][-1], openai.NotFoundError)
 
 
 def openai_byok():

@@ -758,30 +758,7 @@ async fn explain_and_resolve_settings_over_grpc() {
         "org#modelPolicy.blockedModelIds"
     );
     assert!(v["considered"].as_array().is_some_and(|c| !c.is_empty()));
-    let settings = p
-        .resolve_settings(auth(
-            SERVICE,
-            v1::ResolveSettingsRequest {
-                identity: Some(v1::resolve_settings_request::Identity::Principal(
-                    v1::Principal {
-                        user: "alice".into(),
-                        groups: vec!["leads".into()],
-                    },
-                )),
-                project: "web".into(),
-                folder: String::new(),
-                base_url: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap();
-    assert!(v["settings"]["modelPolicy"].is_object());
-
-    // the models listed for a gateway are the ones that gateway would let through: through one
-    // of the org's required gateways, alice's frontier model (whose own baseUrl is that gateway)
-    // and the org's models; through any other URL, none, each with the requirement as the reason
+    // the effective settings for alice in project web, as a gateway at `base_url` asks for them
     let listed = |base_url: &'static str| {
         let mut p = p.clone();
         async move {
@@ -806,6 +783,12 @@ async fn explain_and_resolve_settings_over_grpc() {
             serde_json::from_str::<serde_json::Value>(&r.settings_json).unwrap()
         }
     };
+    let v = listed("").await;
+    assert!(v["settings"]["modelPolicy"].is_object());
+
+    // the models listed for a gateway are the ones that gateway would let through: through one
+    // of the org's required gateways, alice's frontier model (whose own baseUrl is that gateway)
+    // and the org's models; through any other URL, none, each with the requirement as the reason
     let ids = |v: &serde_json::Value, key: &str| -> Vec<String> {
         v[key]
             .as_array()
