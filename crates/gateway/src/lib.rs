@@ -10,6 +10,7 @@ pub mod peek;
 pub mod proxy;
 pub mod reply;
 pub mod route;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use crate::decider::Decider;
 use crate::peek::{PeekError, peek};
 use crate::reply::{Source, error};
 use crate::route::{Api, classify, looks_anthropic, model_id};
+use crate::upstream::{Base, SendError, Upstream};
 
 /// Headers that carry the gateway token when the client brings its own provider key (BYOK).
 /// They never go upstream.
@@ -34,11 +35,11 @@ pub struct Gateway {
     pub policy: PolicyServiceClient<Channel>,
     pub channel: Channel,
     service_auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    http: reqwest::Client,
+    http: Upstream,
     /// provider → the header carrying the org's key (central mode), marked sensitive; never logged
     keys: HashMap<String, (HeaderName, HeaderValue)>,
     /// provider → its upstream base URL, parsed once
-    bases: HashMap<String, reqwest::Url>,
+    bases: HashMap<String, Base>,
     public_base_url: String,
     /// metrics and the audit log
     pub telemetry: Arc<Telemetry>,
@@ -100,20 +101,15 @@ impl Gateway {
                 keys.insert(provider.clone(), (name, value));
             }
             // the API's own path goes after the base, whatever prefix the client used
-            let base = up.base_url.trim_end_matches('/').trim_end_matches("/v1");
-            let url = reqwest::Url::parse(base).map_err(|e| {
-                StartError::UpstreamUrl(provider.clone(), up.base_url.clone(), e.to_string())
-            })?;
-            bases.insert(provider.clone(), url);
+            let base = Base::parse(&up.base_url)
+                .map_err(|e| StartError::UpstreamUrl(provider.clone(), up.base_url.clone(), e))?;
+            bases.insert(provider.clone(), base);
         }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(cfg.upstream_timeout_secs))
-            .build()
-            .map_err(|e| StartError::Http(e.to_string()))?;
+        let http = Upstream::new(
+            Duration::from_secs(10),
+            Duration::from_secs(cfg.upstream_timeout_secs),
+        )
+        .map_err(StartError::Http)?;
         let public_base_url = cfg
             .public_base_url
             .clone()
@@ -635,7 +631,7 @@ async fn forward(
     let provider = api.provider();
     // the path is the API's own, whatever prefix the client used; the query string goes along
     // (Anthropic's `?beta=true`, Azure-style `?api-version=`)
-    let Some(mut url) = gw.bases.get(provider).cloned() else {
+    let Some(base) = gw.bases.get(provider) else {
         return refuse(
             pending,
             anthropic,
@@ -647,14 +643,20 @@ async fn forward(
             Source::Gateway,
         );
     };
-    let path = format!(
-        "{}{}",
-        url.path().trim_end_matches('/'),
-        api.upstream_path()
-    );
-    url.set_path(&path);
-    url.set_query(parts.uri.query());
-    let mut out = reqwest::header::HeaderMap::new();
+    let uri = match base.uri(api.upstream_path(), parts.uri.query()) {
+        Ok(u) => u,
+        Err(e) => {
+            return refuse(
+                pending,
+                anthropic,
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                &format!("the request's query string cannot be passed on: {e}"),
+                Source::Client,
+            );
+        }
+    };
+    let mut out = HeaderMap::with_capacity(parts.headers.len() + 1);
     for (k, v) in &parts.headers {
         let n = k.as_str();
         if hop_by_hop(k)
@@ -682,31 +684,29 @@ async fn forward(
         out.insert(key.0.clone(), key.1.clone());
     }
     let sent_at = std::time::Instant::now();
-    let sent = gw.http.post(url).headers(out).body(body).send().await;
+    let sent = gw.http.post(uri, out, body).await;
     let upstream_ms = audit::ms(sent_at.elapsed());
     pending.set(|r| r.upstream_ms = Some(upstream_ms));
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
             // a timeout is 504, anything else (refused, reset, not HTTP) 502; both marked upstream
-            let (status, code, what) = if e.is_timeout() {
-                (
+            let (status, code, what) = match e {
+                SendError::Timeout => (
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
                     format!("did not answer within {} s", gw.cfg.upstream_timeout_secs),
-                )
-            } else if e.is_connect() {
-                (
+                ),
+                SendError::Connect(_) => (
                     StatusCode::BAD_GATEWAY,
                     "upstream_unreachable",
                     "cannot be reached".to_string(),
-                )
-            } else {
-                (
+                ),
+                SendError::Failed(_) => (
                     StatusCode::BAD_GATEWAY,
                     "upstream_failed",
                     "closed the connection or did not answer in HTTP".to_string(),
-                )
+                ),
             };
             tracing::warn!(provider, error = %e, "upstream {what}");
             let mut r = refuse(
@@ -750,7 +750,7 @@ async fn forward(
     }
     // chunk by chunk as the upstream sends them; the body carries the audit record and ends it
     // when it ends. A client that goes away drops the body, which drops the upstream request.
-    let body = Audited::new(upstream.bytes_stream(), sse, pending.detach());
+    let body = Audited::new(upstream.into_body(), sse, pending.detach());
     resp.body(Body::from_stream(body)).unwrap_or_else(|_| {
         error(
             anthropic,
