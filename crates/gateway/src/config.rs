@@ -73,6 +73,10 @@ pub struct GatewayConfig {
     pub decision_timeout_ms: u64,
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
+    /// a PEM file of CA certificates trusted for upstream TLS besides the system's (an upstream
+    /// behind a private CA)
+    #[serde(default)]
+    pub upstream_ca_file: Option<String>,
     /// the time a client has to send a request's headers, and again its body; a client that
     /// trickles (slowloris) is cut off then
     #[serde(default = "default_client_timeout")]

@@ -3,7 +3,7 @@
 //! answer back unbuffered.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +108,7 @@ impl Gateway {
         let http = Upstream::new(
             Duration::from_secs(10),
             Duration::from_secs(cfg.upstream_timeout_secs),
+            cfg.upstream_ca_file.as_deref().map(Path::new),
         )
         .map_err(StartError::Http)?;
         let public_base_url = cfg

@@ -6,7 +6,9 @@
 //! between two chunks of the body, so a stream that goes quiet ends with an error rather than
 //! holding the client forever.
 
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls_platform_verifier::Verifier;
 use tokio::time::{Instant, Sleep};
 
 /// Connections kept open per upstream host between requests
@@ -113,11 +118,25 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Upstream, String> {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        let tls = rustls::ClientConfig::builder()
-            .with_platform_verifier()
-            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
+    /// A client that trusts the system's roots, and those in `ca_file` (PEM) when given
+    pub fn new(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Upstream, String> {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let verifier = match ca_file {
+            None => Verifier::new(Arc::clone(&provider)),
+            Some(path) => Verifier::new_with_extra_roots(roots(path)?, Arc::clone(&provider)),
+        }
+        .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -165,6 +184,20 @@ impl Upstream {
             }
         }
     }
+}
+
+/// The certificates of a PEM file; an error names the file
+fn roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("upstream_ca_file `{}`: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "upstream_ca_file `{}`: no certificate in it (expected PEM, -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// An error and its sources, for the log

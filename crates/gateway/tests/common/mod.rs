@@ -147,12 +147,17 @@ pub async fn seed(addr: SocketAddr) -> (String, String) {
 
 /// As [`stack`], with more top-level gateway settings (TOML lines)
 pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
-    stack_opts(up, settings, false).await
+    stack_opts(up, settings, false, "http").await
+}
+
+/// As [`stack_with`], with `https://` upstreams
+pub async fn stack_tls(up: SocketAddr, settings: &str) -> Stack {
+    stack_opts(up, settings, false, "https").await
 }
 
 /// As [`stack`], with the gateway asking the resolver in its own process (as `policy up` does)
 pub async fn stack_in_process(up: SocketAddr) -> Stack {
-    stack_opts(up, "", true).await
+    stack_opts(up, "", true, "http").await
 }
 
 struct InProcess(strata_resolver::service::PolicySvc);
@@ -163,7 +168,7 @@ impl strata_gateway::decider::LocalPolicy for InProcess {
     }
 }
 
-async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool) -> Stack {
+async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool, scheme: &str) -> Stack {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver_addr = listener.local_addr().unwrap();
@@ -185,13 +190,13 @@ max_body_bytes = 1048576
 dir = "{audit}"
 retention_days = 30
 [upstreams.anthropic]
-base_url = "http://{up}"
+base_url = "{scheme}://{up}"
 key_file = "{ka}"
 [upstreams.openai]
-base_url = "http://{up}/v1"
+base_url = "{scheme}://{up}/v1"
 key_file = "{ko}"
 [upstreams.generic-chat-completion-api]
-base_url = "http://{up}"
+base_url = "{scheme}://{up}"
 key_file = "{ko}"
 "#,
             svc = write(data.path(), "svc", SERVICE),
