@@ -3,7 +3,7 @@
 //!
 //! Everything is updated once per request, from its audit record, when the request ends.
 
-use std::collections::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,11 +68,65 @@ struct RequestKey {
     status: u16,
 }
 
+/// A [`RequestKey`] borrowed from a record: counting a series that exists allocates nothing.
+/// Hashes as the key does (same fields, same order; a `String` hashes as its `str`).
+#[derive(Hash)]
+struct RequestRef<'a> {
+    provider: &'a str,
+    model: &'a str,
+    decision: &'a str,
+    status: u16,
+}
+
+impl Equivalent<RequestKey> for RequestRef<'_> {
+    fn equivalent(&self, k: &RequestKey) -> bool {
+        self.status == k.status
+            && self.model == k.model
+            && self.decision == k.decision
+            && self.provider == k.provider
+    }
+}
+
+impl RequestRef<'_> {
+    fn to_key(&self) -> RequestKey {
+        RequestKey {
+            provider: self.provider.to_string(),
+            model: self.model.to_string(),
+            decision: self.decision.to_string(),
+            status: self.status,
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
     provider: String,
     model: String,
     kind: &'static str,
+}
+
+/// A [`TokenKey`] borrowed from a record
+#[derive(Hash)]
+struct TokenRef<'a> {
+    provider: &'a str,
+    model: &'a str,
+    kind: &'static str,
+}
+
+impl Equivalent<TokenKey> for TokenRef<'_> {
+    fn equivalent(&self, k: &TokenKey) -> bool {
+        self.kind == k.kind && self.model == k.model && self.provider == k.provider
+    }
+}
+
+impl TokenRef<'_> {
+    fn to_key(&self) -> TokenKey {
+        TokenKey {
+            provider: self.provider.to_string(),
+            model: self.model.to_string(),
+            kind: self.kind,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -94,13 +148,20 @@ pub struct Metrics {
     batched_decisions: AtomicU64,
 }
 
-fn bump<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u64>, key: K, other: K, by: u64) {
+/// Add `by` to `key`'s series; a new series past [`MAX_SERIES`] goes to `other`'s instead
+fn bump<K, Q>(map: &mut HashMap<K, u64>, key: Q, other: Q, by: u64, to_key: impl Fn(&Q) -> K)
+where
+    K: Eq + std::hash::Hash,
+    Q: std::hash::Hash + Equivalent<K>,
+{
     if let Some(n) = map.get_mut(&key) {
         *n += by;
     } else if map.len() < MAX_SERIES {
-        map.insert(key, by);
+        map.insert(to_key(&key), by);
+    } else if let Some(n) = map.get_mut(&other) {
+        *n += by;
     } else {
-        *map.entry(other).or_insert(0) += by;
+        map.insert(to_key(&other), by);
     }
 }
 
@@ -147,13 +208,19 @@ impl Metrics {
         let Ok(mut c) = self.counters.lock() else {
             return;
         };
-        let key = |model: &str| RequestKey {
-            provider: r.provider.clone(),
-            model: model.to_string(),
-            decision: r.decision.clone(),
+        let key = |model| RequestRef {
+            provider: &r.provider,
+            model,
+            decision: &r.decision,
             status: r.status,
         };
-        bump(&mut c.requests, key(&r.model), key(OTHER), 1);
+        bump(
+            &mut c.requests,
+            key(&r.model),
+            key(OTHER),
+            1,
+            RequestRef::to_key,
+        );
         if let Some(u) = &r.usage {
             for (kind, n) in [
                 ("input", u.input_tokens),
@@ -164,12 +231,18 @@ impl Metrics {
                 if n == 0 {
                     continue;
                 }
-                let key = |model: &str| TokenKey {
-                    provider: r.provider.clone(),
-                    model: model.to_string(),
+                let key = |model| TokenRef {
+                    provider: &r.provider,
+                    model,
                     kind,
                 };
-                bump(&mut c.tokens, key(&r.model), key(OTHER), n);
+                bump(
+                    &mut c.tokens,
+                    key(&r.model),
+                    key(OTHER),
+                    n,
+                    TokenRef::to_key,
+                );
             }
         }
     }
@@ -280,15 +353,18 @@ mod tests {
         let m = Metrics::default();
         m.started();
         m.started();
+        m.started();
+        m.ended(&record("claude-sonnet-4-5", "allow", 200));
         m.ended(&record("claude-sonnet-4-5", "allow", 200));
         let text = m.render();
-        assert!(text.contains("strata_gateway_requests_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",decision=\"allow\",status=\"200\"} 1"), "{text}");
-        assert!(text.contains("strata_gateway_tokens_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",kind=\"cache_write\"} 3"), "{text}");
+        // the second request is counted in the first one's series (found by its borrowed labels)
+        assert!(text.contains("strata_gateway_requests_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",decision=\"allow\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("strata_gateway_tokens_total{provider=\"anthropic\",model=\"claude-sonnet-4-5\",kind=\"cache_write\"} 6"), "{text}");
         assert!(!text.contains("kind=\"cache_read\""), "{text}");
         assert!(text.contains("strata_gateway_in_flight 1"), "{text}");
-        assert!(text.contains("strata_gateway_decision_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("strata_gateway_decision_seconds_bucket{le=\"0.0005\"} 2"));
         assert!(text.contains("strata_gateway_decision_seconds_bucket{le=\"0.00025\"} 0"));
-        assert!(text.contains("strata_gateway_upstream_seconds_count 1"));
+        assert!(text.contains("strata_gateway_upstream_seconds_count 2"));
         for i in 0..MAX_SERIES + 10 {
             m.started();
             m.ended(&record(&format!("m\"{i}"), "deny", 403));

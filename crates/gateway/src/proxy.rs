@@ -2,7 +2,8 @@
 //! resolver, then refuse in the provider's shape or forward the original bytes and stream the
 //! answer back unbuffered.
 
-use std::collections::HashMap;
+// foldhash: looked up twice per request, by provider
+use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,15 @@ pub const GOVERNANCE_HEADERS: [&str; 2] =
 /// Optional request headers naming the project and folder the request is made in
 pub const PROJECT_HEADER: &str = "x-strata-project";
 pub const FOLDER_HEADER: &str = "x-strata-folder";
+
+// the same names, parsed once (a lookup by `&str` parses the name on every call)
+static GOVERNANCE: [HeaderName; 2] = [
+    HeaderName::from_static(GOVERNANCE_HEADERS[0]),
+    HeaderName::from_static(GOVERNANCE_HEADERS[1]),
+];
+static PROJECT: HeaderName = HeaderName::from_static(PROJECT_HEADER);
+static FOLDER: HeaderName = HeaderName::from_static(FOLDER_HEADER);
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Everything a request needs, built once at start
 pub struct Gateway {
@@ -176,7 +186,7 @@ struct Caller {
     byok: bool,
 }
 
-fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header<'h>(h: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -184,8 +194,8 @@ fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 fn api_key(h: &HeaderMap) -> Option<&str> {
-    header(h, "x-api-key").or_else(|| {
-        header(h, "authorization")
+    header(h, &X_API_KEY).or_else(|| {
+        header(h, &header::AUTHORIZATION)
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
@@ -195,7 +205,7 @@ fn api_key(h: &HeaderMap) -> Option<&str> {
 }
 
 fn caller(h: &HeaderMap) -> Option<Caller> {
-    if let Some(t) = GOVERNANCE_HEADERS.iter().find_map(|n| header(h, n)) {
+    if let Some(t) = GOVERNANCE.iter().find_map(|n| header(h, n)) {
         return Some(Caller {
             token: t.to_string(),
             byok: true,
@@ -230,8 +240,8 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
     let mut pending = gw.telemetry.begin(Record {
         time,
         unix_ms,
-        project: header(h, PROJECT_HEADER).unwrap_or_default().to_string(),
-        client: header(h, "user-agent")
+        project: header(h, &PROJECT).unwrap_or_default().to_string(),
+        client: header(h, &header::USER_AGENT)
             .unwrap_or_default()
             .chars()
             .take(200)
@@ -339,8 +349,8 @@ async fn proxy(
         return models(gw, &caller, req.headers(), anthropic, id, pending).await;
     }
     let (parts, body) = req.into_parts();
-    if let Some(encoding) =
-        header(&parts.headers, "content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity"))
+    if let Some(encoding) = header(&parts.headers, &header::CONTENT_ENCODING)
+        .filter(|e| !e.eq_ignore_ascii_case("identity"))
     {
         // the decision reads the model from the body: one it cannot read is refused, not passed on
         return refuse(
@@ -361,7 +371,7 @@ async fn proxy(
             gw.cfg.max_body_bytes
         )
     };
-    if header(&parts.headers, "content-length")
+    if header(&parts.headers, &header::CONTENT_LENGTH)
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > gw.cfg.max_body_bytes as u64)
     {
@@ -437,10 +447,10 @@ async fn proxy(
     });
     let decide = v1::DecideRequest {
         identity: Some(v1::decide_request::Identity::Token(caller.token.clone())),
-        project: header(&parts.headers, PROJECT_HEADER)
+        project: header(&parts.headers, &PROJECT)
             .unwrap_or_default()
             .to_string(),
-        folder: header(&parts.headers, FOLDER_HEADER)
+        folder: header(&parts.headers, &FOLDER)
             .unwrap_or_default()
             .to_string(),
         gateway: gw.public_base_url.clone(),
@@ -798,12 +808,8 @@ async fn resolve(
         identity: Some(v1::resolve_settings_request::Identity::Token(
             caller.token.clone(),
         )),
-        project: header(headers, PROJECT_HEADER)
-            .unwrap_or_default()
-            .to_string(),
-        folder: header(headers, FOLDER_HEADER)
-            .unwrap_or_default()
-            .to_string(),
+        project: header(headers, &PROJECT).unwrap_or_default().to_string(),
+        folder: header(headers, &FOLDER).unwrap_or_default().to_string(),
         base_url: gw.public_base_url.clone(),
     };
     let mut client = gw.policy.clone();

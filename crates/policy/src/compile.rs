@@ -2,7 +2,9 @@
 //! set per scope and action, validated against the schema, with a revision that is the content
 //! hash of everything that went in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{FastMap, FastSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -66,7 +68,7 @@ pub struct Matcher {
     pub entries: Vec<Spanned<String>>,
     kind: MatchKind,
     /// literal pattern (folded) → first entry that produced it
-    exact: HashMap<String, usize>,
+    exact: FastMap<String, usize>,
     /// glob sets, and for each set the entry behind each of its patterns
     sets: Vec<(GlobSet, Vec<usize>)>,
 }
@@ -85,7 +87,7 @@ impl Matcher {
         problems: &mut Problems,
     ) -> Matcher {
         let fold = kind != MatchKind::Url;
-        let mut exact = HashMap::new();
+        let mut exact = FastMap::default();
         let mut globs: Vec<(globset::Glob, usize, &Spanned<String>)> = Vec::new();
         for (i, entry) in list.entries.iter().enumerate() {
             let expanded: Vec<&str> =
@@ -217,7 +219,7 @@ pub struct CompiledLayer {
     pub mcp_servers: BTreeMap<String, McpServer>,
     pub droids: Vec<Artifact>,
     pub commands: Vec<Artifact>,
-    pub user_policies: HashMap<String, CompiledUserPolicy>,
+    pub user_policies: FastMap<String, CompiledUserPolicy>,
     /// may this layer's additions (allowedModelIds, customModels) widen the allowed set
     pub adds_models: bool,
 }
@@ -337,7 +339,7 @@ pub struct ScopeSets {
     pub connect_mcp: Arc<PolicySet>,
     /// the base rules present in the scope, by action ([`ACTIONS`] order); `decide` evaluates
     /// them natively from the list memberships and triggers it computes anyway
-    pub base: [HashSet<RuleKey>; 3],
+    pub base: [FastSet<RuleKey>; 3],
     /// the hand-written policies that can apply to each action: what Cedar evaluates when a
     /// rule cannot be decided natively
     pub hand: [Arc<PolicySet>; 3],
@@ -396,11 +398,11 @@ pub struct ProjectTrees {
 pub struct Uids {
     /// the action entities (and their `use_model` group), from the schema
     pub actions: Vec<cedar_policy::Entity>,
-    pub lists: HashMap<RuleKey, EntityUid>,
+    pub lists: FastMap<RuleKey, EntityUid>,
     /// the other way: list entity → base rule
-    pub list_keys: HashMap<EntityUid, RuleKey>,
+    pub list_keys: FastMap<EntityUid, RuleKey>,
     /// base rule → its policy id and effect
-    pub base_ids: HashMap<RuleKey, (PolicyId, CedarEffect)>,
+    pub base_ids: FastMap<RuleKey, (PolicyId, CedarEffect)>,
     pub categories: Vec<EntityUid>,
     pub invoke_model: EntityUid,
     pub use_byok: EntityUid,
@@ -418,10 +420,10 @@ pub struct Snapshot {
     pub revision: Revision,
     pub org: CompiledLayer,
     pub org_policy: OrgPolicy,
-    pub projects: HashMap<String, CompiledProject>,
-    pub users: HashMap<String, CompiledLayer>,
+    pub projects: FastMap<String, CompiledProject>,
+    pub users: FastMap<String, CompiledLayer>,
     pub org_sets: ScopeSets,
-    pub rules: HashMap<PolicyId, RuleInfo>,
+    pub rules: FastMap<PolicyId, RuleInfo>,
     pub uids: Uids,
     /// warnings found while compiling (locked keys, ignored additions, ...)
     pub diagnostics: Vec<Problem>,
@@ -518,7 +520,7 @@ pub fn revision_with(bundle: &Bundle, expanded: &[String]) -> Revision {
 struct Compiler {
     problems: Problems,
     base: Vec<(RuleKey, Policy)>,
-    rules: HashMap<PolicyId, RuleInfo>,
+    rules: FastMap<PolicyId, RuleInfo>,
     /// hand-written rules compiled for `decide`, by id (ids are unique in a bundle that compiles)
     hand_rules: HashMap<PolicyId, Arc<HandRule>>,
     all: PolicySet,
@@ -601,7 +603,7 @@ impl Compiler {
         users: &[&CompiledLayer],
     ) -> ScopeSets {
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
-        let mut base: [HashSet<RuleKey>; 3] = Default::default();
+        let mut base: [FastSet<RuleKey>; 3] = Default::default();
         let mut hand_sets = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut cedar_only = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut hand_rules: [Vec<Arc<HandRule>>; 3] = Default::default();
@@ -803,7 +805,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let mut c = Compiler {
         problems: Problems::default(),
         base,
-        rules: HashMap::new(),
+        rules: FastMap::default(),
         hand_rules: HashMap::new(),
         all: PolicySet::new(),
     };
@@ -863,7 +865,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let org_hand: Vec<HandPolicy> = org_layer.cedar.clone();
     c.add_hand(&org_hand);
 
-    let mut users = HashMap::new();
+    let mut users = FastMap::default();
     for (id, tree) in &bundle.users {
         let layer = c.load(Level::User, tree, env, None);
         let mut cl = CompiledLayer::build(layer, &cats, false, &mut c.problems);
@@ -873,7 +875,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let user_layers: Vec<CompiledLayer> = users.values().cloned().collect();
     let any_users: Vec<&CompiledLayer> = user_layers.iter().collect();
 
-    let mut projects = HashMap::new();
+    let mut projects = FastMap::default();
     for pt in &bundle.projects {
         let layer = c.load(Level::Project, &pt.project, env, Some(&pt.id));
         let mut pl = CompiledLayer::build(layer.clone(), &cats, may_add, &mut c.problems);
@@ -987,7 +989,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
 }
 
 fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids, String> {
-    let mut lists = HashMap::new();
+    let mut lists = FastMap::default();
     for (key, _) in base {
         let ty = if key.field.scope() == Scope::Mcp {
             "McpList"

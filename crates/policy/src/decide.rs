@@ -2,7 +2,9 @@
 //! lists the model (or MCP server) belongs to and which request conditions hold; Cedar combines
 //! them with the hand-written rules; the determining policies are mapped back to their files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use crate::FastSet;
 use std::sync::LazyLock;
 
 use cedar_policy::{
@@ -335,7 +337,7 @@ pub(crate) fn is_path_prefix(prefix: &str, path: &str) -> bool {
 
 /// What one model request resolves to before Cedar sees it
 struct ModelFacts<'s> {
-    parents: HashSet<EntityUid>,
+    parents: FastSet<EntityUid>,
     triggers: Vec<RuleKey>,
     base_url: Option<String>,
     provider: Option<Provider>,
@@ -352,9 +354,9 @@ fn model_facts<'s>(
     base_url: Option<&str>,
 ) -> ModelFacts<'s> {
     let uids = &snap.uids;
-    let mut parents = HashSet::new();
+    let mut parents = FastSet::default();
     let mut triggers = Vec::new();
-    let list = |parents: &mut HashSet<EntityUid>, level: Level, field: Field| {
+    let list = |parents: &mut FastSet<EntityUid>, level: Level, field: Field| {
         if let Some(u) = uids.lists.get(&RuleKey::new(level, field)) {
             parents.insert(u.clone());
         }
@@ -436,7 +438,7 @@ fn model_facts<'s>(
 }
 
 struct McpFacts<'s> {
-    parents: HashSet<EntityUid>,
+    parents: FastSet<EntityUid>,
     triggers: Vec<RuleKey>,
     host: Option<String>,
     command: Option<String>,
@@ -470,7 +472,7 @@ fn mcp_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, server: &McpRef) -> M
         host.as_deref().is_some_and(|h| m.is_match(h))
             || command.as_deref().is_some_and(|c| m.is_match(c))
     };
-    let mut parents = HashSet::new();
+    let mut parents = FastSet::default();
     let mut triggers = Vec::new();
     if snap.org_policy.mcp_blocklist.as_ref().is_some_and(hit)
         && let Some(u) = snap
@@ -573,7 +575,7 @@ fn evaluate(
     snap: &Snapshot,
     sets: &ScopeSets,
     idx: usize,
-    parents: &HashSet<EntityUid>,
+    parents: &FastSet<EntityUid>,
     triggers: &[RuleKey],
     action: &EntityUid,
     hf: &hand::Facts<'_>,
@@ -813,7 +815,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: bool) -> Decision {
                     let resource = Entity::new(
                         euid(&snap.uids.model_type, model),
                         attrs,
-                        facts.parents.clone(),
+                        facts.parents.iter().cloned().collect(),
                     )
                     .map_err(|e| format!("cannot build the model entity: {e}"))?;
                     Ok((principal(snap, req), resource, ctx))
@@ -855,7 +857,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: bool) -> Decision {
 
 /// The parts of [`hand::Facts`] that come from the request alone
 fn request_facts(req: &Request) -> hand::Facts<'_> {
-    static NO_PARENTS: LazyLock<HashSet<EntityUid>> = LazyLock::new(HashSet::new);
+    static NO_PARENTS: LazyLock<FastSet<EntityUid>> = LazyLock::new(FastSet::default);
     hand::Facts {
         user: &req.user,
         groups: &req.groups,
@@ -935,7 +937,7 @@ fn decide_mcp(
             let resource = Entity::new(
                 euid(&snap.uids.mcp_type, &label),
                 attrs,
-                facts.parents.clone(),
+                facts.parents.iter().cloned().collect(),
             )
             .map_err(|e| format!("cannot build the MCP server entity: {e}"))?;
             let ctx = context(snap, req, KeyMode::Central, None, None, &facts.triggers)?;

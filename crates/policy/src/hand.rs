@@ -19,7 +19,6 @@
 //! Cedar's own.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -128,7 +127,7 @@ pub struct Facts<'a> {
     pub resource_type: &'static str,
     pub resource_id: &'a str,
     /// the resource's parents (lists and categories)
-    pub parents: &'a HashSet<EntityUid>,
+    pub parents: &'a crate::FastSet<EntityUid>,
     pub resource_attrs: &'a [(&'static str, &'a str)],
     pub project: &'a str,
     pub folder: &'a str,

@@ -1,6 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod compile;
+
+/// Maps and sets that decisions read: foldhash rather than SipHash. Their keys come from the
+/// bundle; a request only looks keys up, so there is no flooding to defend against.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 pub mod decide;
 pub mod explain;
 pub mod files;

@@ -3,7 +3,7 @@
 //! hot path and swap it in. On a store shared with other resolvers, `sync` catches up with what
 //! they activated.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,7 +28,8 @@ pub struct Active {
 }
 
 /// Gateway tokens by the sha-256 of the token (revoked ones are not in the table)
-pub type TokenTable = HashMap<[u8; 32], Arc<StoredToken>>;
+/// token hash → token; foldhash over the hash (a lookup per decision)
+pub type TokenTable = strata_policy::FastMap<[u8; 32], Arc<StoredToken>>;
 
 pub struct Resolver {
     store: Arc<dyn Store>,
