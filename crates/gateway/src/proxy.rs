@@ -365,10 +365,17 @@ async fn proxy(
             Source::Client,
         );
     }
-    let too_large = || {
-        format!(
-            "the request body is larger than the gateway's limit of {} bytes",
-            gw.cfg.max_body_bytes
+    let too_large = |pending: &mut Pending| {
+        refuse(
+            pending,
+            anthropic,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &format!(
+                "the request body is larger than the gateway's limit of {} bytes",
+                gw.cfg.max_body_bytes
+            ),
+            Source::Client,
         )
     };
     if header(&parts.headers, &header::CONTENT_LENGTH)
@@ -376,28 +383,12 @@ async fn proxy(
         .is_some_and(|n| n > gw.cfg.max_body_bytes as u64)
     {
         // refused from its declared length, before a byte of it is read
-        return refuse(
-            pending,
-            anthropic,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            &too_large(),
-            Source::Client,
-        );
+        return too_large(pending);
     }
     let deadline = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
     let bytes = match tokio::time::timeout(deadline, read_body(body, gw.cfg.max_body_bytes)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(BodyError::TooLarge)) => {
-            return refuse(
-                pending,
-                anthropic,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                &too_large(),
-                Source::Client,
-            );
-        }
+        Ok(Err(BodyError::TooLarge)) => return too_large(pending),
         Ok(Err(BodyError::Broken)) => {
             return refuse(
                 pending,
