@@ -15,6 +15,8 @@ pub mod v1 {
     tonic::include_proto!("strata.v1");
 }
 
+pub mod transport;
+
 /// The encoded file descriptor set of `strata.v1`, for server reflection
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));

@@ -42,6 +42,9 @@ pub struct CommonArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// For an https:// --resolver: the CA certificates (PEM) that sign its certificate
+    #[arg(long, env = "STRATA_RESOLVER_CA", value_name = "FILE")]
+    pub resolver_ca: Option<std::path::PathBuf>,
     /// The project id to decide in [default: the name of the directory holding --project]
     #[arg(long, value_name = "ID")]
     pub project_id: Option<String>,
@@ -122,6 +125,7 @@ fn explain_target(c: &CommonArgs, target: Target, subject: &str) -> u8 {
         let conn = crate::remote::Conn {
             resolver: url,
             token: c.token.clone(),
+            resolver_ca: c.resolver_ca.clone(),
         };
         return match crate::remote::runtime() {
             Ok(rt) => rt

@@ -28,6 +28,10 @@ pub struct Conn {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// For an https:// resolver: the CA certificates (PEM) that sign its certificate; without
+    /// it, the system's roots
+    #[arg(long, env = "STRATA_RESOLVER_CA", value_name = "FILE")]
+    pub resolver_ca: Option<PathBuf>,
 }
 
 /// Why a remote command failed, already printed; the exit code to use
@@ -45,16 +49,23 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
 
 impl Conn {
     pub async fn channel(&self) -> Result<Channel, Failed> {
-        let endpoint = Channel::from_shared(self.resolver.clone()).map_err(|e| {
-            eprintln!("error: invalid resolver URL `{}`: {e}", self.resolver);
-            Failed(exit::FAILURE)
-        })?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let endpoint =
+            strata_proto::transport::endpoint(&self.resolver, self.resolver_ca.as_deref())
+                .map_err(|e| {
+                    eprintln!("error: {e}");
+                    Failed(exit::FAILURE)
+                })?;
         endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect()
             .await
             .map_err(|e| {
-                eprintln!("error: cannot reach the resolver at {}: {e}", self.resolver);
+                eprintln!(
+                    "error: cannot reach the resolver at {}: {}",
+                    self.resolver,
+                    strata_proto::transport::error_chain(&e)
+                );
                 Failed(exit::FAILURE)
             })
     }

@@ -44,6 +44,23 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub service_token: Option<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); gateways and the CLI then use an
+    /// https:// URL. Without it the resolver speaks plain HTTP/2: keep it on a private network
+    #[arg(
+        long,
+        env = "STRATA_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        env = "STRATA_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn init_logging() {
@@ -144,6 +161,17 @@ async fn open_on(
 
 pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
     init_logging();
+    // the certificate and key are read before anything else starts: a bad file stops here
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(strata_proto::transport::server_tls(cert, key).map_err(|e| {
+                eprintln!("error: --tls-cert/--tls-key: {e}");
+                Failed(exit::INVALID)
+            })?)
+        }
+        _ => None,
+    };
     let resolver = match (&args.store, &args.data) {
         (Some(url), _) => open_postgres(url, args.admin_token, args.service_token).await?,
         (None, Some(data)) => open(data, args.admin_token, args.service_token).await?,
@@ -162,13 +190,16 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let tls_on = tls.is_some();
     match resolver.active() {
-        Some(a) => tracing::info!(%addr, revision = %a.revision, "resolver listening"),
+        Some(a) => {
+            tracing::info!(%addr, tls = tls_on, revision = %a.revision, "resolver listening")
+        }
         None => {
-            tracing::info!(%addr, "resolver listening; no policy published yet (decisions are refused until one is)")
+            tracing::info!(%addr, tls = tls_on, "resolver listening; no policy published yet (decisions are refused until one is)")
         }
     }
-    strata_resolver::serve(resolver, listener, shutdown_signal())
+    strata_resolver::serve_with(resolver, listener, tls, shutdown_signal())
         .await
         .map_err(|e| {
             eprintln!("error: {e}");

@@ -31,6 +31,11 @@ impl Drop for Serve {
 }
 
 fn serve(data: &std::path::Path) -> Serve {
+    serve_with(data, &[], "http")
+}
+
+/// `policy serve` with more arguments; its URL with `scheme`
+fn serve_with(data: &std::path::Path, args: &[&str], scheme: &str) -> Serve {
     let mut child = policy()
         .args([
             "serve",
@@ -39,6 +44,7 @@ fn serve(data: &std::path::Path) -> Serve {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(args)
         .env("STRATA_ADMIN_TOKEN", ADMIN)
         .env("STRATA_SERVICE_TOKEN", SERVICE)
         .stderr(Stdio::piped())
@@ -61,7 +67,7 @@ fn serve(data: &std::path::Path) -> Serve {
     std::thread::spawn(move || for _ in lines {});
     Serve {
         child,
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
     }
 }
 
@@ -341,4 +347,122 @@ fn sigkill_during_publishes_loses_no_acknowledged_revision() {
         "publishes went through ({})",
         acked.len()
     );
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed: (CA, certificate chain, key), PEM
+fn private_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ca_cert.pem(),
+        format!("{}{}", leaf.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+#[test]
+fn serve_over_tls_and_reach_it_with_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = private_pki();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (ca, chain, key) = (
+        file("ca.pem", &ca),
+        file("chain.pem", &chain),
+        file("key.pem", &key),
+    );
+    let (other_ca, _, _) = private_pki();
+    let other_ca = file("other-ca.pem", &other_ca);
+
+    // a key where the certificate belongs: refused at start, naming the file
+    let data = dir.path().join("data");
+    let (code, out, err) = run(policy().args([
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &key,
+        "--tls-key",
+        &chain,
+    ]));
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("key.pem") && err.contains("no certificate"),
+        "{err}"
+    );
+    // one of the two alone is a usage error
+    let (code, _, err) = run(policy().args(["serve", "--data", "x", "--tls-cert", &chain]));
+    assert_ne!(code, 0);
+    assert!(err.contains("--tls-key"), "{err}");
+
+    let s = serve_with(&data, &["--tls-cert", &chain, "--tls-key", &key], "https");
+    let client = |resolver: &str, ca: Option<&str>, args: &[&str]| {
+        let mut c = policy();
+        c.args(args)
+            .env("STRATA_RESOLVER", resolver)
+            .env("STRATA_TOKEN", ADMIN);
+        if let Some(ca) = ca {
+            c.env("STRATA_RESOLVER_CA", ca);
+        }
+        run(&mut c)
+    };
+
+    // trusted through the CA: publish and list over TLS
+    let (code, out, err) = client(
+        &s.url,
+        Some(&ca),
+        &["publish", "org", "policies/examples/acme/org", "-m", "tls"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("active revision "), "{out}");
+    let (code, out, err) = client(&s.url, Some(&ca), &["revisions"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tls"), "{out}");
+    // explain against the live snapshot, over TLS, with its own flag
+    let (code, out, err) = run(policy().args([
+        "explain",
+        "model",
+        "gpt-4o",
+        "--as",
+        "alice",
+        "--resolver",
+        &s.url,
+        "--resolver-ca",
+        &ca,
+        "--token",
+        SERVICE,
+    ]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("DENY"), "{out}");
+
+    // a CA that did not sign the certificate, or the system's roots: not reached
+    for ca in [Some(other_ca.as_str()), None] {
+        let (code, out, err) = client(&s.url, ca, &["revisions"]);
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains("cannot reach the resolver"), "{err}");
+        assert!(!out.contains("tls"), "{out}");
+    }
+    // plain HTTP/2 to the TLS port: not answered either
+    let plain = s.url.replace("https://", "http://");
+    let (code, out, err) = client(&plain, None, &["revisions"]);
+    assert_ne!(code, 0, "{out}{err}");
+    // and a CA for a plain URL is a mistake worth saying
+    let (code, _, err) = client(&plain, Some(&ca), &["revisions"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("use https://"), "{err}");
 }

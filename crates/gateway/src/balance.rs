@@ -14,6 +14,7 @@
 //!
 //! With one address the channel is a plain lazily connected one, as it always was.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Sender;
@@ -35,19 +36,20 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 /// The service whose health puts a resolver in rotation
 const SERVICE: &str = "strata.v1.PolicyService";
 
-fn endpoint(url: &str) -> Result<Endpoint, StartError> {
-    Ok(Endpoint::from_shared(url.to_string())
-        .map_err(|_| StartError::ResolverUrl(url.to_string()))?
+fn endpoint(url: &str, ca_file: Option<&Path>) -> Result<Endpoint, StartError> {
+    Ok(strata_proto::transport::endpoint(url, ca_file)
+        .map_err(StartError::Resolver)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true))
 }
 
-/// A channel to the resolvers at `urls`; must be called on a Tokio runtime (it spawns the health
-/// watchers, which end when the channel is dropped)
-pub fn resolver_channel(urls: &[String]) -> Result<Channel, StartError> {
+/// A channel to the resolvers at `urls` (TLS for `https://` ones, trusting `ca_file` or the
+/// system's roots); must be called on a Tokio runtime (it spawns the health watchers, which end
+/// when the channel is dropped)
+pub fn resolver_channel(urls: &[String], ca_file: Option<&Path>) -> Result<Channel, StartError> {
     let endpoints = urls
         .iter()
-        .map(|u| endpoint(u))
+        .map(|u| endpoint(u, ca_file))
         .collect::<Result<Vec<_>, _>>()?;
     if let [one] = &endpoints[..] {
         return Ok(one.connect_lazy());

@@ -61,6 +61,10 @@ pub struct GatewayConfig {
     /// check, and refused (fail closed) only when none does. Instead of `resolver`, not with it.
     #[serde(default)]
     pub resolvers: Vec<String>,
+    /// for `https://` resolvers: a PEM file of the CA certificates that sign their certificates;
+    /// without it, the system's roots
+    #[serde(default)]
+    pub resolver_ca_file: Option<String>,
     /// the environment variable holding the service token for the resolver
     #[serde(default = "default_service_token_env")]
     pub service_token_env: String,

@@ -59,8 +59,8 @@ pub struct Gateway {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("invalid resolver URL `{0}`")]
-    ResolverUrl(String),
+    #[error("resolver: {0}")]
+    Resolver(strata_proto::transport::TransportError),
     #[error("no service token: set ${0} or `service_token_file`")]
     NoServiceToken(String),
     #[error("{0}")]
@@ -78,7 +78,10 @@ pub enum StartError {
 impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Result<Gateway, StartError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let channel = crate::balance::resolver_channel(&cfg.resolver_urls())?;
+        let channel = crate::balance::resolver_channel(
+            &cfg.resolver_urls(),
+            cfg.resolver_ca_file.as_deref().map(Path::new),
+        )?;
         let token = secret(
             Some(&cfg.service_token_env),
             cfg.service_token_file.as_deref(),

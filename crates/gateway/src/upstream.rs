@@ -22,9 +22,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use rustls_platform_verifier::Verifier;
+use strata_proto::transport::error_chain as chain;
 use tokio::time::{Instant, Sleep};
 
 /// Connections kept open per upstream host between requests
@@ -129,7 +128,11 @@ impl Upstream {
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
         let verifier = match ca_file {
             None => Verifier::new(Arc::clone(&provider)),
-            Some(path) => Verifier::new_with_extra_roots(roots(path)?, Arc::clone(&provider)),
+            Some(path) => {
+                let roots = strata_proto::transport::certificates(path)
+                    .map_err(|e| format!("upstream_ca_file {e}"))?;
+                Verifier::new_with_extra_roots(roots, Arc::clone(&provider))
+            }
         }
         .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -184,32 +187,6 @@ impl Upstream {
             }
         }
     }
-}
-
-/// The certificates of a PEM file; an error names the file
-fn roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("upstream_ca_file `{}`: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "upstream_ca_file `{}`: no certificate in it (expected PEM, -----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(certs)
-}
-
-/// An error and its sources, for the log
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        source = c.source();
-    }
-    s
 }
 
 /// A response body as a stream of chunks, each within the read timeout of the one before

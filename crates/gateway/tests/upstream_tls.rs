@@ -1,6 +1,11 @@
+//! TLS on both of the gateway's links.
+//!
 //! An upstream over TLS: used when its certificate chains to a trusted root (here a private CA
 //! given as `upstream_ca_file`), refused as unreachable when it does not, over HTTP/1.1 and over
 //! HTTP/2 (negotiated by ALPN). A CA file that is not PEM stops the gateway at start, naming it.
+//!
+//! A resolver over TLS (`https://`, `resolver_ca_file`): decisions flow when its certificate is
+//! trusted; when it is not, every request is refused (503, fail closed) and nothing goes upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,35 +17,26 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 const ANSWER: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":1}}"#;
 
 /// A private CA (PEM) and a server configuration for 127.0.0.1 signed by it
 fn private_ca() -> (String, rustls::ServerConfig) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
+    let pki = common::private_pki();
+    let chain = CertificateDer::pem_slice_iter(pki.chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
         .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.key.as_bytes()).unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut server = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone(), ca_cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
+        .with_single_cert(chain, key)
         .unwrap();
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (ca_cert.pem(), server)
+    (pki.ca, server)
 }
 
 /// What the TLS upstream saw of each request: HTTP version, path, the key header
@@ -169,4 +165,80 @@ fn a_ca_file_that_is_not_pem_is_an_error_naming_it() {
         Err(e) => e,
     };
     assert!(e.contains("missing.pem"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_resolver_decides_when_trusted_and_fails_closed_when_not() {
+    let (up, seen) = plain_upstream().await;
+
+    let s = common::stack_linked(up, common::ResolverLink::Tls { trusted: true }).await;
+    // allowed: the decision came over TLS
+    let r = ask(&s.gateway, &s.alice).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-strata-revision"));
+    // a denial names its rule, so the snapshot behind it is the published one
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/chat/completions", s.gateway))
+        .bearer_auth(&s.alice)
+        .header("content-type", "application/json")
+        .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("gpt-4o"),
+        "{v}"
+    );
+    assert_eq!(*seen.lock().unwrap(), 1);
+
+    // the gateway trusts another CA: the resolver cannot be reached, so nothing is allowed
+    let s = common::stack_linked(up, common::ResolverLink::Tls { trusted: false }).await;
+    let r = ask(&s.gateway, &s.alice).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["x-strata-error-source"], "gateway");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        1,
+        "nothing more reached the upstream"
+    );
+}
+
+/// A plain HTTP upstream answering every request; counts them
+async fn plain_upstream() -> (SocketAddr, Arc<Mutex<usize>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(0));
+    let s = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else {
+                return;
+            };
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req: hyper::Request<Incoming>| {
+                    *s.lock().unwrap() += 1;
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(ANSWER.as_bytes())))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
 }

@@ -94,6 +94,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ResolverError> {
+    serve_with(resolver, listener, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (see [`strata_proto::transport::server_tls`])
+pub async fn serve_with(
+    resolver: Arc<Resolver>,
+    listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ResolverError> {
     let policy = PolicyServiceServer::new(service::PolicySvc {
         resolver: resolver.clone(),
     })
@@ -135,7 +145,13 @@ pub async fn serve(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut stopping = rx.clone();
     let mut draining = rx;
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ResolverError::Internal(format!("TLS: {e}")))?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .add_service(health)
         .add_service(reflection)

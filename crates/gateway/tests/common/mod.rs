@@ -34,6 +34,15 @@ pub struct ResolverProc {
 }
 
 pub async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> ResolverProc {
+    start_resolver_with(data, listener, None).await
+}
+
+/// [`start_resolver`], serving TLS when `tls` is given
+pub async fn start_resolver_with(
+    data: &Path,
+    listener: tokio::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> ResolverProc {
     let store = SledStore::open(data).unwrap();
     let (resolver, _) = Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
         .await
@@ -42,7 +51,7 @@ pub async fn start_resolver(data: &Path, listener: tokio::net::TcpListener) -> R
     let served = Arc::clone(&resolver);
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        strata_resolver::serve(served, listener, async {
+        strata_resolver::serve_with(served, listener, tls, async {
             let _ = rx.await;
         })
         .await
@@ -101,7 +110,12 @@ pub async fn stack(up: SocketAddr) -> Stack {
 /// Publish the example org and project `web` through the resolver at `addr`; gateway tokens for
 /// `alice` (in `leads`) and `bob` (in no group)
 pub async fn seed(addr: SocketAddr) -> (String, String) {
-    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+    seed_at(&format!("http://{addr}"), None).await
+}
+
+/// [`seed`] through the resolver at `url`, trusting `ca_file` for https://
+pub async fn seed_at(url: &str, ca_file: Option<&Path>) -> (String, String) {
+    let ch = strata_proto::transport::endpoint(url, ca_file)
         .unwrap()
         .connect()
         .await
@@ -147,17 +161,60 @@ pub async fn seed(addr: SocketAddr) -> (String, String) {
 
 /// As [`stack`], with more top-level gateway settings (TOML lines)
 pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
-    stack_opts(up, settings, false, "http").await
+    stack_opts(up, settings, false, "http", ResolverLink::Plain).await
 }
 
 /// As [`stack_with`], with `https://` upstreams
 pub async fn stack_tls(up: SocketAddr, settings: &str) -> Stack {
-    stack_opts(up, settings, false, "https").await
+    stack_opts(up, settings, false, "https", ResolverLink::Plain).await
 }
 
 /// As [`stack`], with the gateway asking the resolver in its own process (as `policy up` does)
 pub async fn stack_in_process(up: SocketAddr) -> Stack {
-    stack_opts(up, "", true, "http").await
+    stack_opts(up, "", true, "http", ResolverLink::Plain).await
+}
+
+/// How the gateway of a test stack reaches its resolver
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolverLink {
+    /// plain HTTP/2
+    Plain,
+    /// TLS, the resolver's certificate signed by a private CA; the gateway's
+    /// `resolver_ca_file` holds that CA (`trusted`) or another one
+    Tls { trusted: bool },
+}
+
+/// As [`stack`], the resolver reached over `link`
+pub async fn stack_linked(up: SocketAddr, link: ResolverLink) -> Stack {
+    stack_opts(up, "", false, "http", link).await
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, PEM
+pub struct Pki {
+    pub ca: String,
+    /// the certificate, then the CA's
+    pub chain: String,
+    pub key: String,
+}
+
+pub fn private_pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    Pki {
+        ca: ca_cert.pem(),
+        chain: format!("{}{}", leaf.pem(), ca_cert.pem()),
+        key: key.serialize_pem(),
+    }
 }
 
 struct InProcess(strata_resolver::service::PolicySvc);
@@ -168,12 +225,50 @@ impl strata_gateway::decider::LocalPolicy for InProcess {
     }
 }
 
-async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool, scheme: &str) -> Stack {
+async fn stack_opts(
+    up: SocketAddr,
+    settings: &str,
+    in_process: bool,
+    scheme: &str,
+    link: ResolverLink,
+) -> Stack {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver_addr = listener.local_addr().unwrap();
-    let resolver = start_resolver(data.path(), listener).await;
-    let (alice, bob) = seed(resolver_addr).await;
+    let (resolver, resolver_settings) = match link {
+        ResolverLink::Plain => {
+            let resolver = start_resolver(data.path(), listener).await;
+            (resolver, format!("resolver = \"http://{resolver_addr}\""))
+        }
+        ResolverLink::Tls { trusted } => {
+            let pki = private_pki();
+            let tls = strata_proto::transport::server_tls(
+                Path::new(&write(data.path(), "chain.pem", &pki.chain)),
+                Path::new(&write(data.path(), "key.pem", &pki.key)),
+            )
+            .unwrap();
+            let resolver = start_resolver_with(data.path(), listener, Some(tls)).await;
+            let ca = write(data.path(), "ca.pem", &pki.ca);
+            let gateway_ca = if trusted {
+                ca.clone()
+            } else {
+                write(data.path(), "other-ca.pem", &private_pki().ca)
+            };
+            (
+                resolver,
+                format!(
+                    "resolver = \"https://{resolver_addr}\"\nresolver_ca_file = \"{gateway_ca}\""
+                ),
+            )
+        }
+    };
+    let (alice, bob) = match link {
+        ResolverLink::Plain => seed(resolver_addr).await,
+        ResolverLink::Tls { .. } => {
+            let ca = data.path().join("ca.pem");
+            seed_at(&format!("https://{resolver_addr}"), Some(&ca)).await
+        }
+    };
 
     let cfg = GatewayConfig::parse(
         "e2e.toml",
@@ -181,7 +276,7 @@ async fn stack_opts(up: SocketAddr, settings: &str, in_process: bool, scheme: &s
             r#"
 listen = "127.0.0.1:0"
 public_base_url = "http://127.0.0.1:8787"
-resolver = "http://{resolver_addr}"
+{resolver_settings}
 service_token_file = "{svc}"
 decision_timeout_ms = 2000
 max_body_bytes = 1048576
