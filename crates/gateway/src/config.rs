@@ -18,6 +18,8 @@ pub const DEFAULT_RESOLVER_CALLS_IN_FLIGHT: usize = 4;
 pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
 /// Default time a client has to send a request's headers, and again its body
 pub const DEFAULT_CLIENT_TIMEOUT_SECS: u64 = 60;
+/// Default bound on client connections open at once
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
@@ -39,6 +41,9 @@ fn default_upstream_timeout() -> u64 {
 }
 fn default_client_timeout() -> u64 {
     DEFAULT_CLIENT_TIMEOUT_SECS
+}
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
 }
 fn default_resolver_calls_in_flight() -> usize {
     DEFAULT_RESOLVER_CALLS_IN_FLIGHT
@@ -85,6 +90,10 @@ pub struct GatewayConfig {
     /// trickles (slowloris) is cut off then
     #[serde(default = "default_client_timeout")]
     pub client_timeout_secs: u64,
+    /// client connections open at once; past it, new ones wait in the listen backlog until one
+    /// closes (keep it under the process's open-file limit, `ulimit -n`)
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// calls to the resolver open at once; while all are busy, waiting decisions share the next
     /// call (one BatchDecide)
     #[serde(default = "default_resolver_calls_in_flight")]
@@ -221,6 +230,9 @@ impl GatewayConfig {
                 return Err(invalid("audit.queue: must be at least 1".to_string()));
             }
         }
+        if cfg.max_connections == 0 {
+            return Err(invalid("max_connections: must be at least 1".to_string()));
+        }
         for name in cfg.upstreams.keys() {
             if !PROVIDERS.contains(&name.as_str()) {
                 return Err(ConfigError::Invalid {
@@ -294,6 +306,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid provider `azure`"), "{e}");
+    }
+
+    #[test]
+    fn max_connections_defaults_and_must_be_positive() {
+        let cfg = GatewayConfig::parse("g.toml", "").unwrap();
+        assert_eq!(cfg.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let cfg = GatewayConfig::parse("g.toml", "max_connections = 64").unwrap();
+        assert_eq!(cfg.max_connections, 64);
+        let e = GatewayConfig::parse("g.toml", "max_connections = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("g.toml") && e.contains("max_connections"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,25 @@ async fn timer_tick() {
     }
 }
 
+/// A client connection, counted while it is open; its slot frees when it ends
+struct OpenConnection {
+    gw: Arc<Gateway>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(gw: Arc<Gateway>, slot: tokio::sync::OwnedSemaphorePermit) -> OpenConnection {
+        gw.telemetry.metrics.connection_opened();
+        OpenConnection { gw, _slot: slot }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gw.telemetry.metrics.connection_closed();
+    }
+}
+
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,
@@ -130,7 +149,7 @@ pub async fn serve(
     use hyper_util::server::conn::auto::Builder;
 
     let header_timeout = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
-    let app = app(gw);
+    let app = app(Arc::clone(&gw));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -146,7 +165,31 @@ pub async fn serve(
     let tick = tokio::spawn(timer_tick());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // a slot per open connection: with none free, the loop stops accepting (the kernel's backlog
+    // holds new connections) until one closes
+    let slots = Arc::new(tokio::sync::Semaphore::new(gw.cfg.max_connections.max(1)));
+    let mut warned_full = None::<std::time::Instant>;
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                gw.telemetry.metrics.connection_limit_reached();
+                if warned_full.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = gw.cfg.max_connections,
+                        "connection limit reached: new connections wait until one closes"
+                    );
+                    warned_full = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    s = Arc::clone(&slots).acquire_owned() => match s {
+                        Ok(s) => s,
+                        Err(_) => break, // closed: never, the semaphore lives here
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
@@ -169,7 +212,9 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
+        let open = OpenConnection::new(Arc::clone(&gw), slot);
         tokio::spawn(async move {
+            let _open = open;
             if !first_bytes(&tcp, header_timeout).await {
                 return; // nothing to serve: closed
             }

@@ -142,6 +142,8 @@ pub struct Metrics {
     decision: Histogram,
     upstream: Histogram,
     in_flight: AtomicI64,
+    connections: AtomicI64,
+    connection_waits: AtomicU64,
     /// shared with the audit writer, which drops records too (a batch its database refused)
     audit_dropped: Arc<AtomicU64>,
     resolver_calls: AtomicU64,
@@ -175,6 +177,20 @@ fn esc(v: &str) -> String {
 impl Metrics {
     pub fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection accepted; [`Metrics::connection_closed`] when it ends
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The server stopped accepting for a while: `max_connections` were open
+    pub fn connection_limit_reached(&self) {
+        self.connection_waits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One call to the resolver carrying `decisions` decisions
@@ -305,6 +321,16 @@ impl Metrics {
             out,
             "# HELP strata_gateway_in_flight Requests being handled, streams included\n# TYPE strata_gateway_in_flight gauge\nstrata_gateway_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_connections Client connections open\n# TYPE strata_gateway_connections gauge\nstrata_gateway_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_connection_limit_reached_total Times the server stopped accepting connections because max_connections were open\n# TYPE strata_gateway_connection_limit_reached_total counter\nstrata_gateway_connection_limit_reached_total {}",
+            self.connection_waits.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1,6 +1,6 @@
 //! Hostile HTTP against the real gateway (in this process, on 127.0.0.1:0, in front of a mock
 //! upstream): bodies over the limit, slow clients, broken and ambiguous JSON, content types the
-//! gateway cannot read, header floods, a 1 MB model id. Each gets a clear 4xx (in the provider's
+//! gateway cannot read, header floods, a 1 MB model id, more connections than allowed. Each gets a clear 4xx (in the provider's
 //! error shape where the gateway writes it), nothing reaches the upstream, memory stays bounded,
 //! and a normal client is served throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -45,6 +45,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with("client_timeout_secs = 1").await
+}
+
+/// [`world`] with these gateway settings
+async fn world_with(settings: &str) -> World {
     let seen = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new()
         .fallback(upstream)
@@ -52,7 +57,7 @@ async fn world() -> World {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let stack = common::stack_with(up, "client_timeout_secs = 1").await;
+    let stack = common::stack_with(up, settings).await;
     World {
         addr: stack.gateway.trim_start_matches("http://").parse().unwrap(),
         gateway: stack.gateway.clone(),
@@ -474,4 +479,82 @@ async fn header_floods_get_431() {
     }
     assert_eq!(send(None).await.unwrap().status(), 200);
     assert!(bystander.served().await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_wait_for_a_free_one() {
+    let w = world_with("client_timeout_secs = 10\nmax_connections = 2").await;
+    let req = request(
+        &w,
+        "/v1/messages",
+        "content-type: application/json\r\nconnection: close\r\n",
+        SONNET.as_bytes(),
+    );
+    // two keep-alive connections, each served once, then held open
+    let health = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", w.addr);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(w.addr).await.unwrap();
+        s.write_all(health.as_bytes()).await.unwrap();
+        let r = answer(&mut s, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        held.push(s);
+    }
+    // a third connects (the kernel's backlog) but is not served while both are open
+    let mut third = TcpStream::connect(w.addr).await.unwrap();
+    third.write_all(&req).await.unwrap();
+    assert!(
+        answer(&mut third, Duration::from_millis(700))
+            .await
+            .is_err(),
+        "a third connection was served past max_connections = 2"
+    );
+    assert_eq!(w.seen.load(Ordering::SeqCst), 0);
+    // one closes: the third is served, nothing lost
+    drop(held.pop());
+    let r = answer(&mut third, Duration::from_secs(10))
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(w.seen.load(Ordering::SeqCst), 1);
+    // the metrics say so, read on a connection of its own once the third has gone
+    drop(third);
+    let mut m = TcpStream::connect(w.addr).await.unwrap();
+    m.write_all(
+        format!(
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            w.addr
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = answer(&mut m, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let value = |name: &str| -> f64 {
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {}", r.body))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("strata_gateway_connection_limit_reached_total") >= 1.0);
+    // the one still held and this one
+    assert_eq!(value("strata_gateway_connections"), 2.0);
+}
+
+/// One response on `s` within `within`; `Err` when none came in time
+async fn answer(
+    s: &mut TcpStream,
+    within: Duration,
+) -> Result<Option<RawResponse>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(within, read_response(s)).await
 }
