@@ -381,17 +381,23 @@ async fn proxy(
             Source::Client,
         )
     };
+    let mut stream = body.into_data_stream();
     if header(&parts.headers, &header::CONTENT_LENGTH)
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > gw.cfg.max_body_bytes as u64)
     {
-        // refused from its declared length, before a byte of it is read
+        // refused from its declared length, before a byte of it is kept
+        linger(stream);
         return too_large(pending);
     }
     let deadline = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
-    let bytes = match tokio::time::timeout(deadline, read_body(body, gw.cfg.max_body_bytes)).await {
+    let read = read_body(&mut stream, gw.cfg.max_body_bytes);
+    let bytes = match tokio::time::timeout(deadline, read).await {
         Ok(Ok(b)) => b,
-        Ok(Err(BodyError::TooLarge)) => return too_large(pending),
+        Ok(Err(BodyError::TooLarge)) => {
+            linger(stream);
+            return too_large(pending);
+        }
         Ok(Err(BodyError::Broken)) => {
             return refuse(
                 pending,
@@ -523,10 +529,40 @@ enum BodyError {
     Broken,
 }
 
-/// Read a request body of at most `max` bytes; a body that arrives in one piece is not copied
-async fn read_body(body: Body, max: usize) -> Result<Bytes, BodyError> {
+/// How long, and how many bytes, the rest of a refused body is read and thrown away
+pub const LINGER: Duration = Duration::from_secs(5);
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Read and discard the rest of a body refused as too large, for at most [`LINGER`] and
+/// [`LINGER_BYTES`], while the refusal is written.
+///
+/// Closing a connection with unread bytes in its receive buffer makes the kernel answer with a
+/// reset, and a client still sending its body then loses the 413 it was sent (the reset discards
+/// what it had not read yet): it sees "connection reset" instead of the reason. So the gateway
+/// keeps reading (and the connection open) a little longer, as web servers do with lingering
+/// close; a client that sends more, or for longer, is cut off as before.
+fn linger(mut stream: axum::body::BodyDataStream) {
     use futures::StreamExt;
-    let mut stream = body.into_data_stream();
+    tokio::spawn(async move {
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// Read a request body of at most `max` bytes; a body that arrives in one piece is not copied
+async fn read_body(
+    stream: &mut axum::body::BodyDataStream,
+    max: usize,
+) -> Result<Bytes, BodyError> {
+    use futures::StreamExt;
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut len = 0usize;

@@ -558,3 +558,63 @@ async fn answer(
 ) -> Result<Option<RawResponse>, tokio::time::error::Elapsed> {
     tokio::time::timeout(within, read_response(s)).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_an_oversized_body_reads_its_413() {
+    let w = world_with("client_timeout_secs = 10").await;
+    // what an SDK does: send the whole body, then read the answer. The gateway refuses from the
+    // declared length (or at the limit, chunked) while bytes are still coming; the refusal must
+    // reach the client, not a connection reset
+    let body = vec![b' '; 3 * LIMIT];
+    let declared = request(&w, "/v1/messages", "", &body);
+    let mut chunked =
+        head(&w, "/v1/chat/completions", "transfer-encoding: chunked\r\n").into_bytes();
+    for piece in body.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for (bytes, anthropic) in [(declared, true), (chunked, false)] {
+        for _ in 0..10 {
+            let mut s = TcpStream::connect(w.addr).await.unwrap();
+            let sent = tokio::time::timeout(Duration::from_secs(10), s.write_all(&bytes))
+                .await
+                .expect("the body sent (or refused) within 10 s");
+            assert!(sent.is_ok(), "the body could not be sent: {sent:?}");
+            let r = tokio::time::timeout(Duration::from_secs(10), read_to_end(&mut s))
+                .await
+                .expect("an answer within 10 s")
+                .expect("the 413, not a reset");
+            assert_eq!(r.status, 413, "{}", r.body);
+            assert_eq!(refusal(&r, anthropic).0, "request_too_large");
+        }
+    }
+    assert_eq!(w.seen.load(Ordering::SeqCst), 0);
+}
+
+/// One response, read until the connection closes; `None` on a reset
+async fn read_to_end(rd: &mut TcpStream) -> Option<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match rd.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    Some(RawResponse {
+        status,
+        headers: lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+        body: body.to_string(),
+    })
+}
