@@ -6,10 +6,12 @@
 //! when none is given ([`endpoint`]). Every error names the file or URL it is about.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_platform_verifier::Verifier;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 
 /// How long a TLS handshake may take, on either end
@@ -61,6 +63,25 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Transpo
 
 fn certificates_pem(path: &Path) -> Result<Vec<u8>, TransportError> {
     read_certificates(path).map(|(pem, _)| pem)
+}
+
+/// A TLS client configuration that verifies servers against the system's roots (the platform's
+/// verifier), and the certificates of `ca_file` (PEM) besides when given; no ALPN set
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = match ca_file {
+        None => Verifier::new(Arc::clone(&provider)),
+        Some(path) => Verifier::new_with_extra_roots(certificates(path)?, Arc::clone(&provider)),
+    }
+    .map_err(|e| TransportError::Tls(format!("cannot set up certificate verification: {e}")))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
 }
 
 /// An endpoint for the resolver at `url`: `https://` with TLS, trusting the certificates of

@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Instead of a data directory: a PostgreSQL database that several resolvers share,
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (tables are created and upgraded at start)
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (tables are created and upgraded at start);
+    /// TLS with `?sslmode=verify-full&sslrootcert=CA.pem` (the certificate is always verified)
     #[arg(long, env = "STRATA_STORE", hide_env_values = true, value_name = "URL")]
     pub store: Option<String>,
     /// Where to listen for gRPC

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls_platform_verifier::Verifier;
 use strata_proto::transport::error_chain as chain;
 use tokio::time::{Instant, Sleep};
 
@@ -123,24 +121,10 @@ impl Upstream {
         read_timeout: Duration,
         ca_file: Option<&Path>,
     ) -> Result<Upstream, String> {
-        let provider = rustls::crypto::CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-        let verifier = match ca_file {
-            None => Verifier::new(Arc::clone(&provider)),
-            Some(path) => {
-                let roots = strata_proto::transport::certificates(path)
-                    .map_err(|e| format!("upstream_ca_file {e}"))?;
-                Verifier::new_with_extra_roots(roots, Arc::clone(&provider))
-            }
-        }
-        .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let tls = strata_proto::transport::client_config(ca_file).map_err(|e| match e {
+            strata_proto::transport::TransportError::File { .. } => format!("upstream_ca_file {e}"),
+            e => e.to_string(),
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

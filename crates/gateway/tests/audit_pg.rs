@@ -359,3 +359,51 @@ async fn an_unreachable_audit_database_is_no_reason_not_to_start_a_refusing_one_
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_go_over_verified_tls_when_the_url_asks_for_it() {
+    let pki = common::private_pki();
+    let Some(cluster) = pg::Cluster::start_tls("gw_audit_tls", &pki.chain, &pki.key) else {
+        return;
+    };
+    let s = stack().await;
+    let ca = write(s.data.path(), "db-ca.pem", &pki.ca);
+    let url = format!(
+        "{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        cluster.url()
+    );
+    let (gw, _g) = s
+        .gateway(&format!("store = \"{url}\"\nretention_days = 30"))
+        .await;
+    assert_eq!(s.send(&gw, &s.alice, SONNET, None).await, 200);
+    // `policy audit` reads them over the same verified TLS
+    let found = rows(&url, &Query::default(), 1).await;
+    assert_eq!(found[0].user, "alice");
+    // the server saw only encrypted connections from the writer
+    let check = pg::sql(&format!("{}/postgres?sslmode=disable", cluster.url())).await;
+    let row = check
+        .query_one(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'strata-gateway-audit'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, all_tls): (i64, Option<bool>) = (row.get(0), row.get(1));
+    assert!(n >= 1, "the writer holds no connection");
+    assert_eq!(all_tls, Some(true));
+    // a CA that did not sign the server's certificate: `policy audit` is refused, naming why
+    let other = write(s.data.path(), "other-ca.pem", &common::private_pki().ca);
+    let e = query(
+        &format!(
+            "{}/postgres?sslmode=require&sslrootcert={other}",
+            cluster.url()
+        ),
+        &Query::default(),
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+}

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 use strata_proto::v1::{StoredActivation, StoredRevision, StoredToken};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
-use tokio_postgres::config::Host;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Config};
 
 use crate::store::{Commit, Store, StoreError, StoreWatch, check_active};
 
@@ -73,6 +72,8 @@ struct Db {
     config: Config,
     /// the same, with its own `application_name` (`...-listen`) so operators can tell it apart
     listen_config: Config,
+    /// TLS as the connection string asks (`sslmode`, `sslrootcert`)
+    tls: strata_pg::Tls,
     /// `host:port/dbname`, for messages (never the password)
     target: String,
     /// the connection kept between calls
@@ -99,35 +100,19 @@ impl From<StoreError> for Failure {
 
 type Attempt<T> = Result<Result<T, Failure>, tokio::time::error::Elapsed>;
 
-fn describe(config: &Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("{host}:{port}/{db}")
-}
-
 impl PgStore {
     /// Connect to `url` (`postgres://user[:password]@host[:port]/dbname`, or the key=value form),
     /// apply the migrations this database lacks and start listening for changes
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let mut config: Config = url.parse().map_err(|e| {
-            StoreError::Backend(format!("invalid PostgreSQL connection string: {e}"))
-        })?;
+        let strata_pg::Target { mut config, tls } =
+            strata_pg::Target::parse(url).map_err(|e| StoreError::Backend(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("strata-resolver");
         }
-        let target = describe(&config);
+        let target = strata_pg::describe(&config);
         let mut listen_config = config.clone();
         listen_config.application_name(format!(
             "{}-listen",
@@ -165,6 +150,7 @@ impl PgStore {
             db: Arc::new(Db {
                 config,
                 listen_config,
+                tls,
                 target,
                 idle: Mutex::new(None),
             }),
@@ -203,21 +189,19 @@ impl Db {
             {
                 StoreError::Backend(format!("PostgreSQL at {}: {db}", self.target))
             }
-            _ => StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.target)),
+            _ => StoreError::Unavailable(format!(
+                "PostgreSQL at {}: {}",
+                self.target,
+                strata_proto::transport::error_chain(&e)
+            )),
         }
     }
 
     async fn connect(
         &self,
         config: &Config,
-    ) -> Result<
-        (
-            Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        StoreError,
-    > {
-        match timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+    ) -> Result<(Client, strata_pg::Connection), StoreError> {
+        match timeout(CONNECT_TIMEOUT, config.connect(self.tls.clone())).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(self.classify(e)),
             Err(_) => Err(StoreError::Unavailable(format!(

@@ -660,3 +660,98 @@ async fn a_change_without_a_notification_is_caught_by_the_periodic_check() {
     a.stop().await;
     b.stop().await;
 }
+
+// ---------------------------------------------------------------- TLS to the database
+
+/// A private CA and a certificate for 127.0.0.1 it signed: (CA, certificate chain, key), PEM
+fn private_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ca_cert.pem(),
+        format!("{}{}", leaf.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_database_is_verified_and_never_falls_back_to_plain() {
+    let (ca, chain, key) = private_pki();
+    let Some(cluster) = pg::Cluster::start_tls("tls_to_the_database", &chain, &key) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, private_pki().0).unwrap();
+    let base = format!("{}/postgres", cluster.url());
+
+    // the server's certificate verified against sslrootcert: the store opens and works, and its
+    // connections are encrypted (the server says so)
+    for mode in ["require", "verify-full", "prefer"] {
+        let url = format!("{base}?sslmode={mode}&sslrootcert={}", ca_file.display());
+        let store = open(&url).await.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let check = pg::sql(&format!("{base}?sslmode=disable")).await;
+        let row = check
+            .query_one(
+                "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s \
+                 JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'strata-resolver%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (n, all_tls): (i64, Option<bool>) = (row.get(0), row.get(1));
+        assert!(n >= 1, "{mode}: no connection of the store's");
+        assert_eq!(all_tls, Some(true), "{mode}: a connection in the clear");
+        let active = tokio::task::spawn_blocking(move || store.active())
+            .await
+            .unwrap();
+        assert_eq!(active.unwrap(), None, "{mode}: nothing published yet");
+    }
+
+    // a certificate the client cannot verify is a failure, never a quiet plain connection:
+    // another CA, or only the system's roots, with `require` and with the default `prefer`
+    for (what, url) in [
+        (
+            "another CA",
+            format!("{base}?sslmode=require&sslrootcert={}", other_ca.display()),
+        ),
+        ("the system's roots", format!("{base}?sslmode=require")),
+        (
+            "the default sslmode",
+            format!("{base}?sslrootcert={}", other_ca.display()),
+        ),
+    ] {
+        let e = match open(&url).await {
+            Ok(_) => panic!("{what}: connected"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+            "{what}: {e}"
+        );
+    }
+    // and a CA file that is not one is named
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "nope").unwrap();
+    let e = open(&format!(
+        "{base}?sslmode=require&sslrootcert={}",
+        junk.display()
+    ))
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("junk.pem"), "{e}");
+}

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use strata_pg::Target;
 use tokio::time::timeout;
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::config::Host;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Msg, Query, Record, Usage, format_ms};
 
@@ -121,34 +121,17 @@ pub enum AuditStoreError {
     Start(String),
 }
 
-/// `host:port/dbname`, for messages (never the password)
-pub fn describe(config: &Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("{host}:{port}/{db}")
-}
-
-/// A connection string, parsed, with this gateway's defaults
-pub fn config(url: &str) -> Result<Config, AuditStoreError> {
-    let mut config: Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| AuditStoreError::Url(e.to_string()))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+/// A connection string, parsed (TLS as it says: `sslmode`, `sslrootcert`), with this gateway's
+/// defaults
+pub fn config(url: &str) -> Result<Target, AuditStoreError> {
+    let mut db = Target::parse(url).map_err(|e| AuditStoreError::Url(e.0))?;
+    if db.config.get_connect_timeout().is_none() {
+        db.config.connect_timeout(CONNECT_TIMEOUT);
     }
-    if config.get_application_name().is_none() {
-        config.application_name("strata-gateway-audit");
+    if db.config.get_application_name().is_none() {
+        db.config.application_name("strata-gateway-audit");
     }
-    Ok(config)
+    Ok(db)
 }
 
 fn classify(target: &str, e: tokio_postgres::Error) -> AuditStoreError {
@@ -162,7 +145,7 @@ fn classify(target: &str, e: tokio_postgres::Error) -> AuditStoreError {
         }
         _ => AuditStoreError::Unavailable {
             target: target.to_string(),
-            message: e.to_string(),
+            message: strata_proto::transport::error_chain(&e),
         },
     }
 }
@@ -175,8 +158,8 @@ fn unavailable(target: &str, message: String) -> AuditStoreError {
 }
 
 /// Connect, without applying anything
-async fn connect(config: &Config, target: &str) -> Result<Client, AuditStoreError> {
-    match timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+async fn connect(db: &Target, target: &str) -> Result<Client, AuditStoreError> {
+    match timeout(CONNECT_TIMEOUT, db.connect()).await {
         Ok(Ok((client, connection))) => {
             tokio::spawn(async move {
                 let _ = connection.await;
@@ -369,8 +352,8 @@ pub fn start(
     rx: std_mpsc::Receiver<Msg>,
     dropped: Arc<AtomicU64>,
 ) -> Result<(), AuditStoreError> {
-    let config = config(url)?;
-    let target = describe(&config);
+    let db = config(url)?;
+    let target = db.describe();
     let (ready_tx, ready) = std_mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("audit writer (postgres)".to_string())
@@ -387,7 +370,7 @@ pub fn start(
             };
             let mut w = Writer {
                 rt,
-                config,
+                db,
                 target,
                 client: None,
                 retention_days,
@@ -418,7 +401,7 @@ pub fn start(
 
 struct Writer {
     rt: tokio::runtime::Runtime,
-    config: Config,
+    db: Target,
     target: String,
     client: Option<Client>,
     retention_days: u32,
@@ -446,9 +429,9 @@ impl Writer {
             return Ok(());
         }
         self.client = None;
-        let (config, target) = (&self.config, self.target.as_str());
+        let (db, target) = (&self.db, self.target.as_str());
         let client = self.rt.block_on(async {
-            let mut c = connect(config, target).await?;
+            let mut c = connect(db, target).await?;
             migrate(&mut c, target).await?;
             Ok::<_, AuditStoreError>(c)
         })?;
@@ -607,10 +590,10 @@ impl Writer {
 
 /// The records of the audit table at `url` that match `q`, oldest first (for `policy audit`)
 pub async fn query(url: &str, q: &Query) -> Result<Vec<Record>, AuditStoreError> {
-    let mut config = config(url)?;
-    config.application_name("strata-audit-query");
-    let target = describe(&config);
-    let client = connect(&config, &target).await?;
+    let mut db = config(url)?;
+    db.config.application_name("strata-audit-query");
+    let target = db.describe();
+    let client = connect(&db, &target).await?;
     let mut wheres: Vec<String> = Vec::new();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     for (column, value) in [
@@ -740,7 +723,7 @@ mod tests {
     #[test]
     fn a_url_is_described_without_its_password() {
         let c = config("postgres://u:s3cret@db.example:6543/audit").unwrap();
-        assert_eq!(describe(&c), "db.example:6543/audit");
+        assert_eq!(c.describe(), "db.example:6543/audit");
         assert!(config("not a url").is_err());
     }
 }

@@ -77,10 +77,21 @@ pub struct Cluster {
     port: u16,
     /// initdb refuses to run as root: then everything runs as this user
     run_as: Option<&'static str>,
+    /// more server options (TLS)
+    extra: String,
 }
 
 impl Cluster {
     pub fn start(test: &str) -> Option<Cluster> {
+        Cluster::start_with(test, None)
+    }
+
+    /// A cluster that also speaks TLS, with this certificate chain and key (PEM)
+    pub fn start_tls(test: &str, chain: &str, key: &str) -> Option<Cluster> {
+        Cluster::start_with(test, Some((chain, key)))
+    }
+
+    fn start_with(test: &str, tls: Option<(&str, &str)>) -> Option<Cluster> {
         let Some(bin) = pg_bin() else {
             skip(test, "no PostgreSQL server binaries (initdb, pg_ctl) found");
             return None;
@@ -95,11 +106,35 @@ impl Cluster {
                 .is_ok_and(|s| s.success());
             assert!(ok, "cannot hand {} to `{user}`", dir.path().display());
         }
+        let mut extra = String::new();
+        if let Some((chain, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (cert_file, key_file) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert_file, chain).unwrap();
+            std::fs::write(&key_file, key).unwrap();
+            // the server refuses a key others can read
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some(user) = run_as {
+                let ok = Command::new("chown")
+                    .arg(user)
+                    .args([&cert_file, &key_file])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "cannot hand the certificate to `{user}`");
+            }
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            );
+        }
         let c = Cluster {
             bin,
             dir,
             port: free_port(),
             run_as,
+            extra,
         };
         let data = c.data();
         c.run(
@@ -146,9 +181,10 @@ impl Cluster {
 
     pub fn start_server(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let log = self.dir.path().join("log").display().to_string();
         assert!(

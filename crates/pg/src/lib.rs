@@ -1,0 +1,224 @@
+//! PostgreSQL connections for the resolver's shared store and the gateway's audit records: the
+//! connection string, TLS, and how a database is named in messages.
+//!
+//! A connection string is a URL (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB?KEY=VALUE&...`) or
+//! libpq's `KEY=VALUE ...` form. Besides what tokio-postgres reads, two libpq settings work as
+//! people who use `psql` expect:
+//!
+//! - `sslrootcert=FILE`: CA certificates (PEM) trusted for the server's certificate, besides the
+//!   system's roots (a managed database's own CA, a private one);
+//! - `sslmode=verify-ca` and `sslmode=verify-full`: the same as `require` here.
+//!
+//! TLS: `sslmode=disable` never; `prefer` (the default) when the server offers it; `require` always,
+//! and the connection fails rather than go on in the clear. Whenever TLS is used, the server's
+//! certificate is verified, chain and host name, against the system's roots and `sslrootcert`:
+//! there is no unverified TLS (libpq's `require` does not verify; this one does).
+
+use std::path::Path;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The TLS connector every connection uses
+pub type Tls = MakeRustlsConnect;
+
+/// A connection's I/O half, to spawn
+pub type Connection =
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+
+/// A database to connect to: the parsed settings and the TLS that goes with them
+#[derive(Clone)]
+pub struct Target {
+    pub config: Config,
+    pub tls: Tls,
+}
+
+impl Target {
+    /// Parse a connection string (see the module docs)
+    pub fn parse(conn: &str) -> Result<Target, UrlError> {
+        let (conn, root_cert) = libpq_settings(conn)?;
+        let config: Config = conn.parse().map_err(|e: tokio_postgres::Error| {
+            UrlError(strata_proto::transport::error_chain(&e))
+        })?;
+        let tls = strata_proto::transport::client_config(root_cert.as_deref().map(Path::new))
+            .map_err(|e| UrlError(format!("sslrootcert {e}")))?;
+        Ok(Target {
+            config,
+            tls: MakeRustlsConnect::new(tls),
+        })
+    }
+
+    /// Open a connection (TLS as the connection string says)
+    pub async fn connect(&self) -> Result<(Client, Connection), tokio_postgres::Error> {
+        self.config.connect(self.tls.clone()).await
+    }
+
+    /// `host:port/dbname`, for messages (never the password)
+    pub fn describe(&self) -> String {
+        describe(&self.config)
+    }
+}
+
+/// A connection string that cannot be used; the message never holds the password
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid PostgreSQL connection string: {0}")]
+pub struct UrlError(pub String);
+
+/// `host:port/dbname`, for messages (never the password)
+pub fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// Take `sslrootcert` out of a connection string (tokio-postgres does not know it) and turn
+/// libpq's verifying `sslmode`s into `require`; the rest is left as written
+fn libpq_settings(conn: &str) -> Result<(String, Option<String>), UrlError> {
+    let mut root_cert = None;
+    // `None`: leave the setting out; `Some(None)`: keep it as written; `Some(Some(v))`: use `v`
+    let mut keep = |key: &str, value: &str| -> Option<Option<&'static str>> {
+        match (key, value) {
+            ("sslrootcert", v) => {
+                root_cert = Some(v.to_string());
+                None
+            }
+            ("sslmode", "verify-ca" | "verify-full") => Some(Some("require")),
+            _ => Some(None),
+        }
+    };
+    let is_url = conn.starts_with("postgres://") || conn.starts_with("postgresql://");
+    let out = if is_url {
+        match conn.split_once('?') {
+            None => conn.to_string(),
+            Some((base, query)) => {
+                let mut params = Vec::new();
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    match keep(k, &percent_decode(v)?) {
+                        None => {}
+                        Some(None) => params.push(pair.to_string()),
+                        Some(Some(v)) => params.push(format!("{k}={v}")),
+                    }
+                }
+                if params.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", params.join("&"))
+                }
+            }
+        }
+    } else {
+        let mut words = Vec::new();
+        for word in conn.split_whitespace() {
+            match word.split_once('=') {
+                Some((k, v)) if !v.starts_with('\'') => match keep(k, v) {
+                    None => {}
+                    Some(None) => words.push(word.to_string()),
+                    Some(Some(v)) => words.push(format!("{k}={v}")),
+                },
+                _ => words.push(word.to_string()),
+            }
+        }
+        words.join(" ")
+    };
+    Ok((out, root_cert))
+}
+
+/// `%XX` escapes of a URL query value
+fn percent_decode(s: &str) -> Result<String, UrlError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| UrlError("a bad %-escape in the query".to_string()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UrlError("a %-escape that is not UTF-8".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::SslMode;
+
+    #[test]
+    fn libpq_settings_are_understood() {
+        let (s, ca) = libpq_settings(
+            "postgres://u:p@db:6543/audit?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            "postgres://u:p@db:6543/audit?sslmode=require&application_name=x"
+        );
+        assert_eq!(ca.as_deref(), Some("/etc/ca.pem"));
+        let (s, ca) =
+            libpq_settings("host=db port=6543 sslrootcert=/etc/ca.pem sslmode=verify-ca").unwrap();
+        assert_eq!(s, "host=db port=6543 sslmode=require");
+        assert_eq!(ca.as_deref(), Some("/etc/ca.pem"));
+        let (s, ca) = libpq_settings("postgres://u@db/x?sslrootcert=/ca.pem").unwrap();
+        assert_eq!(
+            (s.as_str(), ca.as_deref()),
+            ("postgres://u@db/x", Some("/ca.pem"))
+        );
+        let (s, ca) = libpq_settings("postgres://u@db/x").unwrap();
+        assert_eq!((s.as_str(), ca), ("postgres://u@db/x", None));
+        assert!(libpq_settings("postgres://u@db/x?sslrootcert=%zz").is_err());
+    }
+
+    #[test]
+    fn targets_parse_with_their_tls_mode() {
+        let t = Target::parse("postgres://u:secret@db:6543/audit?sslmode=verify-full").unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(t.describe(), "db:6543/audit");
+        let t = Target::parse("postgres://u@db").unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(t.describe(), "db:5432/u");
+        let t = Target::parse("postgres://u@db?sslmode=disable").unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn bad_strings_and_ca_files_are_named_without_the_password() {
+        let e = Target::parse("postgres://u:secret@db/x?sslmode=sometimes")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("sslmode") && !e.contains("secret"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = Target::parse(&format!(
+            "postgres://u:secret@db/x?sslmode=require&sslrootcert={}",
+            junk.display()
+        ))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("junk.pem") && e.contains("no certificate"),
+            "{e}"
+        );
+        assert!(!e.contains("secret"), "{e}");
+    }
+}
