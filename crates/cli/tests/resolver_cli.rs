@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../resolver/tests/support/pki.rs"]
+mod pki;
+
 const ADMIN: &str = "cli-test-admin";
 const SERVICE: &str = "cli-test-service";
 
@@ -349,31 +352,10 @@ fn sigkill_during_publishes_loses_no_acknowledged_revision() {
     );
 }
 
-/// A private CA and a certificate for 127.0.0.1 it signed: (CA, certificate chain, key), PEM
-fn private_pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (
-        ca_cert.pem(),
-        format!("{}{}", leaf.pem(), ca_cert.pem()),
-        key.serialize_pem(),
-    )
-}
-
 #[test]
 fn serve_over_tls_and_reach_it_with_the_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, chain, key) = private_pki();
+    let pki::Pki { ca, chain, key } = pki::private_pki();
     let file = |name: &str, text: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
@@ -384,7 +366,7 @@ fn serve_over_tls_and_reach_it_with_the_ca() {
         file("chain.pem", &chain),
         file("key.pem", &key),
     );
-    let (other_ca, _, _) = private_pki();
+    let other_ca = pki::private_pki().ca;
     let other_ca = file("other-ca.pem", &other_ca);
 
     // a key where the certificate belongs: refused at start, naming the file

@@ -6,6 +6,8 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -663,30 +665,9 @@ async fn a_change_without_a_notification_is_caught_by_the_periodic_check() {
 
 // ---------------------------------------------------------------- TLS to the database
 
-/// A private CA and a certificate for 127.0.0.1 it signed: (CA, certificate chain, key), PEM
-fn private_pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (
-        ca_cert.pem(),
-        format!("{}{}", leaf.pem(), ca_cert.pem()),
-        key.serialize_pem(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_the_database_is_verified_and_never_falls_back_to_plain() {
-    let (ca, chain, key) = private_pki();
+    let pki::Pki { ca, chain, key } = pki::private_pki();
     let Some(cluster) = pg::Cluster::start_tls("tls_to_the_database", &chain, &key) else {
         return;
     };
@@ -694,7 +675,7 @@ async fn tls_to_the_database_is_verified_and_never_falls_back_to_plain() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
     let other_ca = dir.path().join("other-ca.pem");
-    std::fs::write(&other_ca, private_pki().0).unwrap();
+    std::fs::write(&other_ca, pki::private_pki().ca).unwrap();
     let base = format!("{}/postgres", cluster.url());
 
     // the server's certificate verified against sslrootcert: the store opens and works, and its

@@ -14,6 +14,10 @@ use strata_proto::v1::{self, admin_service_client::AdminServiceClient};
 use strata_resolver::{Resolver, SledStore};
 use tokio::sync::oneshot;
 
+#[path = "../../../resolver/tests/support/pki.rs"]
+mod pki;
+pub use pki::private_pki;
+
 pub const ADMIN: &str = "e2e-admin";
 pub const SERVICE: &str = "e2e-service";
 pub const CENTRAL_ANTHROPIC: &str = "sk-ant-central-0123456789";
@@ -187,34 +191,6 @@ pub enum ResolverLink {
 /// As [`stack`], the resolver reached over `link`
 pub async fn stack_linked(up: SocketAddr, link: ResolverLink) -> Stack {
     stack_opts(up, "", false, "http", link).await
-}
-
-/// A private CA and a certificate for 127.0.0.1 signed by it, PEM
-pub struct Pki {
-    pub ca: String,
-    /// the certificate, then the CA's
-    pub chain: String,
-    pub key: String,
-}
-
-pub fn private_pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    Pki {
-        ca: ca_cert.pem(),
-        chain: format!("{}{}", leaf.pem(), ca_cert.pem()),
-        key: key.serialize_pem(),
-    }
 }
 
 struct InProcess(strata_resolver::service::PolicySvc);
