@@ -61,6 +61,91 @@ impl Target {
     }
 }
 
+/// One schema version: applied once, in order, never edited after release
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// A set of schema versions with the table that records which are applied, and the advisory lock
+/// held while applying them (replicas starting together apply each once)
+pub struct Schema {
+    /// e.g. `strata_migrations`
+    pub table: &'static str,
+    /// the `pg_advisory_xact_lock` key
+    pub lock: i64,
+    /// oldest first
+    pub migrations: &'static [Migration],
+}
+
+/// Why migrating failed
+#[derive(Debug)]
+pub enum MigrateError {
+    Pg(tokio_postgres::Error),
+    /// the database has a version this binary does not know: it is older than the database
+    Newer {
+        found: i32,
+        known: i32,
+    },
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MigrateError::Pg(e)
+    }
+}
+
+impl Schema {
+    /// Apply the versions this database lacks, all in one transaction under the lock; the ones
+    /// applied
+    pub async fn migrate(&self, client: &mut Client) -> Result<Vec<&Migration>, MigrateError> {
+        let tx = client.transaction().await?;
+        // no NOTICE in the logs for the `IF NOT EXISTS` below at every start
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+            self.table
+        ))
+        .await?;
+        let done: Vec<i32> = tx
+            .query(
+                &format!("SELECT version FROM {} ORDER BY version", self.table),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let known = self.migrations.last().map(|m| m.version).unwrap_or(0);
+        if let Some(&found) = done.last()
+            && found > known
+        {
+            return Err(MigrateError::Newer { found, known });
+        }
+        let insert = format!("INSERT INTO {} (version, name) VALUES ($1, $2)", self.table);
+        let mut applied = Vec::new();
+        for m in self
+            .migrations
+            .iter()
+            .filter(|m| !done.contains(&m.version))
+        {
+            tx.batch_execute(m.sql).await?;
+            tx.execute(&insert, &[&m.version, &m.name]).await?;
+            applied.push(m);
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
+
 /// A connection string that cannot be used; the message never holds the password
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid PostgreSQL connection string: {0}")]

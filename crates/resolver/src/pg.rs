@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use strata_pg::{MigrateError, Migration, Schema};
 use strata_proto::v1::{StoredActivation, StoredRevision, StoredToken};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
@@ -42,22 +43,20 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The notification channels
 const ACTIVE_CHANNEL: &str = "strata_active";
 const TOKENS_CHANNEL: &str = "strata_tokens";
-/// `pg_advisory_xact_lock` key held while migrating ("STRATA")
-const MIGRATION_LOCK: i64 = 0x5354_5241_5441;
-
-/// One schema version: applied once, in order, never edited after release
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
 /// Every schema version this binary knows, oldest first
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "bundles, revisions, activations, the active pointer, project history, tokens, meta",
     sql: include_str!("../migrations/0001_init.sql"),
 }];
+
+/// The store's schema, recorded in `strata_migrations`; migrated under the advisory lock
+/// "STRATA"
+pub const SCHEMA: Schema = Schema {
+    table: "strata_migrations",
+    lock: 0x5354_5241_5441,
+    migrations: MIGRATIONS,
+};
 
 /// A shared store in PostgreSQL; see the module docs
 pub struct PgStore {
@@ -157,7 +156,7 @@ impl PgStore {
             watch: StoreWatch { changed, ready },
             _stop: stop,
         };
-        store.call(|db| async move { db.migrate(MIGRATIONS).await })?;
+        store.call(|db| async move { db.migrate(&SCHEMA).await })?;
         store
             .rt
             .spawn(listen(store.db.clone(), changed_tx, ready_tx));
@@ -248,49 +247,22 @@ impl Db {
         }
     }
 
-    async fn migrate(&self, migrations: &[Migration]) -> Result<(), StoreError> {
+    async fn migrate(&self, schema: &Schema) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
-            let tx = c.transaction().await?;
-            // no NOTICE in the logs for the `IF NOT EXISTS` below at every start
-            tx.batch_execute("SET LOCAL client_min_messages = warning")
-                .await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS strata_migrations (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )",
-            )
-            .await?;
-            let done: Vec<i32> = tx
-                .query("SELECT version FROM strata_migrations ORDER BY version", &[])
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
-            let known = migrations.last().map(|m| m.version).unwrap_or(0);
-            if let Some(&newest) = done.last()
-                && newest > known
-            {
-                return Err(Failure::Store(StoreError::Backend(format!(
-                    "the database {} has schema version {newest}, newer than this resolver knows ({known}): upgrade the resolver",
+            match schema.migrate(&mut c).await {
+                Ok(applied) => {
+                    for m in applied {
+                        tracing::info!(version = m.version, name = m.name, "applied a database migration");
+                    }
+                    Ok(())
+                }
+                Err(MigrateError::Pg(e)) => Err(Failure::Pg(e)),
+                Err(MigrateError::Newer { found, known }) => Err(Failure::Store(StoreError::Backend(format!(
+                    "the database {} has schema version {found}, newer than this resolver knows ({known}): upgrade the resolver",
                     self.target
-                ))));
+                )))),
             }
-            for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
-                tx.batch_execute(m.sql).await?;
-                tx.execute(
-                    "INSERT INTO strata_migrations (version, name) VALUES ($1, $2)",
-                    &[&m.version, &m.name],
-                )
-                .await?;
-                tracing::info!(version = m.version, name = m.name, "applied a database migration");
-            }
-            tx.commit().await?;
-            Ok(())
         })
         .await;
         self.finish(c, r)

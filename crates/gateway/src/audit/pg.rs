@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use strata_pg::Target;
+use strata_pg::{MigrateError, Migration, Schema, Target};
 use tokio::time::timeout;
 use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -54,22 +54,20 @@ pub const PRUNE_BUDGET: Duration = Duration::from_secs(2);
 /// Refused batches are logged at most this often (the metric counts every record)
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// `pg_advisory_xact_lock` key held while migrating the audit schema ("STRAUD")
-const MIGRATION_LOCK: i64 = 0x5354_5241_5544;
-
-/// One schema version of the audit table: applied once, in order, never edited after release
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
 /// Every audit schema version this gateway knows, oldest first
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "strata_audit: one row per request, indexed by time, user, project, model, decision",
     sql: include_str!("../../migrations/0001_audit.sql"),
 }];
+
+/// The audit schema, recorded in `strata_audit_migrations`; migrated under the advisory lock
+/// "STRAUD"
+pub const SCHEMA: Schema = Schema {
+    table: "strata_audit_migrations",
+    lock: 0x5354_5241_5544,
+    migrations: MIGRATIONS,
+};
 
 /// The columns a batch writes, in `COPY` order, with their types
 const COLUMNS: &str = "at, decision_id, user_name, project, client, api, provider, model, \
@@ -176,60 +174,24 @@ async fn connect(db: &Target, target: &str) -> Result<Client, AuditStoreError> {
 
 /// Apply the audit migrations this database lacks
 async fn migrate(client: &mut Client, target: &str) -> Result<(), AuditStoreError> {
-    let work = async {
-        let tx = client.transaction().await?;
-        // no NOTICE in the logs for the `IF NOT EXISTS` below at every start
-        tx.batch_execute("SET LOCAL client_min_messages = warning")
-            .await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS strata_audit_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .await?;
-        let done: Vec<i32> = tx
-            .query(
-                "SELECT version FROM strata_audit_migrations ORDER BY version",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
-        if let Some(&newest) = done.last()
-            && newest > known
-        {
-            return Ok(Err(AuditStoreError::Refused {
-                target: target.to_string(),
-                message: format!(
-                    "the audit schema is at version {newest}, newer than this gateway knows ({known}): upgrade the gateway"
-                ),
-            }));
+    match timeout(CALL_TIMEOUT, SCHEMA.migrate(client)).await {
+        Ok(Ok(applied)) => {
+            for m in applied {
+                tracing::info!(
+                    version = m.version,
+                    name = m.name,
+                    "applied an audit database migration"
+                );
+            }
+            Ok(())
         }
-        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-            tx.batch_execute(m.sql).await?;
-            tx.execute(
-                "INSERT INTO strata_audit_migrations (version, name) VALUES ($1, $2)",
-                &[&m.version, &m.name],
-            )
-            .await?;
-            tracing::info!(
-                version = m.version,
-                name = m.name,
-                "applied an audit database migration"
-            );
-        }
-        tx.commit().await?;
-        Ok::<_, tokio_postgres::Error>(Ok(()))
-    };
-    match timeout(CALL_TIMEOUT, work).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(classify(target, e)),
+        Ok(Err(MigrateError::Newer { found, known })) => Err(AuditStoreError::Refused {
+            target: target.to_string(),
+            message: format!(
+                "the audit schema is at version {found}, newer than this gateway knows ({known}): upgrade the gateway"
+            ),
+        }),
+        Ok(Err(MigrateError::Pg(e))) => Err(classify(target, e)),
         Err(_) => Err(unavailable(
             target,
             format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
