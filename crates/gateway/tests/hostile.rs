@@ -1,6 +1,7 @@
 //! Hostile HTTP against the real gateway (in this process, on 127.0.0.1:0, in front of a mock
 //! upstream): bodies over the limit, slow clients, broken and ambiguous JSON, content types the
-//! gateway cannot read, header floods, a 1 MB model id, more connections than allowed. Each gets a clear 4xx (in the provider's
+//! gateway cannot read, header floods, a 1 MB model id, more connections than allowed, HTTP/2
+//! rapid reset. Each gets a clear 4xx (in the provider's
 //! error shape where the gateway writes it), nothing reaches the upstream, memory stays bounded,
 //! and a normal client is served throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -617,4 +618,71 @@ async fn read_to_end(rd: &mut TcpStream) -> Option<RawResponse> {
             .collect(),
         body: body.to_string(),
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_costs_nothing_upstream_and_others_are_served() {
+    let w = world_with("client_timeout_secs = 10").await;
+    let bystander = Bystander::start(&w);
+    let rss_before = common::rss_kib();
+    // CVE-2023-44487: open a stream, reset it at once, again and again on one connection
+    let tcp = TcpStream::connect(w.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let (mut sent, mut refused) = (0u32, None);
+    for _ in 0..20_000 {
+        client = match client.ready().await {
+            Ok(c) => c,
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        };
+        let req = axum::http::Request::post(format!("http://{}/v1/messages", w.addr))
+            .header("x-api-key", &w.alice)
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        match client.send_request(req, false) {
+            Ok((_answer, mut body)) => {
+                body.send_reset(h2::Reason::CANCEL);
+                sent += 1;
+            }
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    // the server's HTTP/2 (h2) counts the resets and sends GOAWAY ENHANCE_YOUR_CALM
+    let refused = refused.expect("20,000 reset streams and the connection still open");
+    assert!(refused.contains("too_many_resets"), "{refused}");
+    assert!(
+        sent < 5_000,
+        "{sent} streams before the connection was refused"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the connection ends")
+        .unwrap();
+    let e = ended.expect_err("a GOAWAY");
+    assert_eq!(e.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{e}");
+    // nothing of the reset streams reached the upstream: only the bystander's requests did
+    let served = bystander.served().await;
+    assert!(served > 0);
+    assert_eq!(w.seen.load(Ordering::SeqCst), served);
+    let grown_mib = common::rss_kib().saturating_sub(rss_before) / 1024;
+    assert!(grown_mib < 100, "RSS grew by {grown_mib} MiB");
+    // and a new connection is served as usual
+    let r = raw(
+        &w,
+        &request(
+            &w,
+            "/v1/messages",
+            "connection: close\r\n",
+            SONNET.as_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
