@@ -6,6 +6,8 @@
 #   bench/gateway.sh                 # ~6 minutes after the build (DUR=10s per run, 16 runs)
 #   DUR=5s bench/gateway.sh          # shorter
 #   OUT=docs/bench-gateway.md bench/gateway.sh
+#   SPLIT=1 bench/gateway.sh         # `policy serve` + `policy gateway` as two processes: every
+#                                    # decision is a Decide over loopback gRPC (both on GW_CPU)
 #
 # Needs: cargo; oha (installed into bench/.tools from crates.io if not on PATH); taskset (util-linux).
 set -euo pipefail
@@ -47,22 +49,62 @@ echo "== mock upstream on 127.0.0.1:$MOCK_PORT (cpu $LOAD_CPU)" >&2
 taskset -c "$LOAD_CPU" target/release/examples/mock_upstream "127.0.0.1:$MOCK_PORT" 2>"$work/mock.log" &
 pids+=($!)
 
-echo "== strata (policy up) on 127.0.0.1:$GW_PORT (cpu $GW_CPU)" >&2
-ANTHROPIC_BASE_URL="http://127.0.0.1:$MOCK_PORT" OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
-STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
-ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key \
-STRATA_LOG=warn \
-  taskset -c "$GW_CPU" target/release/policy up --data "$work/data" \
-    --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
-    >"$work/up.out" 2>"$work/up.log" &
-strata=$!
-pids+=($strata)
-for _ in $(seq 1 100); do
-  grep -q '^  strata_gw_' "$work/up.log" 2>/dev/null && break
-  sleep 0.2
-done
-token=$(grep -m1 '^  strata_gw_' "$work/up.log" | tr -d ' ')
-[ -n "$token" ] || { cat "$work/up.log" >&2; echo "policy up printed no token" >&2; exit 1; }
+if [ -z "${SPLIT:-}" ]; then
+  echo "== strata (policy up) on 127.0.0.1:$GW_PORT (cpu $GW_CPU)" >&2
+  ANTHROPIC_BASE_URL="http://127.0.0.1:$MOCK_PORT" OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
+  STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
+  ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key \
+  STRATA_LOG=warn \
+    taskset -c "$GW_CPU" target/release/policy up --data "$work/data" \
+      --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
+      >"$work/up.out" 2>"$work/up.log" &
+  strata=$!
+  pids+=($strata)
+  procs=("$strata")
+  for _ in $(seq 1 100); do
+    grep -q '^  strata_gw_' "$work/up.log" 2>/dev/null && break
+    sleep 0.2
+  done
+  token=$(grep -m1 '^  strata_gw_' "$work/up.log" | tr -d ' ')
+  [ -n "$token" ] || { cat "$work/up.log" >&2; echo "policy up printed no token" >&2; exit 1; }
+else
+  # the production shape: the resolver and the gateway as two processes, a Decide over gRPC for
+  # every request (the gateway's decider batches concurrent ones into BatchDecide)
+  echo "== strata split: policy serve on :$RS_PORT, policy gateway on :$GW_PORT (both cpu $GW_CPU)" >&2
+  export STRATA_ADMIN_TOKEN=bench-admin-token STRATA_SERVICE_TOKEN=bench-service-token
+  export STRATA_RESOLVER="http://127.0.0.1:$RS_PORT" STRATA_TOKEN=$STRATA_ADMIN_TOKEN
+  export ANTHROPIC_API_KEY=sk-ant-bench-central-key STRATA_LOG=warn
+  taskset -c "$GW_CPU" target/release/policy serve --data "$work/data" --listen "127.0.0.1:$RS_PORT" \
+    >"$work/resolver.out" 2>"$work/resolver.log" &
+  resolver=$!
+  pids+=($resolver)
+  for _ in $(seq 1 100); do
+    target/release/policy revisions >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  target/release/policy publish org policies/examples/acme/org -m bench >/dev/null
+  token=$(target/release/policy token create --user alice --group leads 2>/dev/null)
+  cat >"$work/gateway.toml" <<TOML
+listen = "127.0.0.1:$GW_PORT"
+public_base_url = "http://127.0.0.1:8787"
+resolver = "http://127.0.0.1:$RS_PORT"
+[audit]
+dir = "$work/audit"
+retention_days = 1
+[upstreams.anthropic]
+base_url = "http://127.0.0.1:$MOCK_PORT"
+key_env = "ANTHROPIC_API_KEY"
+TOML
+  taskset -c "$GW_CPU" target/release/policy gateway --config "$work/gateway.toml" \
+    >"$work/gateway.out" 2>"$work/gateway.log" &
+  strata=$!
+  pids+=($strata)
+  procs=("$resolver" "$strata")
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/readyz")" = 200 ] && break
+    sleep 0.2
+  done
+fi
 
 json_body='{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello."}]}'
 sse_body='{"model":"claude-sonnet-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
@@ -74,8 +116,9 @@ for url in "http://127.0.0.1:$MOCK_PORT" "http://127.0.0.1:$GW_PORT"; do
   [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# summed over Strata's processes (one with `policy up`, two with SPLIT=1)
+cpu_ticks() { local t=0 p; for p in "${procs[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+hwm_kb() { local t=0 p; for p in "${procs[@]}"; do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 tck=$(getconf CLK_TCK)
 
 results="$work/results.jsonl"
@@ -88,12 +131,12 @@ run() { # target mode load
     r*) args=(-c 64 -q "${load#r}" --latency-correction) ;;
   esac
   local before after
-  before=$(cpu_ticks "$strata")
+  before=$(cpu_ticks)
   taskset -c "$LOAD_CPU" oha --no-tui --output-format json -z "$DUR" "${args[@]}" -m POST \
     -H "x-api-key: $token" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
     -d "$body" "$url" >"$work/oha.json"
-  after=$(cpu_ticks "$strata")
-  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$(hwm_kb "$strata")" >>"$results" <<'EOF'
+  after=$(cpu_ticks)
+  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$(hwm_kb)" >>"$results" <<'EOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
 s = o["summary"]
