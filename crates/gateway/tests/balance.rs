@@ -2,7 +2,8 @@
 //! in-memory one, opened by the second after the first published), each on its own loopback
 //! port. Stop one: decisions go on through the other; stop both: 503, fail closed, and /readyz
 //! says so; start one again: traffic resumes. Real processes killed with SIGKILL are in
-//! crates/cli/tests/postgres_cli.rs.
+//! crates/cli/tests/postgres_cli.rs. The same over TLS: balanced `https://` channels and their
+//! health watchers trust `resolver_ca_file`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -40,13 +41,22 @@ struct Replica {
 }
 
 async fn replica(store: Arc<MemStore>, listener: tokio::net::TcpListener) -> Replica {
+    replica_with(store, listener, None).await
+}
+
+/// [`replica`], serving TLS when `tls` is given
+async fn replica_with(
+    store: Arc<MemStore>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Replica {
     let store: Arc<dyn Store> = store;
     let (resolver, _) = Resolver::open(store, Some(ADMIN.into()), Some(SERVICE.into()))
         .await
         .unwrap();
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        strata_resolver::serve(Arc::new(resolver), listener, async {
+        strata_resolver::serve_with(Arc::new(resolver), listener, tls, async {
             let _ = rx.await;
         })
         .await
@@ -74,53 +84,50 @@ async fn bind(addr: &str) -> (tokio::net::TcpListener, SocketAddr) {
     (l, a)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_resolvers_one_stops_traffic_goes_on_both_stop_503_one_returns_traffic_resumes() {
-    let data = tempfile::tempdir().unwrap();
+/// A store with the example org published and a token for alice, made through a first resolver;
+/// the replicas open the store after
+async fn published_store() -> (Arc<MemStore>, String) {
     let store = Arc::new(MemStore::default());
-    // publish and make tokens through a first resolver; the replicas open the store after
-    let (alice, _) = {
-        let dyn_store: Arc<dyn Store> = store.clone();
-        let (r, _) = Resolver::open(dyn_store, Some(ADMIN.into()), Some(SERVICE.into()))
-            .await
-            .unwrap();
-        r.publish_org(
-            common::files(&common::examples().join("org")),
-            String::new(),
-        )
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let (r, _) = Resolver::open(dyn_store, Some(ADMIN.into()), Some(SERVICE.into()))
         .await
         .unwrap();
-        r.create_token("alice".into(), vec!["leads".into()], vec![], String::new())
-            .await
-            .unwrap()
-    };
-    let (la, a) = bind("127.0.0.1:0").await;
-    let (lb, b) = bind("127.0.0.1:0").await;
-    let ra = replica(store.clone(), la).await;
-    let rb = replica(store.clone(), lb).await;
+    r.publish_org(
+        common::files(&common::examples().join("org")),
+        String::new(),
+    )
+    .await
+    .unwrap();
+    let (alice, _) = r
+        .create_token("alice".into(), vec!["leads".into()], vec![], String::new())
+        .await
+        .unwrap();
+    (store, alice)
+}
 
+/// An upstream counting its calls, and a gateway in front of it with these resolver settings
+async fn gateway(dir: &std::path::Path, resolvers: &str) -> (SocketAddr, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let (lu, up) = bind("127.0.0.1:0").await;
     let app = axum::Router::new()
         .fallback(upstream)
         .with_state(calls.clone());
     tokio::spawn(async move { axum::serve(lu, app).await.unwrap() });
-
     let cfg = GatewayConfig::parse(
         "balance.toml",
         &format!(
             r#"
 listen = "127.0.0.1:0"
 public_base_url = "http://127.0.0.1:8787"
-resolvers = ["http://{a}", "http://{b}"]
+{resolvers}
 service_token_file = "{svc}"
 decision_timeout_ms = 300
 [upstreams.anthropic]
 base_url = "http://{up}"
 key_file = "{ka}"
 "#,
-            svc = common::write(data.path(), "svc", SERVICE),
-            ka = common::write(data.path(), "ka", common::CENTRAL_ANTHROPIC),
+            svc = common::write(dir, "svc", SERVICE),
+            ka = common::write(dir, "ka", common::CENTRAL_ANTHROPIC),
         ),
     )
     .unwrap();
@@ -131,6 +138,23 @@ key_file = "{ka}"
             .await
             .unwrap()
     });
+    (g, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resolvers_one_stops_traffic_goes_on_both_stop_503_one_returns_traffic_resumes() {
+    let data = tempfile::tempdir().unwrap();
+    let (store, alice) = published_store().await;
+    let (la, a) = bind("127.0.0.1:0").await;
+    let (lb, b) = bind("127.0.0.1:0").await;
+    let ra = replica(store.clone(), la).await;
+    let rb = replica(store.clone(), lb).await;
+
+    let (g, calls) = gateway(
+        data.path(),
+        &format!(r#"resolvers = ["http://{a}", "http://{b}"]"#),
+    )
+    .await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let send = || {
         http.post(format!("http://{g}/v1/messages"))
@@ -184,4 +208,59 @@ key_file = "{ka}"
     let _ra = replica(store.clone(), la).await;
     settle(200, 20, Duration::from_secs(20), "resolver A back").await;
     assert_eq!(ready().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tls_resolvers_are_balanced_and_one_stopping_is_survived() {
+    let data = tempfile::tempdir().unwrap();
+    let (store, alice) = published_store().await;
+    let pki = common::private_pki();
+    let tls = || {
+        strata_proto::transport::server_tls(
+            std::path::Path::new(&common::write(data.path(), "chain.pem", &pki.chain)),
+            std::path::Path::new(&common::write(data.path(), "key.pem", &pki.key)),
+        )
+        .unwrap()
+    };
+    let (la, a) = bind("127.0.0.1:0").await;
+    let (lb, b) = bind("127.0.0.1:0").await;
+    let ra = replica_with(store.clone(), la, Some(tls())).await;
+    let _rb = replica_with(store.clone(), lb, Some(tls())).await;
+
+    let ca = common::write(data.path(), "ca.pem", &pki.ca);
+    let (g, calls) = gateway(
+        data.path(),
+        &format!("resolvers = [\"https://{a}\", \"https://{b}\"]\nresolver_ca_file = \"{ca}\""),
+    )
+    .await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let in_a_row = |n: usize, what: &'static str| {
+        let http = &http;
+        let alice = &alice;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let (mut ok, mut seen) = (0, Vec::new());
+            while ok < n {
+                assert!(Instant::now() < deadline, "{what}: answers {seen:?}");
+                let s = http
+                    .post(format!("http://{g}/v1/messages"))
+                    .header("x-api-key", alice)
+                    .body(SONNET)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                seen.push(s);
+                ok = if s == 200 { ok + 1 } else { 0 };
+                if s != 200 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    in_a_row(20, "both TLS resolvers up").await;
+    ra.stop().await;
+    in_a_row(40, "one TLS resolver stopped").await;
+    assert!(calls.load(Ordering::SeqCst) >= 60);
 }
