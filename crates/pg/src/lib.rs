@@ -205,19 +205,58 @@ fn libpq_settings(conn: &str) -> Result<(String, Option<String>), UrlError> {
         }
     } else {
         let mut words = Vec::new();
-        for word in conn.split_whitespace() {
+        for word in key_value_words(conn) {
             match word.split_once('=') {
-                Some((k, v)) if !v.starts_with('\'') => match keep(k, v) {
+                Some((k, v)) => match keep(k.trim(), &unquote(v.trim())) {
                     None => {}
                     Some(None) => words.push(word.to_string()),
                     Some(Some(v)) => words.push(format!("{k}={v}")),
                 },
-                _ => words.push(word.to_string()),
+                None => words.push(word.to_string()),
             }
         }
         words.join(" ")
     };
     Ok((out, root_cert))
+}
+
+/// The `key=value` settings of libpq's keyword form, each as written: split at whitespace outside
+/// single quotes (a quoted value keeps its spaces and `\'` escapes)
+fn key_value_words(conn: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (None, false, false);
+    for (i, c) in conn.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '\'' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if let Some(s) = start.take() {
+                    words.push(&conn[s..i]);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        words.push(&conn[s..]);
+    }
+    words
+}
+
+/// A keyword-form value without its quotes and escapes
+fn unquote(v: &str) -> String {
+    match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => inner.replace("\\'", "'").replace("\\\\", "\\"),
+        None => v.to_string(),
+    }
 }
 
 /// `%XX` escapes of a URL query value
@@ -266,6 +305,13 @@ mod tests {
             (s.as_str(), ca.as_deref()),
             ("postgres://u@db/x", Some("/ca.pem"))
         );
+        // quoted values keep their spaces; a quoted sslrootcert is unquoted
+        let (s, ca) = libpq_settings(
+            "host=db password='a  b\\'c' sslrootcert='/etc/my certs/ca.pem'  dbname=x",
+        )
+        .unwrap();
+        assert_eq!(s, "host=db password='a  b\\'c' dbname=x");
+        assert_eq!(ca.as_deref(), Some("/etc/my certs/ca.pem"));
         let (s, ca) = libpq_settings("postgres://u@db/x").unwrap();
         assert_eq!((s.as_str(), ca), ("postgres://u@db/x", None));
         assert!(libpq_settings("postgres://u@db/x?sslrootcert=%zz").is_err());
