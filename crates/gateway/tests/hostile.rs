@@ -654,9 +654,15 @@ async fn http2_rapid_reset_costs_nothing_upstream_and_others_are_served() {
             }
         }
     }
-    // the server's HTTP/2 (h2) counts the resets and sends GOAWAY ENHANCE_YOUR_CALM
+    // the server's HTTP/2 (h2) counts the resets, sends GOAWAY ENHANCE_YOUR_CALM and closes;
+    // the client sees the GOAWAY, or, when the close comes first, a broken pipe
     let refused = refused.expect("20,000 reset streams and the connection still open");
-    assert!(refused.contains("too_many_resets"), "{refused}");
+    assert!(
+        refused.contains("too_many_resets")
+            || refused.contains("broken pipe")
+            || refused.contains("reset by peer"),
+        "{refused}"
+    );
     assert!(
         sent < 5_000,
         "{sent} streams before the connection was refused"
@@ -665,8 +671,11 @@ async fn http2_rapid_reset_costs_nothing_upstream_and_others_are_served() {
         .await
         .expect("the connection ends")
         .unwrap();
-    let e = ended.expect_err("a GOAWAY");
-    assert_eq!(e.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{e}");
+    let e = ended.expect_err("the server ended the connection");
+    assert!(
+        e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || e.is_io(),
+        "{e}"
+    );
     // nothing of the reset streams reached the upstream: only the bystander's requests did
     let served = bystander.served().await;
     assert!(served > 0);
