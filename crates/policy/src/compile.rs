@@ -16,11 +16,11 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
+use crate::eval::cedar_subset::{self as hand, HandRule};
 use crate::files::cedar::{self, HandPolicy};
 use crate::files::markdown::Artifact;
 use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, EnvLookup, List, Provider};
-use crate::hand::HandRule;
 use crate::layer::{FileTree, Layer};
 use crate::origin::{Level, Origin, Spanned};
 use crate::problem::{Problem, Problems, Severity};
@@ -347,6 +347,17 @@ pub struct ScopeSets {
     pub hand_rules: [Arc<[Arc<HandRule>]>; 3],
     /// the hand-written policies of each action whose condition only Cedar evaluates
     pub cedar_only: [Arc<PolicySet>; 3],
+}
+
+impl ScopeSets {
+    /// Every policy of the scope that can apply to action `ACTIONS[idx]`
+    pub fn all(&self, idx: usize) -> &PolicySet {
+        match idx {
+            0 => &self.invoke_model,
+            1 => &self.use_byok,
+            _ => &self.connect_mcp,
+        }
+    }
 }
 
 /// The actions, in the order [`ScopeSets`] indexes them
@@ -1015,11 +1026,11 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
         invoke_model: uid("Action", "invoke_model")?,
         use_byok: uid("Action", "use_byok")?,
         connect_mcp: uid("Action", "connect_mcp")?,
-        user_type: type_name(crate::hand::USER)?,
-        group_type: type_name(crate::hand::GROUP)?,
-        model_type: type_name(crate::hand::MODEL)?,
-        mcp_type: type_name(crate::hand::MCP_SERVER)?,
-        project_type: type_name(crate::hand::PROJECT)?,
+        user_type: type_name(hand::USER)?,
+        group_type: type_name(hand::GROUP)?,
+        model_type: type_name(hand::MODEL)?,
+        mcp_type: type_name(hand::MCP_SERVER)?,
+        project_type: type_name(hand::PROJECT)?,
     })
 }
 

@@ -3,24 +3,24 @@
 //! them with the hand-written rules; the determining policies are mapped back to their files.
 
 use std::collections::HashMap;
-
-use crate::FastSet;
 use std::sync::LazyLock;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, Entity,
-    EntityId, EntityUid, PolicyId, PolicySet, Request as CedarRequest, RestrictedExpression,
+    Context, Effect as CedarEffect, Entity, EntityId, EntityUid, RestrictedExpression,
 };
 use serde::Serialize;
 
+use crate::FastSet;
+
 use crate::compile::{CompiledLayer, Matcher, Revision, ScopeSets, Snapshot};
+use crate::eval::Mode;
+use crate::eval::cedar_subset as hand;
+use crate::eval::native::evaluate;
 use crate::files::mcp::{McpServer, url_host};
 use crate::files::settings::{ApiKey, CustomModel, Provider};
-use crate::hand::{self, HandRule, Verdict};
-use crate::origin::{Level, Origin};
+use crate::origin::Level;
+use crate::provenance::{finish, mcp_provenance, model_provenance};
 use crate::rules::{Field, RuleKey};
-
-static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
 
 /// Whose key pays: the org's (through the gateway) or the person's own
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -250,7 +250,7 @@ impl<'s> ScopeRef<'s> {
             .chain(self.user)
     }
 
-    fn at(&self, level: Level) -> impl Iterator<Item = &'s CompiledLayer> + '_ {
+    pub(crate) fn at(&self, level: Level) -> impl Iterator<Item = &'s CompiledLayer> + '_ {
         self.layers().filter(move |l| l.level == level)
     }
 
@@ -336,12 +336,12 @@ pub(crate) fn is_path_prefix(prefix: &str, path: &str) -> bool {
 }
 
 /// What one model request resolves to before Cedar sees it
-struct ModelFacts<'s> {
-    parents: FastSet<EntityUid>,
-    triggers: Vec<RuleKey>,
-    base_url: Option<String>,
-    provider: Option<Provider>,
-    entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
+pub(crate) struct ModelFacts<'s> {
+    pub(crate) parents: FastSet<EntityUid>,
+    pub(crate) triggers: Vec<RuleKey>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) provider: Option<Provider>,
+    pub(crate) entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
 }
 
 fn model_facts<'s>(
@@ -437,12 +437,12 @@ fn model_facts<'s>(
     }
 }
 
-struct McpFacts<'s> {
-    parents: FastSet<EntityUid>,
-    triggers: Vec<RuleKey>,
-    host: Option<String>,
-    command: Option<String>,
-    definition: Option<&'s McpServer>,
+pub(crate) struct McpFacts<'s> {
+    pub(crate) parents: FastSet<EntityUid>,
+    pub(crate) triggers: Vec<RuleKey>,
+    pub(crate) host: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) definition: Option<&'s McpServer>,
 }
 
 fn mcp_facts<'s>(snap: &'s Snapshot, scope: &ScopeRef<'s>, server: &McpRef) -> McpFacts<'s> {
@@ -555,207 +555,26 @@ fn principal(snap: &Snapshot, req: &Request) -> (EntityUid, Entity) {
     (uid.clone(), Entity::new_no_attrs(uid, groups))
 }
 
-/// The raw Cedar outcome of one evaluation
-struct Outcome {
-    effect: Effect,
-    reasons: Vec<PolicyId>,
-    errors: Vec<String>,
-}
-
-/// What Cedar needs for one evaluation, built only when Cedar runs
-type CedarInputs = Result<((EntityUid, Entity), Entity, Context), String>;
-
-/// Decide with the base rules natively — each is "the resource is in list X" or "trigger X
-/// holds", both computed already — and with Cedar for the hand-written rules that can apply to
-/// the action. Same semantics as one Cedar evaluation of the scope's whole set: any forbid
-/// denies, else any permit allows, else deny; the determining rules are the forbids that fired
-/// (deny) or the permits that fired (allow).
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    snap: &Snapshot,
-    sets: &ScopeSets,
-    idx: usize,
-    parents: &FastSet<EntityUid>,
-    triggers: &[RuleKey],
-    action: &EntityUid,
-    hf: &hand::Facts<'_>,
-    native: bool,
-    inputs: impl FnOnce() -> CedarInputs,
-) -> Outcome {
-    let mut forbids = Vec::new();
-    let mut permits = Vec::new();
-    // a rule without a condition (the default MCP permit) fires whenever it is in the set
-    let unconditional = RuleKey::new(Level::Org, Field::McpDefault);
-    let fired = parents
-        .iter()
-        .filter_map(|u| snap.uids.list_keys.get(u).copied())
-        .chain(triggers.iter().copied())
-        .chain(std::iter::once(unconditional));
-    for key in fired {
-        if !sets.base[idx].contains(&key) {
-            continue;
-        }
-        match snap.uids.base_ids.get(&key) {
-            Some((id, CedarEffect::Forbid)) => forbids.push(id.clone()),
-            Some((id, CedarEffect::Permit)) => permits.push(id.clone()),
-            None => {}
-        }
-    }
-    let mut errors = Vec::new();
-    let rules = &sets.hand_rules[idx];
-    if !rules.is_empty() {
-        // hand-written rules: a rule whose scope does not match is false; one whose condition
-        // is in the native subset is evaluated here; Cedar evaluates the others, or all of them
-        // as soon as one would be an error (so errors and fail-closed forbids are Cedar's)
-        let mut hits: Vec<&HandRule> = Vec::new();
-        let mut cedar = false;
-        let mut unsure = !native;
-        if native {
-            for r in rules.iter() {
-                match r.verdict(hf) {
-                    Verdict::No => {}
-                    Verdict::Fired => hits.push(r),
-                    Verdict::Cedar => cedar = true,
-                    Verdict::Unsure => {
-                        unsure = true;
-                        break;
-                    }
-                }
-            }
-        }
-        let set = if unsure {
-            Some(&sets.hand[idx])
-        } else {
-            for r in hits {
-                match r.effect {
-                    CedarEffect::Forbid => forbids.push(r.id.clone()),
-                    CedarEffect::Permit => permits.push(r.id.clone()),
-                }
-            }
-            cedar.then_some(&sets.cedar_only[idx])
-        };
-        if let Some(set) = set {
-            let out = match inputs() {
-                Ok((principal, resource, ctx)) => {
-                    cedar_eval(snap, set, principal, action, resource, Ok(ctx))
-                }
-                // the request cannot be put to Cedar: fail closed
-                Err(e) => {
-                    return Outcome {
-                        effect: Effect::Deny,
-                        reasons: Vec::new(),
-                        errors: vec![e],
-                    };
-                }
-            };
-            errors = out.errors;
-            match out.effect {
-                Effect::Deny => forbids.extend(out.reasons),
-                Effect::Allow => permits.extend(out.reasons),
-            }
-        }
-    }
-    let (effect, mut reasons) = if !forbids.is_empty() {
-        (Effect::Deny, forbids)
-    } else if !permits.is_empty() {
-        (Effect::Allow, permits)
-    } else {
-        (Effect::Deny, Vec::new())
-    };
-    reasons.sort();
-    reasons.dedup();
-    Outcome {
-        effect,
-        reasons,
-        errors,
-    }
-}
-
-fn cedar_eval(
-    snap: &Snapshot,
-    set: &PolicySet,
-    principal: (EntityUid, Entity),
-    action: &EntityUid,
-    resource: Entity,
-    ctx: Result<Context, String>,
-) -> Outcome {
-    let fail = |e: String| Outcome {
-        effect: Effect::Deny,
-        reasons: Vec::new(),
-        errors: vec![e],
-    };
-    let ctx = match ctx {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot build the request context: {e}")),
-    };
-    let resource_uid = resource.uid();
-    let entities = match Entities::from_entities(
-        // the request's own action entity carries its parents (`use_model`): the others are not needed
-        snap.uids
-            .actions
-            .iter()
-            .filter(|a| a.uid() == *action)
-            .cloned()
-            .chain([principal.1, resource]),
-        None,
-    ) {
-        Ok(e) => e,
-        Err(e) => return fail(format!("cannot build the request entities: {e}")),
-    };
-    let request = match CedarRequest::new(principal.0, action.clone(), resource_uid, ctx, None) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("invalid request: {e}")),
-    };
-    let response = AUTHORIZER.is_authorized(&request, set, &entities);
-    let mut reasons: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
-    let mut errors = Vec::new();
-    let mut effect = match response.decision() {
-        CedarDecision::Allow => Effect::Allow,
-        CedarDecision::Deny => Effect::Deny,
-    };
-    for e in response.diagnostics().errors() {
-        let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
-        let id = pe.policy_id();
-        errors.push(e.to_string());
-        // Cedar skips a policy that errors; a skipped forbid must not become an allow
-        if set
-            .policy(id)
-            .is_some_and(|p| p.effect() == CedarEffect::Forbid)
-        {
-            if effect == Effect::Allow {
-                reasons.clear();
-            }
-            effect = Effect::Deny;
-            reasons.push(id.clone());
-        }
-    }
-    if effect == Effect::Deny {
-        reasons.retain(|id| {
-            set.policy(id)
-                .is_some_and(|p| p.effect() == CedarEffect::Forbid)
-        });
-    }
-    reasons.sort();
-    Outcome {
-        effect,
-        reasons,
-        errors,
-    }
-}
-
 /// Decide one request against a snapshot
 pub fn decide(snap: &Snapshot, req: &Request) -> Decision {
-    decide_with(snap, req, true)
+    decide_with(snap, req, Mode::Native)
 }
 
 /// [`decide`] with every hand-written rule evaluated by Cedar: the reference the native
 /// evaluation of hand-written rules is tested against
 #[doc(hidden)]
 pub fn decide_cedar(snap: &Snapshot, req: &Request) -> Decision {
-    decide_with(snap, req, false)
+    decide_with(snap, req, Mode::CedarHand)
 }
 
-fn decide_with(snap: &Snapshot, req: &Request, native: bool) -> Decision {
+/// [`decide`] with every rule of the scope, base rules included, evaluated by Cedar's
+/// `Authorizer`: the reference the native evaluation of the base rules is tested against
+#[doc(hidden)]
+pub fn decide_reference(snap: &Snapshot, req: &Request) -> Decision {
+    decide_with(snap, req, Mode::Cedar)
+}
+
+fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
     let scope = snap.scope(req);
     match &req.target {
         Target::Model {
@@ -880,7 +699,7 @@ fn decide_mcp(
     scope: &ScopeRef<'_>,
     req: &Request,
     server: &McpRef,
-    native: bool,
+    native: Mode,
 ) -> Decision {
     let facts = mcp_facts(snap, scope, server);
     let label = server.label();
@@ -952,228 +771,4 @@ fn decide_mcp(
         &format!("MCP server `{label}`"),
         |key| mcp_provenance(scope, snap, key, server, &facts),
     )
-}
-
-/// What a base rule says about this request: (origin, matched entry, reason)
-pub type Provenance = (Option<Origin>, Option<String>, String);
-
-fn finish(
-    snap: &Snapshot,
-    scope: &ScopeRef<'_>,
-    req: &Request,
-    out: Outcome,
-    what: &str,
-    prov: impl Fn(RuleKey) -> Provenance,
-) -> Decision {
-    let _ = (scope, req);
-    let determined_by: Vec<Determining> = out
-        .reasons
-        .iter()
-        .filter_map(|id| determining(snap, id, &prov))
-        .collect();
-    let reason = match (out.effect, determined_by.first()) {
-        (Effect::Allow, Some(d)) => format!("{what} is allowed: {}", d.reason),
-        (Effect::Allow, None) => format!("{what} is allowed"),
-        (Effect::Deny, Some(d)) => format!(
-            "{what} is denied: {} (rule `{}`, {})",
-            d.reason,
-            d.rule,
-            where_(d)
-        ),
-        (Effect::Deny, None) => {
-            format!("{what} is denied: no rule permits it (it is not in any allowed list in scope)")
-        }
-    };
-    Decision {
-        effect: out.effect,
-        determined_by,
-        reason,
-        obligations: Obligations::default(),
-        revision: snap.revision.clone(),
-        errors: out.errors,
-    }
-}
-
-fn where_(d: &Determining) -> String {
-    match (&d.file, d.line) {
-        (Some(f), Some(l)) if l > 0 => format!("{} {f}:{l}", d.level),
-        (Some(f), _) => format!("{} {f}", d.level),
-        _ => d.level.to_string(),
-    }
-}
-
-pub(crate) fn determining(
-    snap: &Snapshot,
-    id: &PolicyId,
-    prov: &impl Fn(RuleKey) -> Provenance,
-) -> Option<Determining> {
-    let info = snap.rules.get(id)?;
-    let (origin, matched, reason) = match (info.key, &info.hand) {
-        (Some(key), _) => prov(key),
-        (None, Some(o)) => (
-            Some(o.clone()),
-            None,
-            format!(
-                "hand-written {} rule",
-                RuleEffect::from(info.effect).as_str()
-            ),
-        ),
-        (None, None) => (None, None, String::new()),
-    };
-    Some(Determining {
-        rule: info.name.clone(),
-        level: info.level,
-        file: origin.as_ref().map(|o| o.file.to_string()),
-        pointer: origin.as_ref().map(|o| o.pointer.clone()),
-        line: origin.as_ref().map(|o| o.line),
-        effect: info.effect.into(),
-        matched,
-        reason,
-    })
-}
-
-impl RuleEffect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleEffect::Permit => "permit",
-            RuleEffect::Forbid => "forbid",
-        }
-    }
-}
-
-fn list_hit(m: Option<&Matcher>, s: &str, verb: &str, field: &str) -> Option<Provenance> {
-    let m = m?;
-    let e = m.first_match(s)?;
-    let how = if e.value.eq_ignore_ascii_case(s) {
-        String::new()
-    } else {
-        format!(" (matches `{}`)", e.value)
-    };
-    Some((
-        Some(e.origin.clone()),
-        Some(e.value.clone()),
-        format!("`{s}` is {verb} by {field}{how}"),
-    ))
-}
-
-/// Where a base rule's field is in this request's scope, and what it says
-fn model_provenance(
-    snap: &Snapshot,
-    scope: &ScopeRef<'_>,
-    req: &Request,
-    key: RuleKey,
-    model: &str,
-    f: &ModelFacts<'_>,
-) -> Provenance {
-    let name = key.field.name(key.level);
-    let mut layers = scope.at(key.level);
-    let none = || (None, None, format!("{} says nothing here", key));
-    match key.field {
-        Field::Blocked => layers.find_map(|l| list_hit(l.blocked.as_ref(), model, "blocked", name)).unwrap_or_else(none),
-        Field::Allowed => layers.find_map(|l| list_hit(l.allowed.as_ref(), model, "allowed", name)).unwrap_or_else(none),
-        Field::CustomModels => layers
-            .find_map(|l| l.custom_model(model))
-            .map(|c| (Some(c.origin.clone()), Some(c.model.clone()), format!("`{model}` is a custom model of the {} layer", key.level)))
-            .unwrap_or_else(none),
-        Field::NoAllowlist => (None, None, "the org sets no `modelPolicy.allowedModelIds`, so every model it does not ban is allowed".to_string()),
-        Field::UserPolicyBlocked | Field::UserPolicyAllowed => {
-            let p = scope.org.user_policies.get(&req.user);
-            if key.field == Field::UserPolicyBlocked {
-                p.and_then(|p| list_hit(p.blocked.as_ref(), model, "blocked for this user", name)).unwrap_or_else(none)
-            } else {
-                p.and_then(|p| p.allowed.as_ref())
-                    .map(|m| (Some(m.origin.clone()), None, format!("`{model}` is not in userModelPolicies[`{}`].allowedModelIds", req.user)))
-                    .unwrap_or_else(none)
-            }
-        }
-        Field::UserAllowlist => layers
-            .find_map(|l| l.allowed.as_ref())
-            .map(|m| (Some(m.origin.clone()), None, format!("`{model}` is not in the user's own allowedModelIds")))
-            .unwrap_or_else(none),
-        Field::AllowCustomModels => layers
-            .find_map(|l| l.allow_custom_models.as_ref().filter(|b| !b.value))
-            .map(|b| (Some(b.origin.clone()), None, format!("the {} layer sets `allowCustomModels` to false: personal keys (BYOK) are not allowed", key.level)))
-            .unwrap_or_else(none),
-        Field::AllowedBaseUrls => layers
-            .find_map(|l| l.allowed_base_urls.as_ref())
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "allowedBaseUrls")))
-            .unwrap_or_else(none),
-        Field::ByokProviders => snap
-            .org_policy
-            .byok_providers
-            .as_ref()
-            .map(|p| {
-                let listed = p.value.iter().map(|x| format!("`{}`", x.value)).collect::<Vec<_>>().join(", ");
-                let got = f.provider.map(|p| format!("provider `{p}`")).unwrap_or_else(|| "an unknown provider".to_string());
-                (Some(p.origin.clone()), f.provider.map(|p| p.to_string()), format!("personal keys may target only {listed}, not {got}"))
-            })
-            .unwrap_or_else(none),
-        Field::ByokBaseUrls => snap
-            .org_policy
-            .byok_base_urls
-            .as_ref()
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "policy.json byok.allowedBaseUrls")))
-            .unwrap_or_else(none),
-        Field::GatewayRequired => snap
-            .org_policy
-            .gateway_required
-            .as_ref()
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "the org's required gateways (policy.json gateway.requiredBaseUrls)")))
-            .unwrap_or_else(none),
-        Field::McpDefault | Field::McpBlocklist | Field::McpAllowlist | Field::McpDisabled => none(),
-    }
-}
-
-fn url_reason(url: Option<&str>, list: &str) -> String {
-    match url {
-        Some(u) => format!("base URL `{u}` is not in {list}"),
-        None => format!("the base URL is unknown, so it cannot be shown to be in {list}"),
-    }
-}
-
-fn mcp_provenance(
-    scope: &ScopeRef<'_>,
-    snap: &Snapshot,
-    key: RuleKey,
-    server: &McpRef,
-    f: &McpFacts<'_>,
-) -> Provenance {
-    let label = server.label();
-    let target = match (&f.host, &f.command) {
-        (Some(h), _) => format!("host `{h}`"),
-        (None, Some(c)) => format!("command `{c}`"),
-        (None, None) => "an unknown host and command".to_string(),
-    };
-    let none = || (None, None, format!("{key} says nothing here"));
-    match key.field {
-        Field::McpDefault => (None, None, format!("MCP server `{label}` is usable unless a rule forbids it")),
-        Field::McpBlocklist => snap
-            .org_policy
-            .mcp_blocklist
-            .as_ref()
-            .and_then(|m| {
-                let e = f.host.as_deref().and_then(|h| m.first_match(h)).or_else(|| f.command.as_deref().and_then(|c| m.first_match(c)))?;
-                Some((Some(e.origin.clone()), Some(e.value.clone()), format!("{target} matches `{}` in the org's mcpBlocklist", e.value)))
-            })
-            .unwrap_or_else(none),
-        Field::McpAllowlist => scope
-            .at(key.level)
-            .find(|l| l.mcp_enabled.as_ref().is_some_and(|b| b.value))
-            .map(|l| {
-                let origin = l.mcp_allowlist.as_ref().map(|m| m.origin.clone()).or_else(|| l.mcp_enabled.as_ref().map(|b| b.origin.clone()));
-                let why = match &l.mcp_allowlist {
-                    Some(m) if !m.entries.is_empty() => format!("{target} is not in the {} layer's mcpPolicy.allowlist", key.level),
-                    _ => format!("the {} layer enables mcpPolicy with an empty allowlist, which blocks every server", key.level),
-                };
-                (origin, None, why)
-            })
-            .unwrap_or_else(none),
-        Field::McpDisabled => server
-            .name
-            .as_deref()
-            .and_then(|n| scope.mcp_disabled(n))
-            .map(|(level, s)| (Some(s.origin.clone()), None, format!("`{label}` is disabled in the {level} layer's mcp.json")))
-            .unwrap_or_else(none),
-        _ => none(),
-    }
 }

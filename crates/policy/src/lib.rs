@@ -8,13 +8,14 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 pub mod decide;
+pub mod eval;
 pub mod explain;
 pub mod files;
-pub mod hand;
 pub mod json;
 pub mod layer;
 pub mod origin;
 pub mod problem;
+pub mod provenance;
 pub mod rules;
 pub mod testcase;
 

@@ -683,6 +683,19 @@ proptest! {
         }
     }
 
+    /// The evaluators cannot drift: on random bundles, for every request, `decide` (base rules
+    /// natively) returns exactly what Cedar's `Authorizer` returns evaluating the scope's whole
+    /// policy set, `policies/base.cedar` with its `when` bodies included.
+    #[test]
+    fn native_decisions_are_cedars(w in world()) {
+        let snap = w.compile();
+        for req in all_requests() {
+            let native = decide(&snap, &req);
+            let reference = strata_policy::decide::decide_reference(&snap, &req);
+            prop_assert_eq!(&native, &reference, "{}", describe(&w, &req, &native));
+        }
+    }
+
     /// (a) With an org allowlist and projectsMayAddModels false, a model outside the org's
     /// allowedModelIds and customModels is never allowed with the central key, in any scope; with
     /// BYOK only as the user's own custom model. (Forced in half of the worlds.)

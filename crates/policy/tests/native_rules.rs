@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use strata_policy::decide::decide_cedar;
+use strata_policy::decide::{decide_cedar, decide_reference};
 use strata_policy::testcase::CaseRequest;
 use strata_policy::{
     Bundle, FileTree, KeyMode, McpRef, ProjectTrees, Provider, Request, Snapshot, Target, compile,
@@ -65,6 +65,9 @@ fn same(snap: &Snapshot, req: &Request, what: &str) {
     let native = decide(snap, req);
     let cedar = decide_cedar(snap, req);
     assert_eq!(native, cedar, "{what}: {req:?}");
+    // the base rules too, `when` bodies and all, evaluated by Cedar
+    let reference = decide_reference(snap, req);
+    assert_eq!(native, reference, "{what} (all rules by Cedar): {req:?}");
 }
 
 /// Variations of a request: other key modes, providers, base URLs, gateways
