@@ -2,7 +2,7 @@
 //! set per scope and action, validated against the schema, with a revision that is the content
 //! hash of everything that went in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::{FastMap, FastSet};
 use std::str::FromStr;
@@ -12,17 +12,14 @@ use cedar_policy::{
     Effect as CedarEffect, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
     Schema, ValidationMode, Validator,
 };
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
 use crate::eval::cedar_subset::{self as hand, HandRule};
 use crate::files::cedar::{self, HandPolicy};
-use crate::files::markdown::Artifact;
-use crate::files::mcp::McpServer;
-use crate::files::settings::{CustomModel, EnvLookup, List, Provider};
+use crate::files::settings::EnvLookup;
 use crate::layer::{FileTree, Layer};
-use crate::origin::{Level, Origin, Spanned};
+use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Problems, Severity};
 use crate::rules::{self, Field, RuleKey, Scope};
 
@@ -44,276 +41,7 @@ impl std::fmt::Display for Revision {
     }
 }
 
-/// How a list's entries match
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchKind {
-    /// model ids: case-insensitive, `*` matches any characters
-    Model,
-    /// base URLs: case-sensitive, `*` stops at `/`, `**` crosses it
-    Url,
-    /// MCP hosts and stdio command lines: case-insensitive
-    Mcp,
-}
-
-/// Patterns per glob set: globset builds one automaton per set, and a very large one fails to
-/// build, so a long list is split into several sets
-const GLOBS_PER_SET: usize = 500;
-
-/// One list compiled for matching. Literal entries are a hash lookup; glob entries are glob sets.
-/// Model ids and MCP hosts/commands match case-insensitively: patterns and inputs are lowercased,
-/// which also lets globset use its fast literal, prefix and suffix strategies.
-#[derive(Clone, Debug)]
-pub struct Matcher {
-    pub origin: Origin,
-    pub entries: Vec<Spanned<String>>,
-    kind: MatchKind,
-    /// literal pattern (folded) → first entry that produced it
-    exact: FastMap<String, usize>,
-    /// glob sets, and for each set the entry behind each of its patterns
-    sets: Vec<(GlobSet, Vec<usize>)>,
-}
-
-fn has_glob(p: &str) -> bool {
-    p.contains(['*', '?', '[', ']', '{', '}', '\\'])
-}
-
-impl Matcher {
-    /// Compile `list`; entries naming a category in `categories` stand for its patterns. A list
-    /// that cannot be compiled is an error, never an empty (match-nothing) set.
-    pub fn build(
-        list: &List,
-        kind: MatchKind,
-        categories: &[(String, List)],
-        problems: &mut Problems,
-    ) -> Matcher {
-        let fold = kind != MatchKind::Url;
-        let mut exact = FastMap::default();
-        let mut globs: Vec<(globset::Glob, usize, &Spanned<String>)> = Vec::new();
-        for (i, entry) in list.entries.iter().enumerate() {
-            let expanded: Vec<&str> =
-                match (kind, categories.iter().find(|(n, _)| *n == entry.value)) {
-                    (MatchKind::Model, Some((_, cat))) => {
-                        cat.entries.iter().map(|e| e.value.as_str()).collect()
-                    }
-                    _ => vec![entry.value.as_str()],
-                };
-            for pat in expanded {
-                let pat = if fold {
-                    pat.to_ascii_lowercase()
-                } else {
-                    pat.to_string()
-                };
-                if !has_glob(&pat) {
-                    exact.entry(pat).or_insert(i);
-                    continue;
-                }
-                match GlobBuilder::new(&pat)
-                    .literal_separator(kind == MatchKind::Url)
-                    .backslash_escape(true)
-                    .build()
-                {
-                    Ok(g) => globs.push((g, i, entry)),
-                    Err(e) => problems.push(Problem {
-                        severity: Severity::Error,
-                        code: "glob.invalid",
-                        file: entry.origin.file.to_string(),
-                        line: entry.origin.line,
-                        col: entry.origin.col,
-                        pointer: entry.origin.pointer.clone(),
-                        message: format!("invalid pattern `{pat}`: {}", e.kind()),
-                    }),
-                }
-            }
-        }
-        let mut sets = Vec::new();
-        for chunk in globs.chunks(GLOBS_PER_SET) {
-            let mut b = GlobSetBuilder::new();
-            for (g, _, _) in chunk {
-                b.add(g.clone());
-            }
-            match b.build() {
-                Ok(set) => sets.push((set, chunk.iter().map(|(_, i, _)| *i).collect())),
-                Err(e) => {
-                    let first = chunk[0].2;
-                    problems.push(Problem {
-                        severity: Severity::Error,
-                        code: "glob.too_complex",
-                        file: first.origin.file.to_string(),
-                        line: first.origin.line,
-                        col: first.origin.col,
-                        pointer: list.origin.pointer.clone(),
-                        message: format!("the patterns of this list cannot be compiled together ({e}); simplify or split them"),
-                    });
-                }
-            }
-        }
-        Matcher {
-            origin: list.origin.clone(),
-            entries: list.entries.clone(),
-            kind,
-            exact,
-            sets,
-        }
-    }
-
-    fn folded<'s>(&self, s: &'s str) -> std::borrow::Cow<'s, str> {
-        if self.kind != MatchKind::Url && s.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(s.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(s)
-        }
-    }
-
-    pub fn is_match(&self, s: &str) -> bool {
-        let s = self.folded(s);
-        self.exact.contains_key(s.as_ref())
-            || self.sets.iter().any(|(set, _)| set.is_match(s.as_ref()))
-    }
-
-    /// The first entry (in list order) that matches `s`
-    pub fn first_match(&self, s: &str) -> Option<&Spanned<String>> {
-        let s = self.folded(s);
-        let mut best = self.exact.get(s.as_ref()).copied();
-        for (set, entries) in &self.sets {
-            if let Some(i) = set
-                .matches(s.as_ref())
-                .first()
-                .and_then(|p| entries.get(*p))
-            {
-                best = Some(best.map_or(*i, |b| b.min(*i)));
-            }
-        }
-        best.and_then(|i| self.entries.get(i))
-    }
-
-    /// Whether the list has literal (non-glob) entries only; those can be listed as models
-    pub fn literals(&self) -> impl Iterator<Item = &str> {
-        self.entries
-            .iter()
-            .map(|e| e.value.as_str())
-            .filter(|s| !has_glob(s))
-    }
-}
-
-/// The per-user part of `userModelPolicies`
-#[derive(Clone, Debug, Default)]
-pub struct CompiledUserPolicy {
-    pub allowed: Option<Matcher>,
-    pub blocked: Option<Matcher>,
-}
-
-/// One layer, compiled
-#[derive(Clone, Debug)]
-pub struct CompiledLayer {
-    pub level: Level,
-    pub layer: Arc<Layer>,
-    pub allowed: Option<Matcher>,
-    pub blocked: Option<Matcher>,
-    /// custom models this layer defines (locked keys from above removed)
-    pub custom_models: Vec<CustomModel>,
-    pub allow_custom_models: Option<Spanned<bool>>,
-    pub allowed_base_urls: Option<Matcher>,
-    pub mcp_enabled: Option<Spanned<bool>>,
-    pub mcp_allowlist: Option<Matcher>,
-    /// MCP servers this layer defines or toggles
-    pub mcp_servers: BTreeMap<String, McpServer>,
-    pub droids: Vec<Artifact>,
-    pub commands: Vec<Artifact>,
-    pub user_policies: FastMap<String, CompiledUserPolicy>,
-    /// may this layer's additions (allowedModelIds, customModels) widen the allowed set
-    pub adds_models: bool,
-}
-
-impl CompiledLayer {
-    fn build(
-        layer: Arc<Layer>,
-        categories: &[(String, List)],
-        adds_models: bool,
-        problems: &mut Problems,
-    ) -> CompiledLayer {
-        let s = &layer.settings;
-        let m = |l: &Option<List>, k: MatchKind, p: &mut Problems| {
-            l.as_ref().map(|l| Matcher::build(l, k, categories, p))
-        };
-        let user_policies = s
-            .user_model_policies
-            .iter()
-            .map(|(u, p)| {
-                (
-                    u.clone(),
-                    CompiledUserPolicy {
-                        allowed: m(&p.allowed_model_ids, MatchKind::Model, problems),
-                        blocked: m(&p.blocked_model_ids, MatchKind::Model, problems),
-                    },
-                )
-            })
-            .collect();
-        CompiledLayer {
-            level: layer.level,
-            allowed: m(
-                &s.model_policy.allowed_model_ids,
-                MatchKind::Model,
-                problems,
-            ),
-            blocked: m(
-                &s.model_policy.blocked_model_ids,
-                MatchKind::Model,
-                problems,
-            ),
-            custom_models: s.custom_models.clone(),
-            allow_custom_models: s.model_policy.allow_custom_models.clone(),
-            allowed_base_urls: m(&s.model_policy.allowed_base_urls, MatchKind::Url, problems),
-            mcp_enabled: s.mcp_policy.enabled.clone(),
-            mcp_allowlist: m(&s.mcp_policy.allowlist, MatchKind::Mcp, problems),
-            mcp_servers: layer.mcp_servers.clone(),
-            droids: layer.droids.clone(),
-            commands: layer.commands.clone(),
-            user_policies,
-            adds_models,
-            layer,
-        }
-    }
-
-    pub fn custom_model(&self, model: &str) -> Option<&CustomModel> {
-        self.custom_models
-            .iter()
-            .find(|c| c.model.eq_ignore_ascii_case(model))
-    }
-
-    /// Whether a base rule of this layer's level has something to enforce here
-    pub fn defines(&self, field: Field) -> bool {
-        match field {
-            Field::Blocked => self.blocked.is_some(),
-            Field::UserAllowlist => self.level == Level::User && self.allowed.is_some(),
-            Field::Allowed => self.adds_models && self.allowed.is_some(),
-            Field::CustomModels => {
-                (self.adds_models || self.level == Level::User) && !self.custom_models.is_empty()
-            }
-            Field::AllowCustomModels => self.allow_custom_models.as_ref().is_some_and(|b| !b.value),
-            Field::AllowedBaseUrls => self.allowed_base_urls.is_some(),
-            Field::McpAllowlist => self.mcp_enabled.as_ref().is_some_and(|b| b.value),
-            Field::McpDisabled => self.mcp_servers.values().any(|s| s.disabled.is_some()),
-            Field::UserPolicyBlocked | Field::UserPolicyAllowed => !self.user_policies.is_empty(),
-            Field::NoAllowlist => self.level == Level::Org && self.allowed.is_none(),
-            Field::McpDefault => self.level == Level::Org,
-            Field::GatewayRequired
-            | Field::ByokProviders
-            | Field::ByokBaseUrls
-            | Field::McpBlocklist => false,
-        }
-    }
-}
-
-/// What only the org's `policy.json` says, compiled
-#[derive(Clone, Debug, Default)]
-pub struct OrgPolicy {
-    pub categories: Vec<(String, Matcher)>,
-    pub projects_may_add_models: Option<Spanned<bool>>,
-    pub byok_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
-    pub byok_base_urls: Option<Matcher>,
-    pub mcp_blocklist: Option<Matcher>,
-    pub gateway_required: Option<Matcher>,
-}
+pub use crate::compiled::{CompiledLayer, CompiledUserPolicy, MatchKind, Matcher, OrgPolicy};
 
 /// A policy of the compiled set and where it came from
 #[derive(Clone, Debug)]
@@ -537,18 +265,6 @@ struct Compiler {
     all: PolicySet,
 }
 
-fn warn_at(origin: &Origin, code: &'static str, message: String) -> Problem {
-    Problem {
-        severity: Severity::Warning,
-        code,
-        file: origin.file.to_string(),
-        line: origin.line,
-        col: origin.col,
-        pointer: origin.pointer.clone(),
-        message,
-    }
-}
-
 impl Compiler {
     /// Read a layer; `scope` names its project (and folder) so hand-written rule ids are unique
     /// across the bundle, e.g. `project:web#policies/x.cedar/rule`
@@ -667,94 +383,6 @@ impl Compiler {
             hand: hand_sets.map(Arc::new),
             hand_rules: hand_rules.map(Arc::from),
             cedar_only: cedar_only.map(Arc::new),
-        }
-    }
-
-    /// Drop what a lower layer may not redefine, with a warning for each
-    fn lock(&mut self, upper: &[&CompiledLayer], lower: &mut CompiledLayer) {
-        let level = lower.level;
-        lower.custom_models.retain(|m| {
-            let above = upper.iter().find_map(|u| u.custom_model(&m.model).map(|x| (u.level, x)));
-            match above {
-                Some((l, x)) => {
-                    self.problems.push(warn_at(
-                        &m.origin,
-                        "merge.locked_key",
-                        format!("custom model `{}` is defined by {l} at {}:{}; the {level} entry is ignored", m.model, x.origin.file, x.origin.line),
-                    ));
-                    false
-                }
-                None => true,
-            }
-        });
-        let mut kept = BTreeMap::new();
-        for (name, s) in std::mem::take(&mut lower.mcp_servers) {
-            let above = upper.iter().find_map(|u| {
-                u.mcp_servers
-                    .get(&name)
-                    .filter(|x| !x.toggle_only)
-                    .map(|x| (u.level, x))
-            });
-            match above {
-                Some((l, x)) if !s.toggle_only && !s.same_definition(x) => {
-                    self.problems.push(warn_at(
-                        &s.origin,
-                        "merge.locked_key",
-                        format!("MCP server `{name}` is defined by {l} at {}:{}; the {level} definition is ignored (only `disabled` may be set below)", x.origin.file, x.origin.line),
-                    ));
-                    if let Some(d) = s.disabled {
-                        let mut toggle = x.clone();
-                        toggle.disabled = Some(d);
-                        toggle.toggle_only = true;
-                        toggle.origin = s.origin.clone();
-                        kept.insert(name, toggle);
-                    }
-                }
-                Some(_) => {
-                    let mut t = s;
-                    t.toggle_only = true;
-                    kept.insert(name, t);
-                }
-                None => {
-                    if s.toggle_only && level != Level::User {
-                        self.problems.push(warn_at(&s.origin, "merge.unknown_server", format!("`{name}` sets only `disabled` but no layer above defines that server")));
-                    }
-                    kept.insert(name, s);
-                }
-            }
-        }
-        lower.mcp_servers = kept;
-        for (kind, list) in [
-            ("droid", &mut lower.droids),
-            ("command", &mut lower.commands),
-        ] {
-            list.retain(|a| {
-                let above = upper.iter().filter(|u| u.level == Level::Org).find_map(|u| {
-                    let l = if kind == "droid" { &u.droids } else { &u.commands };
-                    l.iter().find(|x| x.name == a.name)
-                });
-                match above {
-                    Some(x) if x.digest != a.digest => {
-                        self.problems.push(warn_at(
-                            &a.origin,
-                            "merge.locked_key",
-                            format!("{kind} `{}` is published by the org at {}; it cannot be redefined below and this file is ignored", a.name, x.origin.file),
-                        ));
-                        false
-                    }
-                    Some(_) => false,
-                    None => true,
-                }
-            });
-        }
-        if !lower.adds_models && level != Level::User {
-            let lists = [
-                lower.allowed.as_ref().map(|m| &m.origin),
-                lower.custom_models.first().map(|m| &m.origin),
-            ];
-            for o in lists.into_iter().flatten() {
-                self.problems.push(warn_at(o, "merge.projects_may_not_add", format!("the org's policy.json sets `projectsMayAddModels` to false: models this {level} adds are not allowed")));
-            }
         }
     }
 
@@ -880,7 +508,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     for (id, tree) in &bundle.users {
         let layer = c.load(Level::User, tree, env, None);
         let mut cl = CompiledLayer::build(layer, &cats, false, &mut c.problems);
-        c.lock(&[&org], &mut cl);
+        crate::merge::lock(&mut c.problems, &[&org], &mut cl);
         users.insert(id.clone(), cl);
     }
     let user_layers: Vec<CompiledLayer> = users.values().cloned().collect();
@@ -890,14 +518,14 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     for pt in &bundle.projects {
         let layer = c.load(Level::Project, &pt.project, env, Some(&pt.id));
         let mut pl = CompiledLayer::build(layer.clone(), &cats, may_add, &mut c.problems);
-        c.lock(&[&org], &mut pl);
+        crate::merge::lock(&mut c.problems, &[&org], &mut pl);
         c.add_hand(&layer.cedar);
         let mut folders = Vec::new();
         for (path, tree) in &pt.folders {
             let path = path.trim_matches('/').to_string();
             let fl = c.load(Level::Folder, tree, env, Some(&format!("{}/{path}", pt.id)));
             let mut cf = CompiledLayer::build(fl, &cats, may_add, &mut c.problems);
-            c.lock(&[&org, &pl], &mut cf);
+            crate::merge::lock(&mut c.problems, &[&org, &pl], &mut cf);
             c.add_hand(&cf.layer.cedar.clone());
             folders.push((path, cf));
         }
@@ -909,7 +537,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             .map(|(path, _)| {
                 let on_path: Vec<&CompiledLayer> = folders
                     .iter()
-                    .filter(|(p, _)| crate::decide::is_path_prefix(p, path))
+                    .filter(|(p, _)| crate::layer::is_path_prefix(p, path))
                     .map(|(_, l)| l)
                     .collect();
                 let mut layers = vec![&org, &pl];
@@ -1032,72 +660,4 @@ fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids
         mcp_type: type_name(hand::MCP_SERVER)?,
         project_type: type_name(hand::PROJECT)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list(entries: impl IntoIterator<Item = String>) -> List {
-        let origin = Origin {
-            level: Level::Org,
-            file: Arc::from("settings.json"),
-            pointer: "/modelPolicy/blockedModelIds".into(),
-            line: 1,
-            col: 1,
-        };
-        List {
-            entries: entries
-                .into_iter()
-                .map(|e| Spanned::new(e, origin.clone()))
-                .collect(),
-            origin,
-        }
-    }
-
-    #[test]
-    fn ten_thousand_globs_still_match() {
-        // globset cannot build one automaton for this many case-insensitive patterns; an empty
-        // set in its place would let every banned model through
-        let mut problems = Problems::default();
-        let m = Matcher::build(
-            &list((0..10_000).map(|i| format!("vendor-{i}-*-preview"))),
-            MatchKind::Model,
-            &[],
-            &mut problems,
-        );
-        assert!(problems.problems.is_empty(), "{problems:?}");
-        assert!(m.is_match("vendor-7-big-preview"));
-        assert!(m.is_match("VENDOR-9999-x-PREVIEW"));
-        assert!(!m.is_match("vendor-7-big"));
-        assert_eq!(
-            m.first_match("vendor-7123-x-preview")
-                .map(|e| e.value.as_str()),
-            Some("vendor-7123-*-preview")
-        );
-    }
-
-    #[test]
-    fn exact_entries_fold_case_and_urls_do_not() {
-        let mut problems = Problems::default();
-        let m = Matcher::build(
-            &list(["GPT-4o".to_string(), "claude-*".to_string()]),
-            MatchKind::Model,
-            &[],
-            &mut problems,
-        );
-        assert!(m.is_match("gpt-4O") && m.is_match("Claude-Opus") && !m.is_match("gpt-4"));
-        let u = Matcher::build(
-            &list(["http://gw/*".to_string()]),
-            MatchKind::Url,
-            &[],
-            &mut problems,
-        );
-        assert!(
-            u.is_match("http://gw/v1")
-                && !u.is_match("http://gw/v1/messages")
-                && !u.is_match("HTTP://GW/v1")
-        );
-        assert!(problems.problems.is_empty());
-    }
 }

@@ -1,16 +1,13 @@
 //! Explanations: a decision with every rule considered, the merge diagnostics that touch the
 //! request, and the effective settings of a scope with the provenance of every value.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::compile::{CompiledLayer, Snapshot};
 use crate::decide::{
     Decision, Determining, Effect, KeyMode, McpRef, Request, RuleEffect, ScopeRef, Target, decide,
 };
-use crate::layer::SettingsSource;
 use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Severity};
 use crate::rules::{Field, RuleKey};
@@ -173,257 +170,6 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
     }
 }
 
-// ---- effective settings ----------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-enum Node {
-    Leaf(Value, Origin),
-    Array(Vec<(Value, Origin)>),
-    Keyed(Vec<(String, Value, Origin)>),
-    Object(BTreeMap<String, Node>),
-}
-
-/// Booleans where one value is the restrictive one: once any level sets it, it sticks
-const RESTRICTIVE: &[(&str, bool)] = &[
-    ("/modelPolicy/allowCustomModels", false),
-    ("/modelPolicy/allowAllFactoryModels", false),
-    ("/mcpPolicy/enabled", true),
-    ("/enableDroidShield", true),
-    ("/allowManagedHooksOnly", true),
-];
-
-/// Keys whose values are secrets: shown masked
-fn is_secret_key(key: &str) -> bool {
-    matches!(
-        key,
-        "apiKey" | "api_key" | "extraHeaders" | "extra_headers" | "headers" | "env"
-    )
-}
-
-fn mask(v: &Value) -> Value {
-    match v {
-        Value::String(s) if s.starts_with("${") => Value::String(s.clone()),
-        Value::String(s) => Value::String(crate::files::settings::ApiKey::mask(s)),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), mask(v))).collect()),
-        other => other.clone(),
-    }
-}
-
-fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        if is_secret_key(k) { mask(v) } else { redact(v) },
-                    )
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        other => other.clone(),
-    }
-}
-
-struct Merger {
-    diagnostics: Vec<Problem>,
-}
-
-impl Merger {
-    fn insert(
-        &mut self,
-        node: &mut Node,
-        pointer: &str,
-        v: &Value,
-        origin: &dyn Fn(&str) -> Origin,
-    ) {
-        match (node, v) {
-            (Node::Object(m), Value::Object(src)) => {
-                for (k, child) in src {
-                    let p = format!("{pointer}/{}", crate::origin::escape_token(k));
-                    if is_secret_key(k) && pointer.is_empty() {
-                        continue;
-                    }
-                    match m.get_mut(k) {
-                        Some(existing) => self.insert(existing, &p, child, origin),
-                        None => {
-                            let fresh = match fresh_node(&p, child) {
-                                Some(mut container) => {
-                                    self.insert(&mut container, &p, child, origin);
-                                    container
-                                }
-                                None => Node::Leaf(child.clone(), origin(&p)),
-                            };
-                            m.insert(k.clone(), fresh);
-                        }
-                    }
-                }
-            }
-            (Node::Array(items), Value::Array(src)) => {
-                for (i, item) in src.iter().enumerate() {
-                    if !items.iter().any(|(x, _)| x == item) {
-                        items.push((item.clone(), origin(&format!("{pointer}/{i}"))));
-                    }
-                }
-            }
-            (Node::Keyed(items), Value::Array(src)) => {
-                for (i, item) in src.iter().enumerate() {
-                    let Some(key) = item.get("model").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let o = origin(&format!("{pointer}/{i}"));
-                    // a key set above stays; compile reports the redefinition (merge.locked_key)
-                    if !items.iter().any(|(k, _, _)| k.eq_ignore_ascii_case(key)) {
-                        items.push((key.to_string(), redact(item), o));
-                    }
-                }
-            }
-            (Node::Leaf(cur, above), v) => {
-                if cur == v {
-                    return;
-                }
-                let o = origin(pointer);
-                if let Some((_, restrictive)) = RESTRICTIVE.iter().find(|(p, _)| *p == pointer)
-                    && v.as_bool() == Some(*restrictive)
-                {
-                    *cur = v.clone();
-                    *above = o;
-                    return;
-                }
-                if above.level != o.level {
-                    self.diagnostics
-                        .push(locked(&o, above, &format!("`{pointer}`")));
-                }
-            }
-            (_, v) => {
-                let o = origin(pointer);
-                self.diagnostics.push(Problem {
-                    severity: Severity::Warning,
-                    code: "merge.type_mismatch",
-                    file: o.file.to_string(),
-                    line: o.line,
-                    col: o.col,
-                    pointer: pointer.to_string(),
-                    message: format!(
-                        "{} here, but a level above set a value of another type; ignored",
-                        crate::json::type_name(v)
-                    ),
-                });
-            }
-        }
-    }
-}
-
-fn locked(o: &Origin, above: &Origin, what: &str) -> Problem {
-    Problem {
-        severity: Severity::Warning,
-        code: "merge.locked_key",
-        file: o.file.to_string(),
-        line: o.line,
-        col: o.col,
-        pointer: o.pointer.clone(),
-        message: format!(
-            "{what} is set by {} at {}:{}; the {} value is ignored",
-            above.level, above.file, above.line, o.level
-        ),
-    }
-}
-
-/// An empty container for `v`, or `None` for a scalar
-fn fresh_node(pointer: &str, v: &Value) -> Option<Node> {
-    match v {
-        Value::Object(_) => Some(Node::Object(BTreeMap::new())),
-        Value::Array(_) if pointer == "/customModels" => Some(Node::Keyed(Vec::new())),
-        Value::Array(_) => Some(Node::Array(Vec::new())),
-        _ => None,
-    }
-}
-
-fn with_origin(v: Value, o: &Origin) -> Value {
-    json!({ "value": v, "level": o.level, "file": &*o.file, "pointer": o.pointer, "line": o.line })
-}
-
-fn node_json(n: &Node) -> Value {
-    match n {
-        Node::Leaf(v, o) => with_origin(
-            if o.pointer.ends_with("/apiKey") {
-                mask(v)
-            } else {
-                v.clone()
-            },
-            o,
-        ),
-        Node::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|(v, o)| with_origin(v.clone(), o))
-                .collect(),
-        ),
-        Node::Keyed(items) => Value::Array(
-            items
-                .iter()
-                .map(|(_, v, o)| with_origin(v.clone(), o))
-                .collect(),
-        ),
-        Node::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), node_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
-    }
-}
-
-const LEGACY_FIELDS: &[(&str, &str)] = &[
-    ("model_display_name", "displayName"),
-    ("base_url", "baseUrl"),
-    ("api_key", "apiKey"),
-    ("max_tokens", "maxOutputTokens"),
-    ("supports_images", "supportsImages"),
-    ("extra_args", "extraArgs"),
-    ("extra_headers", "extraHeaders"),
-];
-
-/// The legacy file's `custom_models` as camelCase `customModels`
-fn legacy_value(v: &Value) -> Value {
-    let items = v
-        .get("custom_models")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let converted = items
-        .into_iter()
-        .map(|item| match item {
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .map(|(k, v)| {
-                        (
-                            LEGACY_FIELDS
-                                .iter()
-                                .find(|(s, _)| *s == k)
-                                .map(|(_, c)| c.to_string())
-                                .unwrap_or(k),
-                            v,
-                        )
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })
-        .collect();
-    json!({ "customModels": Value::Array(converted) })
-}
-
-fn legacy_pointer(p: &str) -> String {
-    let mut out = p.replacen("/customModels", "/custom_models", 1);
-    for (snake, camel) in LEGACY_FIELDS {
-        if let Some(stripped) = out.strip_suffix(&format!("/{camel}")) {
-            out = format!("{stripped}/{snake}");
-        }
-    }
-    out
-}
-
 /// One model the user may (or may not) use, for `explain settings` and model listings
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -584,20 +330,7 @@ fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
 /// The effective settings of `base`'s scope
 pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) -> EffectiveSettings {
     let scope = snap.scope(base);
-    let mut merger = Merger {
-        diagnostics: Vec::new(),
-    };
-    let mut root = Node::Object(BTreeMap::new());
-    for l in scope.layers() {
-        for SettingsSource { doc, legacy } in &l.layer.sources {
-            if *legacy {
-                let v = legacy_value(&doc.value);
-                merger.insert(&mut root, "", &v, &|p: &str| doc.origin(&legacy_pointer(p)));
-            } else {
-                merger.insert(&mut root, "", &doc.value, &|p: &str| doc.origin(p));
-            }
-        }
-    }
+    let view = crate::merge::view(scope.layers());
     let (models, hidden_models) = models(snap, base, via);
 
     let mut mcp_servers = Vec::new();
@@ -666,13 +399,13 @@ pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) ->
     };
     let droids = artifacts(|l| &l.droids);
     let commands = artifacts(|l| &l.commands);
-    let mut diagnostics = merger.diagnostics;
+    let mut diagnostics = view.diagnostics;
     diagnostics.extend(snap.diagnostics.iter().cloned());
     EffectiveSettings {
         user: base.user.clone(),
         project: base.project.clone(),
         revision: snap.revision.to_string(),
-        settings: node_json(&root),
+        settings: view.settings,
         models,
         hidden_models,
         mcp_servers,

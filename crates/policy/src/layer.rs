@@ -451,3 +451,12 @@ impl Layer {
         (layer, problems)
     }
 }
+
+/// Whether folder path `prefix` is `path` or one of its ancestors (`""` is every path's)
+pub(crate) fn is_path_prefix(prefix: &str, path: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}

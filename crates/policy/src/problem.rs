@@ -71,3 +71,20 @@ impl Problems {
         self.problems.extend(other.problems);
     }
 }
+
+/// A warning at `origin`
+pub(crate) fn warn_at(
+    origin: &crate::origin::Origin,
+    code: &'static str,
+    message: String,
+) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        code,
+        file: origin.file.to_string(),
+        line: origin.line,
+        col: origin.col,
+        pointer: origin.pointer.clone(),
+        message,
+    }
+}

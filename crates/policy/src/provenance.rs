@@ -2,13 +2,12 @@
 //! file, JSON pointer and line it came from, and the one sentence that says why.
 
 use crate::compile::{Matcher, Snapshot};
-use crate::decide::{
-    Decision, Determining, Effect, McpFacts, McpRef, ModelFacts, Obligations, Request, RuleEffect,
-    ScopeRef,
-};
+use crate::decision::{Decision, Determining, Effect, McpRef, Obligations, Request, RuleEffect};
 use crate::eval::native::Outcome;
+use crate::facts::{McpFacts, ModelFacts};
 use crate::origin::Origin;
 use crate::rules::{Field, RuleKey};
+use crate::scope::ScopeRef;
 use cedar_policy::PolicyId;
 
 /// What a base rule says about this request: (origin, matched entry, reason)

@@ -10,7 +10,7 @@ use cedar_policy::{
 
 use super::native::Outcome;
 use crate::compile::Snapshot;
-use crate::decide::Effect;
+use crate::decision::Effect;
 
 static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
 

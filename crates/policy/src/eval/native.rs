@@ -9,7 +9,7 @@ use super::cedar::{CedarInputs, cedar_eval};
 use super::cedar_subset::{Facts, HandRule, Verdict};
 use crate::FastSet;
 use crate::compile::{ScopeSets, Snapshot};
-use crate::decide::Effect;
+use crate::decision::Effect;
 use crate::origin::Level;
 use crate::rules::{Field, RuleKey};
 

@@ -265,10 +265,10 @@ impl Settings {
                     lower.model_policy.blocked_model_ids,
                 ),
                 // restrictive: `false` in either file of the level wins
-                allow_custom_models: sticky(
+                allow_custom_models: crate::merge::algebra::sticky(
+                    "/modelPolicy/allowCustomModels",
                     self.model_policy.allow_custom_models,
                     lower.model_policy.allow_custom_models,
-                    false,
                 ),
                 allowed_base_urls: union_opt(
                     self.model_policy.allowed_base_urls,
@@ -277,23 +277,15 @@ impl Settings {
             },
             user_model_policies,
             mcp_policy: McpPolicy {
-                enabled: sticky(self.mcp_policy.enabled, lower.mcp_policy.enabled, true),
+                enabled: crate::merge::algebra::sticky(
+                    "/mcpPolicy/enabled",
+                    self.mcp_policy.enabled,
+                    lower.mcp_policy.enabled,
+                ),
                 allowlist: union_opt(self.mcp_policy.allowlist, lower.mcp_policy.allowlist),
             },
             custom_models,
         }
-    }
-}
-
-/// Combine a restrictive boolean of two files of one level: `restrictive` wins wherever it is set
-fn sticky(
-    high: Option<Spanned<bool>>,
-    low: Option<Spanned<bool>>,
-    restrictive: bool,
-) -> Option<Spanned<bool>> {
-    match (high, low) {
-        (Some(h), Some(l)) if h.value != restrictive && l.value == restrictive => Some(l),
-        (h, l) => h.or(l),
     }
 }
 

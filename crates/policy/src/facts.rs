@@ -1,0 +1,238 @@
+//! What a request resolves to before any rule is evaluated: the lists the model or MCP server
+//! belongs to (its Cedar parents), the request conditions that hold (triggers), and the
+//! Cedar entities and context built from them when Cedar runs.
+
+use cedar_policy::{Context, Entity, EntityId, EntityUid, RestrictedExpression};
+
+use crate::FastSet;
+use crate::compile::{CompiledLayer, Matcher, Snapshot};
+use crate::decision::{KeyMode, McpRef, Request};
+use crate::files::mcp::{McpServer, url_host};
+use crate::files::settings::{CustomModel, Provider};
+use crate::origin::Level;
+use crate::rules::{Field, RuleKey};
+use crate::scope::ScopeRef;
+
+/// What one model request resolves to before Cedar sees it
+pub(crate) struct ModelFacts<'s> {
+    pub(crate) parents: FastSet<EntityUid>,
+    pub(crate) triggers: Vec<RuleKey>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) provider: Option<Provider>,
+    pub(crate) entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
+}
+
+pub(crate) fn model_facts<'s>(
+    snap: &'s Snapshot,
+    scope: &ScopeRef<'s>,
+    req: &Request,
+    model: &str,
+    provider: Option<Provider>,
+    key_mode: KeyMode,
+    base_url: Option<&str>,
+) -> ModelFacts<'s> {
+    let uids = &snap.uids;
+    let mut parents = FastSet::default();
+    let mut triggers = Vec::new();
+    let list = |parents: &mut FastSet<EntityUid>, level: Level, field: Field| {
+        if let Some(u) = uids.lists.get(&RuleKey::new(level, field)) {
+            parents.insert(u.clone());
+        }
+    };
+    let entry = scope.custom_entry(model, key_mode);
+    let base_url = base_url
+        .map(str::to_string)
+        .or_else(|| entry.and_then(|(_, c)| c.base_url.clone()));
+    let provider = provider.or_else(|| entry.and_then(|(_, c)| c.provider));
+    let url_miss = |m: &Matcher| base_url.as_deref().is_none_or(|u| !m.is_match(u));
+
+    for (i, (_, cat)) in snap.org_policy.categories.iter().enumerate() {
+        if cat.is_match(model)
+            && let Some(u) = uids.categories.get(i)
+        {
+            parents.insert(u.clone());
+        }
+    }
+    if scope.org.allowed.is_none() {
+        list(&mut parents, Level::Org, Field::NoAllowlist);
+    }
+    for l in scope.layers() {
+        let level = l.level;
+        if l.blocked.as_ref().is_some_and(|m| m.is_match(model)) {
+            list(&mut parents, level, Field::Blocked);
+        }
+        if level == Level::User {
+            if l.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
+                triggers.push(RuleKey::new(level, Field::UserAllowlist));
+            }
+        } else if l.adds_models && l.allowed.as_ref().is_some_and(|m| m.is_match(model)) {
+            list(&mut parents, level, Field::Allowed);
+        }
+        if (l.adds_models || level == Level::User) && l.custom_model(model).is_some() {
+            list(&mut parents, level, Field::CustomModels);
+        }
+        if key_mode == KeyMode::Byok {
+            if l.allow_custom_models.as_ref().is_some_and(|b| !b.value) {
+                triggers.push(RuleKey::new(level, Field::AllowCustomModels));
+            }
+            if l.allowed_base_urls.as_ref().is_some_and(url_miss) {
+                triggers.push(RuleKey::new(level, Field::AllowedBaseUrls));
+            }
+        }
+    }
+    if let Some(p) = scope.org.user_policies.get(&req.user) {
+        if p.blocked.as_ref().is_some_and(|m| m.is_match(model)) {
+            list(&mut parents, Level::Org, Field::UserPolicyBlocked);
+        }
+        if p.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
+            triggers.push(RuleKey::new(Level::Org, Field::UserPolicyAllowed));
+        }
+    }
+    let op = &snap.org_policy;
+    if op.gateway_required.as_ref().is_some_and(url_miss) {
+        triggers.push(RuleKey::new(Level::Org, Field::GatewayRequired));
+    }
+    if key_mode == KeyMode::Byok {
+        if op
+            .byok_providers
+            .as_ref()
+            .is_some_and(|ps| provider.is_none_or(|p| !ps.value.iter().any(|x| x.value == p)))
+        {
+            triggers.push(RuleKey::new(Level::Org, Field::ByokProviders));
+        }
+        if op.byok_base_urls.as_ref().is_some_and(url_miss) {
+            triggers.push(RuleKey::new(Level::Org, Field::ByokBaseUrls));
+        }
+    }
+    triggers.sort();
+    triggers.dedup();
+    ModelFacts {
+        parents,
+        triggers,
+        base_url,
+        provider,
+        entry,
+    }
+}
+
+pub(crate) struct McpFacts<'s> {
+    pub(crate) parents: FastSet<EntityUid>,
+    pub(crate) triggers: Vec<RuleKey>,
+    pub(crate) host: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) definition: Option<&'s McpServer>,
+}
+
+pub(crate) fn mcp_facts<'s>(
+    snap: &'s Snapshot,
+    scope: &ScopeRef<'s>,
+    server: &McpRef,
+) -> McpFacts<'s> {
+    let definition = server.name.as_deref().and_then(|n| scope.mcp_definition(n));
+    let host = server
+        .url
+        .as_deref()
+        .and_then(url_host)
+        .or_else(|| definition.and_then(McpServer::host));
+    let command = server
+        .command
+        .as_ref()
+        .map(|c| {
+            std::iter::once(c.as_str())
+                .chain(server.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .or_else(|| {
+            if server.url.is_none() {
+                definition.and_then(McpServer::command_line)
+            } else {
+                None
+            }
+        });
+    let hit = |m: &Matcher| {
+        host.as_deref().is_some_and(|h| m.is_match(h))
+            || command.as_deref().is_some_and(|c| m.is_match(c))
+    };
+    let mut parents = FastSet::default();
+    let mut triggers = Vec::new();
+    if snap.org_policy.mcp_blocklist.as_ref().is_some_and(hit)
+        && let Some(u) = snap
+            .uids
+            .lists
+            .get(&RuleKey::new(Level::Org, Field::McpBlocklist))
+    {
+        parents.insert(u.clone());
+    }
+    for l in scope.layers() {
+        if l.mcp_enabled.as_ref().is_some_and(|b| b.value)
+            && !l.mcp_allowlist.as_ref().is_some_and(hit)
+        {
+            triggers.push(RuleKey::new(l.level, Field::McpAllowlist));
+        }
+    }
+    if let Some((level, s)) = server.name.as_deref().and_then(|n| scope.mcp_disabled(n))
+        && s.disabled == Some(true)
+    {
+        triggers.push(RuleKey::new(level, Field::McpDisabled));
+    }
+    triggers.sort();
+    triggers.dedup();
+    McpFacts {
+        parents,
+        triggers,
+        host,
+        command,
+        definition,
+    }
+}
+
+pub(crate) fn euid(ty: &cedar_policy::EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+}
+
+pub(crate) fn context(
+    snap: &Snapshot,
+    req: &Request,
+    key_mode: KeyMode,
+    provider: Option<Provider>,
+    base_url: Option<&str>,
+    triggers: &[RuleKey],
+) -> Result<Context, String> {
+    let s = |v: &str| RestrictedExpression::new_string(v.to_string());
+    Context::from_pairs([
+        (
+            "project".to_string(),
+            RestrictedExpression::new_entity_uid(euid(
+                &snap.uids.project_type,
+                req.project.as_deref().unwrap_or(""),
+            )),
+        ),
+        ("folder".to_string(), s(req.folder.as_deref().unwrap_or(""))),
+        ("keyMode".to_string(), s(key_mode.as_str())),
+        (
+            "provider".to_string(),
+            s(provider.map(Provider::as_str).unwrap_or("")),
+        ),
+        ("baseUrl".to_string(), s(base_url.unwrap_or(""))),
+        (
+            "gateway".to_string(),
+            s(req.gateway.as_deref().unwrap_or("")),
+        ),
+        (
+            "triggers".to_string(),
+            RestrictedExpression::new_set(triggers.iter().map(|t| s(&t.id()))),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+pub(crate) fn principal(snap: &Snapshot, req: &Request) -> (EntityUid, Entity) {
+    let uid = euid(&snap.uids.user_type, &req.user);
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| euid(&snap.uids.group_type, g))
+        .collect();
+    (uid.clone(), Entity::new_no_attrs(uid, groups))
+}
