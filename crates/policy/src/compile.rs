@@ -263,6 +263,10 @@ struct Compiler {
     /// hand-written rules compiled for `decide`, by id (ids are unique in a bundle that compiles)
     hand_rules: HashMap<PolicyId, Arc<HandRule>>,
     all: PolicySet,
+    /// the org's `policy.json` lets projects and folders add model patterns
+    patterns_ok: bool,
+    /// the org's category names (a category in a lower list is a pattern)
+    categories: Vec<String>,
 }
 
 impl Compiler {
@@ -277,6 +281,12 @@ impl Compiler {
     ) -> Arc<Layer> {
         let (mut layer, problems) = Layer::load(level, tree, env);
         self.problems.extend(problems);
+        crate::merge::limit_additions(
+            &mut layer,
+            self.patterns_ok,
+            &self.categories,
+            &mut self.problems,
+        );
         if let Some(scope) = scope {
             let from = format!("{level}#");
             let to = format!("{level}:{scope}#");
@@ -447,6 +457,8 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         rules: FastMap::default(),
         hand_rules: HashMap::new(),
         all: PolicySet::new(),
+        patterns_ok: false,
+        categories: Vec::new(),
     };
     for (key, p) in &c.base {
         c.rules.insert(
@@ -496,6 +508,11 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     };
     c.problems.extend(scratch);
     let cats = org_layer.policy.model_categories.clone();
+    c.categories = cats.iter().map(|(n, _)| n.clone()).collect();
+    c.patterns_ok = pf
+        .projects_may_add_model_patterns
+        .as_ref()
+        .is_some_and(|b| b.value);
     let may_add = org_policy
         .projects_may_add_models
         .as_ref()

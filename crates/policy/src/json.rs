@@ -428,19 +428,36 @@ impl<'d> Reader<'d> {
 
     /// Strict files: every key not in `known` is an error
     pub fn deny_unknown(&mut self, m: &Map<String, Value>, base: &str, known: &[&str]) {
+        self.check_keys(m, base, known, Severity::Error);
+    }
+
+    /// Report every key of `m` not in `known` with `severity`, with the closest known key
+    pub fn check_keys(
+        &mut self,
+        m: &Map<String, Value>,
+        base: &str,
+        known: &[&str],
+        severity: Severity,
+    ) {
         for key in m.keys() {
-            if !known.contains(&key.as_str()) {
-                let expected = known
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.error(
-                    "json.unknown_field",
-                    &child(base, key),
-                    format!("unknown field `{key}`, expected one of {expected}"),
-                );
+            if known.contains(&key.as_str()) {
+                continue;
             }
+            let message = match crate::matchers::suggest::did_you_mean(key, known) {
+                Some(k) => format!("unknown field `{key}`: did you mean `{k}`?"),
+                None => {
+                    let expected = known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("unknown field `{key}`, expected one of {expected}")
+                }
+            };
+            let p = self
+                .doc
+                .problem(severity, "json.unknown_field", &child(base, key), message);
+            self.problems.push(p);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod facts;
 pub mod files;
 pub mod json;
 pub mod layer;
+pub mod matchers;
 pub mod merge;
 pub mod origin;
 pub mod problem;

@@ -271,10 +271,73 @@ fn settings_root_must_be_an_object() {
 
 #[test]
 fn unknown_fields_of_factory_files_are_ignored() {
-    let text = r#"{"maxAutonomyLevel": "high", "hooks": {"x": 1}, "modelPolicy": {"allowAllFactoryModels": true, "someFutureField": [1]}}"#;
+    let text = r#"{"maxAutonomyLevel": "high", "hooks": {"x": 1}, "someFutureField": [1], "modelPolicy": {"allowAllFactoryModels": true, "isFastModelsAllowed": false}}"#;
     let mcp = r#"{"mcpServers": {"docs": {"url": "https://d.example.com", "enabledTools": ["a"], "timeoutMs": 5}}}"#;
     let snap = compile(&org(&[("settings.json", text), ("mcp.json", mcp)]), &no_env).unwrap();
     assert!(snap.diagnostics.is_empty(), "{:?}", snap.diagnostics);
+}
+
+/// A typo inside a governed object would leave the policy it meant silently absent: an error in
+/// the org layer, a warning below, each with the closest known key
+#[test]
+fn unknown_governed_keys_are_errors_in_the_org_and_warnings_below() {
+    let org_text = "{\n  \"modelPolicy\": {\"blockedModelIDs\": [\"gpt-4o\"]},\n  \"mcpPolicy\": {\"enable\": true, \"allowlist\": []},\n  \"userModelPolicies\": {\"bob\": {\"allowedModelIdz\": [\"x\"]}}\n}";
+    let errs: Vec<Exact> = errors(&org(&[("settings.json", org_text)]))
+        .iter()
+        .map(exact)
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            want(
+                "json.unknown_field",
+                "org/settings.json",
+                2,
+                38,
+                "/modelPolicy/blockedModelIDs",
+                "unknown field `blockedModelIDs`: did you mean `blockedModelIds`?"
+            ),
+            want(
+                "json.unknown_field",
+                "org/settings.json",
+                3,
+                27,
+                "/mcpPolicy/enable",
+                "unknown field `enable`: did you mean `enabled`?"
+            ),
+            want(
+                "json.unknown_field",
+                "org/settings.json",
+                4,
+                52,
+                "/userModelPolicies/bob/allowedModelIdz",
+                "unknown field `allowedModelIdz`: did you mean `allowedModelIds`?"
+            ),
+        ]
+    );
+    let project = r#"{"modelPolicy": {"blockedModelIDs": ["gpt-4o"]}}"#;
+    let bundle = Bundle {
+        org: tree("org", &[]),
+        projects: vec![ProjectTrees {
+            id: "web".to_string(),
+            project: tree("projects/web", &[("settings.json", project.as_bytes())]),
+            folders: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    let snap = compile(&bundle, &no_env).unwrap();
+    let warns: Vec<(&str, &str)> = snap
+        .diagnostics
+        .iter()
+        .map(|p| (p.code, p.message.as_str()))
+        .collect();
+    assert_eq!(
+        warns,
+        vec![(
+            "json.unknown_field",
+            "unknown field `blockedModelIDs`: did you mean `blockedModelIds`?"
+        )]
+    );
 }
 
 // ---- providers
@@ -652,7 +715,7 @@ fn unknown_field_in_policy_json() {
                 3,
                 26,
                 "/projectsMayAdModels",
-                "unknown field `projectsMayAdModels`, expected one of `$schema`, `version`, `modelCategories`, `projectsMayAddModels`, `byok`, `mcpBlocklist`, `gateway`"
+                "unknown field `projectsMayAdModels`: did you mean `projectsMayAddModels`?"
             ),
             want(
                 "json.unknown_field",
@@ -660,7 +723,7 @@ fn unknown_field_in_policy_json() {
                 4,
                 31,
                 "/byok/allowedProvider",
-                "unknown field `allowedProvider`, expected one of `allowedProviders`, `allowedBaseUrls`"
+                "unknown field `allowedProvider`: did you mean `allowedProviders`?"
             ),
         ]
     );

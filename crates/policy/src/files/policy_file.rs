@@ -14,6 +14,8 @@ pub struct PolicyFile {
     pub model_categories: Vec<(String, List)>,
     /// absent = true
     pub projects_may_add_models: Option<Spanned<bool>>,
+    /// absent = false: projects and folders may add exact ids only
+    pub projects_may_add_model_patterns: Option<Spanned<bool>>,
     pub byok_allowed_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
     pub byok_allowed_base_urls: Option<List>,
     pub mcp_blocklist: Option<List>,
@@ -25,6 +27,7 @@ const TOP: &[&str] = &[
     "version",
     "modelCategories",
     "projectsMayAddModels",
+    "projectsMayAddModelPatterns",
     "byok",
     "mcpBlocklist",
     "gateway",
@@ -78,6 +81,9 @@ impl PolicyFile {
         }
         out.projects_may_add_models = r
             .field_bool(root, "projectsMayAddModels", "")
+            .map(|(b, p)| Spanned::new(b, doc.origin(&p)));
+        out.projects_may_add_model_patterns = r
+            .field_bool(root, "projectsMayAddModelPatterns", "")
             .map(|(b, p)| Spanned::new(b, doc.origin(&p)));
         if let Some(byok) = r.field_object(root, "byok", "") {
             r.deny_unknown(byok, "/byok", &["allowedProviders", "allowedBaseUrls"]);

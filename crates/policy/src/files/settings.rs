@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::json::{Doc, Reader, child};
+use crate::origin::Level;
 use crate::origin::{Origin, Spanned};
-use crate::problem::Problems;
+use crate::problem::{Problems, Severity};
 
 /// The three wire APIs Droid speaks
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -173,6 +174,32 @@ pub struct Settings {
     pub custom_models: Vec<CustomModel>,
 }
 
+/// The keys of `modelPolicy` (and of each `userModelPolicies` entry) that Factory's org schema
+/// accepts; anything else is a typo, an error in the org layer and a warning below
+pub const MODEL_POLICY_KEYS: &[&str] = &[
+    "allowedModelIds",
+    "blockedModelIds",
+    "allowCustomModels",
+    "allowedBaseUrls",
+    "allowAllFactoryModels",
+    "isFastModelsAllowed",
+    "requireExplicitOptInModelIds",
+    "allowFactoryRouterByok",
+    "factoryRouterByokOnly",
+];
+
+/// The keys of `mcpPolicy`
+pub const MCP_POLICY_KEYS: &[&str] = &["enabled", "allowlist"];
+
+/// Unknown governed keys: the org's policy would silently be absent, so there it is an error
+fn governed_severity(doc: &Doc) -> Severity {
+    if doc.level == Level::Org {
+        Severity::Error
+    } else {
+        Severity::Warning
+    }
+}
+
 /// Looks up environment variables for `${VAR}` expansion
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -182,8 +209,10 @@ impl Settings {
         let mut r = Reader::new(doc, problems);
         let mut out = Settings::default();
         let Some(root) = r.root() else { return out };
+        let severity = governed_severity(doc);
         if let Some(mp) = r.field_object(root, "modelPolicy", "") {
             let base = "/modelPolicy";
+            r.check_keys(mp, base, MODEL_POLICY_KEYS, severity);
             out.model_policy = ModelPolicy {
                 allowed_model_ids: List::read(&mut r, mp, "allowedModelIds", base),
                 blocked_model_ids: List::read(&mut r, mp, "blockedModelIds", base),
@@ -197,6 +226,7 @@ impl Settings {
             for (user, v) in ump {
                 let base = child("/userModelPolicies", user);
                 if let Some(m) = r.object(v, &base) {
+                    r.check_keys(m, &base, MODEL_POLICY_KEYS, severity);
                     out.user_model_policies.insert(
                         user.clone(),
                         UserModelPolicy {
@@ -208,6 +238,7 @@ impl Settings {
             }
         }
         if let Some(mcp) = r.field_object(root, "mcpPolicy", "") {
+            r.check_keys(mcp, "/mcpPolicy", MCP_POLICY_KEYS, severity);
             out.mcp_policy = McpPolicy {
                 enabled: r
                     .field_bool(mcp, "enabled", "/mcpPolicy")

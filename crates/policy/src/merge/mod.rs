@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::compiled::CompiledLayer;
+use crate::layer::Layer;
 use crate::layer::SettingsSource;
 use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Problems, Severity, warn_at};
@@ -396,4 +397,49 @@ pub fn lock(problems: &mut Problems, upper: &[&CompiledLayer], lower: &mut Compi
             problems.push(warn_at(o, "merge.projects_may_not_add", format!("the org's policy.json sets `projectsMayAddModels` to false: models this {level} adds are not allowed")));
         }
     }
+}
+
+/// Whether a model list entry is a pattern (a glob, or a category name standing for patterns)
+/// rather than one exact id
+pub fn is_pattern(entry: &str, categories: &[String]) -> bool {
+    entry.contains(['*', '?', '[']) || categories.iter().any(|c| c == entry)
+}
+
+/// What a project or folder may add to the allowed set: exact ids and its own `customModels`,
+/// from `settings.json`. A pattern addition needs the org's `projectsMayAddModelPatterns`; a
+/// `settings.local.json` (git-ignored, invisible in review) never widens model access. What is
+/// dropped is reported with its file and line.
+pub fn limit_additions(
+    layer: &mut Layer,
+    patterns_ok: bool,
+    categories: &[String],
+    problems: &mut Problems,
+) {
+    if !matches!(layer.level, Level::Project | Level::Folder) {
+        return;
+    }
+    let level = layer.level;
+    let is_local = |o: &Origin| o.file.ends_with("settings.local.json");
+    let s = &mut layer.settings;
+    if let Some(list) = s.model_policy.allowed_model_ids.as_mut() {
+        list.entries.retain(|e| {
+            if is_local(&e.origin) {
+                problems.push(warn_at(&e.origin, "merge.local_widening", format!("`{}` is added in a settings.local.json, which cannot widen model access; move it to settings.json", e.value)));
+                false
+            } else if !patterns_ok && is_pattern(&e.value, categories) {
+                problems.push(warn_at(&e.origin, "merge.pattern_addition", format!("the {level} adds the pattern `{}`, which could allow models the org never listed; it is ignored (list exact ids, or set `projectsMayAddModelPatterns` in the org's policy.json)", e.value)));
+                false
+            } else {
+                true
+            }
+        });
+    }
+    s.custom_models.retain(|m| {
+        if is_local(&m.origin) {
+            problems.push(warn_at(&m.origin, "merge.local_widening", format!("custom model `{}` is defined in a settings.local.json, which cannot widen model access; move it to settings.json", m.model)));
+            false
+        } else {
+            true
+        }
+    });
 }
