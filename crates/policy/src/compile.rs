@@ -267,6 +267,8 @@ struct Compiler {
     patterns_ok: bool,
     /// the org's category names (a category in a lower list is a pattern)
     categories: Vec<String>,
+    /// the org's `policy.json` denies stdio servers below it whose env changes what runs
+    exec_env_deny: bool,
 }
 
 impl Compiler {
@@ -281,6 +283,7 @@ impl Compiler {
     ) -> Arc<Layer> {
         let (mut layer, problems) = Layer::load(level, tree, env);
         self.problems.extend(problems);
+        crate::merge::check_exec_env(&layer, self.exec_env_deny, &mut self.problems);
         crate::merge::limit_additions(
             &mut layer,
             self.patterns_ok,
@@ -350,6 +353,7 @@ impl Compiler {
                 Field::ByokProviders => org_policy.byok_providers.is_some(),
                 Field::ByokBaseUrls => org_policy.byok_base_urls.is_some(),
                 Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
+                Field::McpExecEnv => org_policy.mcp_exec_env_deny.is_some(),
                 // user layers are chosen per request: keep a rule wherever some user layer needs it
                 field if key.level == Level::User => users.iter().any(|u| u.defines(field)),
                 field => layers
@@ -459,6 +463,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         all: PolicySet::new(),
         patterns_ok: false,
         categories: Vec::new(),
+        exec_env_deny: false,
     };
     for (key, p) in &c.base {
         c.rules.insert(
@@ -497,6 +502,11 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             .byok_allowed_base_urls
             .as_ref()
             .map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+        mcp_exec_env_deny: pf
+            .mcp_exec_env_deny
+            .as_ref()
+            .filter(|b| b.value)
+            .map(|b| b.origin.clone()),
         mcp_blocklist: pf
             .mcp_blocklist
             .as_ref()
@@ -509,6 +519,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     c.problems.extend(scratch);
     let cats = org_layer.policy.model_categories.clone();
     c.categories = cats.iter().map(|(n, _)| n.clone()).collect();
+    c.exec_env_deny = pf.mcp_exec_env_deny.as_ref().is_some_and(|b| b.value);
     c.patterns_ok = pf
         .projects_may_add_model_patterns
         .as_ref()

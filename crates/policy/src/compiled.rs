@@ -271,7 +271,8 @@ impl CompiledLayer {
             Field::GatewayRequired
             | Field::ByokProviders
             | Field::ByokBaseUrls
-            | Field::McpBlocklist => false,
+            | Field::McpBlocklist
+            | Field::McpExecEnv => false,
         }
     }
 }
@@ -284,6 +285,8 @@ pub struct OrgPolicy {
     pub byok_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
     pub byok_base_urls: Option<Matcher>,
     pub mcp_blocklist: Option<Matcher>,
+    /// `mcpExecEnv: "deny"`, where it is set
+    pub mcp_exec_env_deny: Option<Origin>,
     pub gateway_required: Option<Matcher>,
 }
 

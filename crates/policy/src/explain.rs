@@ -89,6 +89,7 @@ fn field_origin(
         Field::ByokProviders => op.byok_providers.as_ref().map(|p| p.origin.clone()),
         Field::ByokBaseUrls => op.byok_base_urls.as_ref().map(|m| m.origin.clone()),
         Field::McpBlocklist => op.mcp_blocklist.as_ref().map(|m| m.origin.clone()),
+        Field::McpExecEnv => op.mcp_exec_env_deny.clone(),
         Field::NoAllowlist | Field::McpDefault => None,
     }
 }

@@ -176,6 +176,11 @@ pub(crate) fn mcp_facts<'s>(
     {
         triggers.push(RuleKey::new(level, Field::McpDisabled));
     }
+    if snap.org_policy.mcp_exec_env_deny.is_some()
+        && definition.is_some_and(|d| d.origin.level != Level::Org && d.exec_env().is_some())
+    {
+        triggers.push(RuleKey::new(Level::Org, Field::McpExecEnv));
+    }
     triggers.sort();
     triggers.dedup();
     McpFacts {

@@ -311,7 +311,10 @@ impl Layer {
         let mut settings = Settings::default();
         for rel in ["settings.local.json", "settings.json"] {
             if let Some(d) = doc(rel, &mut problems) {
-                let s = Settings::read(&d, env, &mut problems);
+                let mut s = Settings::read(&d, env, &mut problems);
+                if rel == "settings.local.json" && matches!(level, Level::Project | Level::Folder) {
+                    s = s.without_widening(&d, &mut problems);
+                }
                 settings = settings.overlay(s);
                 layer.sources.push(SettingsSource {
                     doc: d,

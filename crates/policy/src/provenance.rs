@@ -176,7 +176,11 @@ pub(crate) fn model_provenance(
             .as_ref()
             .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "the org's required gateways (policy.json gateway.requiredBaseUrls)")))
             .unwrap_or_else(none),
-        Field::McpDefault | Field::McpBlocklist | Field::McpAllowlist | Field::McpDisabled => none(),
+        Field::McpDefault
+        | Field::McpBlocklist
+        | Field::McpExecEnv
+        | Field::McpAllowlist
+        | Field::McpDisabled => none(),
     }
 }
 
@@ -210,6 +214,14 @@ pub(crate) fn mcp_provenance(
             .and_then(|m| {
                 let e = f.host.as_deref().and_then(|h| m.first_match(h)).or_else(|| f.command.as_deref().and_then(|c| m.first_match(c)))?;
                 Some((Some(e.origin.clone()), Some(e.value.clone()), format!("{target} matches `{}` in the org's mcpBlocklist", e.value)))
+            })
+            .unwrap_or_else(none),
+        Field::McpExecEnv => f
+            .definition
+            .and_then(|d| d.exec_env().map(|(e, why)| (d, e, why)))
+            .map(|(d, e, why)| {
+                let deny = snap.org_policy.mcp_exec_env_deny.clone();
+                (deny.or(Some(e.origin.clone())), Some(e.value.clone()), format!("`{label}` is a stdio server defined by the {} at {}:{} whose env sets `{}` ({why}); the org's policy.json `mcpExecEnv` denies that", d.origin.level, e.origin.file, e.origin.line, e.value))
             })
             .unwrap_or_else(none),
         Field::McpAllowlist => scope

@@ -28,6 +28,7 @@ pub enum Field {
     CustomModels,
     McpDefault,
     McpBlocklist,
+    McpExecEnv,
     McpAllowlist,
     McpDisabled,
 }
@@ -58,6 +59,7 @@ impl Field {
             (Field::CustomModels, _) => "customModels",
             (Field::McpDefault, _) => "default.mcpServers",
             (Field::McpBlocklist, _) => "policy.mcpBlocklist",
+            (Field::McpExecEnv, _) => "policy.mcpExecEnv",
             (Field::McpAllowlist, _) => "mcpPolicy.allowlist",
             (Field::McpDisabled, _) => "mcpServers.disabled",
         }
@@ -69,9 +71,11 @@ impl Field {
             | Field::AllowedBaseUrls
             | Field::ByokProviders
             | Field::ByokBaseUrls => Scope::Byok,
-            Field::McpDefault | Field::McpBlocklist | Field::McpAllowlist | Field::McpDisabled => {
-                Scope::Mcp
-            }
+            Field::McpDefault
+            | Field::McpBlocklist
+            | Field::McpExecEnv
+            | Field::McpAllowlist
+            | Field::McpDisabled => Scope::Mcp,
             _ => Scope::Model,
         }
     }
@@ -84,7 +88,7 @@ pub struct RuleKey {
     pub field: Field,
 }
 
-const FIELDS: [Field; 16] = [
+const FIELDS: [Field; 17] = [
     Field::Blocked,
     Field::UserPolicyBlocked,
     Field::UserPolicyAllowed,
@@ -99,6 +103,7 @@ const FIELDS: [Field; 16] = [
     Field::CustomModels,
     Field::McpDefault,
     Field::McpBlocklist,
+    Field::McpExecEnv,
     Field::McpAllowlist,
     Field::McpDisabled,
 ];

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::files::settings::{EnvLookup, expand};
 use crate::json::{Doc, Reader, child};
-use crate::origin::Origin;
+use crate::origin::{Origin, Spanned};
 use crate::problem::Problems;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -43,6 +43,9 @@ pub struct McpServer {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// the names of the variables its `env` sets, each where it is set
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<Spanned<String>>,
     /// the entry says nothing but `disabled`: an opt-in or opt-out, not a definition
     #[serde(skip)]
     pub toggle_only: bool,
@@ -64,6 +67,16 @@ impl McpServer {
             s.push_str(a);
         }
         Some(s)
+    }
+
+    /// The first variable of its `env` that changes what a stdio server runs, with why
+    pub fn exec_env(&self) -> Option<(&Spanned<String>, &'static str)> {
+        if self.transport != Some(Transport::Stdio) {
+            return None;
+        }
+        self.env
+            .iter()
+            .find_map(|e| crate::matchers::exec_env::exec_env(&e.value).map(|why| (e, why)))
     }
 
     /// Whether two entries define the same server (what `disabled` says aside)
@@ -129,10 +142,14 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
                     .collect()
             })
             .unwrap_or_default();
+        let mut env_names = Vec::new();
         for section in ["env", "headers"] {
             if let Some(obj) = r.field_object(m, section, &ptr) {
                 let base = child(&ptr, section);
                 for (k, v) in obj {
+                    if section == "env" {
+                        env_names.push(Spanned::new(k.clone(), doc.origin(&child(&base, k))));
+                    }
                     if let Value::String(s) = v
                         && let Err(var) = expand(s, env, true)
                     {
@@ -181,6 +198,7 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
                 args,
                 url,
                 disabled,
+                env: env_names,
                 toggle_only,
                 origin: doc.origin(&ptr),
             },

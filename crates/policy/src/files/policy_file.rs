@@ -19,6 +19,9 @@ pub struct PolicyFile {
     pub byok_allowed_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
     pub byok_allowed_base_urls: Option<List>,
     pub mcp_blocklist: Option<List>,
+    /// `mcpExecEnv: "deny"`: deny stdio servers defined below the org whose `env` changes what
+    /// runs (`"warn"`, the default: a warning at compile time only)
+    pub mcp_exec_env_deny: Option<Spanned<bool>>,
     pub gateway_required_base_urls: Option<List>,
 }
 
@@ -30,6 +33,7 @@ const TOP: &[&str] = &[
     "projectsMayAddModelPatterns",
     "byok",
     "mcpBlocklist",
+    "mcpExecEnv",
     "gateway",
 ];
 
@@ -104,6 +108,19 @@ impl PolicyFile {
             out.byok_allowed_base_urls = List::read(&mut r, byok, "allowedBaseUrls", "/byok");
         }
         out.mcp_blocklist = List::read(&mut r, root, "mcpBlocklist", "");
+        out.mcp_exec_env_deny = match r.field_str(root, "mcpExecEnv", "") {
+            Some(("deny", p)) => Some(Spanned::new(true, doc.origin(&p))),
+            Some(("warn", p)) => Some(Spanned::new(false, doc.origin(&p))),
+            Some((other, p)) => {
+                r.error(
+                    "policy.invalid_value",
+                    &p,
+                    format!("invalid value `{other}`: expected `warn` or `deny`"),
+                );
+                None
+            }
+            None => None,
+        };
         if let Some(gw) = r.field_object(root, "gateway", "") {
             r.deny_unknown(gw, "/gateway", &["requiredBaseUrls"]);
             out.gateway_required_base_urls = List::read(&mut r, gw, "requiredBaseUrls", "/gateway");

@@ -252,6 +252,36 @@ impl Settings {
         out
     }
 
+    /// A project's or folder's `settings.local.json` is git-ignored and never reviewed: it may
+    /// restrict, but what would widen model access (`allowedModelIds` additions, `customModels`)
+    /// is dropped, each with a warning
+    pub fn without_widening(mut self, doc: &Doc, problems: &mut Problems) -> Settings {
+        let note = |o: &Origin, what: String| {
+            doc.problem(
+                Severity::Warning,
+                "merge.local_widening",
+                &o.pointer,
+                format!("{what} in a settings.local.json, which cannot widen model access; put it in settings.json"),
+            )
+        };
+        for e in self
+            .model_policy
+            .allowed_model_ids
+            .take()
+            .into_iter()
+            .flat_map(|l| l.entries)
+        {
+            problems.push(note(&e.origin, format!("`{}` is added", e.value)));
+        }
+        for m in std::mem::take(&mut self.custom_models) {
+            problems.push(note(
+                &m.origin,
+                format!("custom model `{}` is defined", m.model),
+            ));
+        }
+        self
+    }
+
     /// Read the legacy `config.json` (snake_case, no `${VAR}` expansion)
     pub fn read_legacy(doc: &Doc, problems: &mut Problems) -> Settings {
         let mut r = Reader::new(doc, problems);

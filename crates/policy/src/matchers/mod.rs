@@ -1,1 +1,2 @@
+pub mod exec_env;
 pub mod suggest;

@@ -399,16 +399,38 @@ pub fn lock(problems: &mut Problems, upper: &[&CompiledLayer], lower: &mut Compi
     }
 }
 
+/// A stdio server defined below the org whose `env` changes what runs: a warning naming the
+/// variable, whether the org denies such servers (`policy.json` `mcpExecEnv: "deny"`) or not
+pub fn check_exec_env(layer: &Layer, deny: bool, problems: &mut Problems) {
+    if layer.level == Level::Org {
+        return;
+    }
+    for s in layer.mcp_servers.values() {
+        if let Some((e, why)) = s.exec_env() {
+            let outcome = if deny {
+                "the org's policy.json `mcpExecEnv` denies this server"
+            } else {
+                "it is allowed with this warning; the org's policy.json can deny it with `mcpExecEnv: \"deny\"`"
+            };
+            problems.push(warn_at(
+                &e.origin,
+                "mcp.exec_env",
+                format!("stdio server `{}` sets `{}` in its env, which {why}: a command allowlist no longer says what runs; {outcome}", s.name, e.value),
+            ));
+        }
+    }
+}
+
 /// Whether a model list entry is a pattern (a glob, or a category name standing for patterns)
 /// rather than one exact id
 pub fn is_pattern(entry: &str, categories: &[String]) -> bool {
     entry.contains(['*', '?', '[']) || categories.iter().any(|c| c == entry)
 }
 
-/// What a project or folder may add to the allowed set: exact ids and its own `customModels`,
-/// from `settings.json`. A pattern addition needs the org's `projectsMayAddModelPatterns`; a
-/// `settings.local.json` (git-ignored, invisible in review) never widens model access. What is
-/// dropped is reported with its file and line.
+/// What a project or folder may add to the allowed set: exact ids and its own `customModels`
+/// (a `settings.local.json` adds neither: [`crate::files::settings::Settings::without_widening`]).
+/// A pattern addition needs the org's `projectsMayAddModelPatterns`. What is dropped is reported
+/// with its file and line.
 pub fn limit_additions(
     layer: &mut Layer,
     patterns_ok: bool,
@@ -419,14 +441,10 @@ pub fn limit_additions(
         return;
     }
     let level = layer.level;
-    let is_local = |o: &Origin| o.file.ends_with("settings.local.json");
     let s = &mut layer.settings;
     if let Some(list) = s.model_policy.allowed_model_ids.as_mut() {
         list.entries.retain(|e| {
-            if is_local(&e.origin) {
-                problems.push(warn_at(&e.origin, "merge.local_widening", format!("`{}` is added in a settings.local.json, which cannot widen model access; move it to settings.json", e.value)));
-                false
-            } else if !patterns_ok && is_pattern(&e.value, categories) {
+            if !patterns_ok && is_pattern(&e.value, categories) {
                 problems.push(warn_at(&e.origin, "merge.pattern_addition", format!("the {level} adds the pattern `{}`, which could allow models the org never listed; it is ignored (list exact ids, or set `projectsMayAddModelPatterns` in the org's policy.json)", e.value)));
                 false
             } else {
@@ -434,12 +452,4 @@ pub fn limit_additions(
             }
         });
     }
-    s.custom_models.retain(|m| {
-        if is_local(&m.origin) {
-            problems.push(warn_at(&m.origin, "merge.local_widening", format!("custom model `{}` is defined in a settings.local.json, which cannot widen model access; move it to settings.json", m.model)));
-            false
-        } else {
-            true
-        }
-    });
 }
