@@ -95,6 +95,12 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
             determining(&mut out, d);
         }
     }
+    if !x.admitted_by.is_empty() {
+        let _ = writeln!(out, "\nadmitted by:");
+        for d in &x.admitted_by {
+            determining(&mut out, d);
+        }
+    }
     if !x.considered.is_empty() {
         let _ = writeln!(out, "\nalso considered (did not apply):");
         for c in &x.considered {
@@ -262,6 +268,13 @@ pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> S
             if !r.matched.is_empty() {
                 let _ = writeln!(out, "      entry `{}`", r.matched);
             }
+            let _ = writeln!(out, "      why  {}", r.reason);
+        }
+    }
+    if !d.admitted_by.is_empty() {
+        let _ = writeln!(out, "\nadmitted by:");
+        for r in &d.admitted_by {
+            let _ = writeln!(out, "  {} {} at {}:{}", r.rule, r.matched, r.file, r.line);
             let _ = writeln!(out, "      why  {}", r.reason);
         }
     }

@@ -205,6 +205,10 @@ pub struct Decision {
     pub determined_by: Vec<Determining>,
     /// one sentence saying why
     pub reason: String,
+    /// with `Allow`: the restrictions in scope the request passed (allowlists of MCP hosts and
+    /// commands, base-URL lists), each with the entry that admitted it
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admitted_by: Vec<Determining>,
     pub obligations: Obligations,
     pub revision: Revision,
     /// Cedar evaluation errors (a forbid that errors counts as a deny)

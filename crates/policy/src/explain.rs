@@ -32,6 +32,9 @@ pub struct Explanation {
     pub request: Request,
     pub reason: String,
     pub determined_by: Vec<Determining>,
+    /// the restrictions an allowed request passed, each with the entry that admitted it
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admitted_by: Vec<Determining>,
     pub considered: Vec<Considered>,
     pub diagnostics: Vec<Problem>,
     pub obligations: crate::decide::Obligations,
@@ -154,6 +157,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         effect,
         determined_by,
         reason,
+        admitted_by,
         obligations,
         revision,
         errors,
@@ -163,6 +167,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         request: req.clone(),
         reason,
         determined_by,
+        admitted_by,
         considered,
         diagnostics,
         obligations,
@@ -388,6 +393,7 @@ pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) ->
                         effect: Effect::Allow,
                         determined_by: Vec::new(),
                         reason: "runs on its parent's model".to_string(),
+                        admitted_by: Vec::new(),
                         obligations: Default::default(),
                         revision: snap.revision.clone(),
                         errors: Vec::new(),

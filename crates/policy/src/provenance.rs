@@ -44,6 +44,7 @@ pub(crate) fn finish(
         effect: out.effect,
         determined_by,
         reason,
+        admitted_by: Vec::new(),
         obligations: Obligations::default(),
         revision: snap.revision.clone(),
         errors: out.errors,
