@@ -117,6 +117,8 @@ pub fn request(
         project: opt(&req.project),
         folder: opt(&req.folder),
         gateway: opt(&req.gateway),
+        // the resolver fills it from the token the request names
+        token_projects: None,
         target,
     })
 }

@@ -120,6 +120,7 @@ fn explain_target(c: &CommonArgs, target: Target, subject: &str) -> u8 {
             project: c.project_id.clone(),
             folder: None,
             gateway: None,
+            token_projects: None,
             target,
         };
         let conn = crate::remote::Conn {
@@ -149,6 +150,7 @@ fn base_request(r: &Resolved, user: String, groups: Vec<String>, target: Target)
         project: r.project_id.clone(),
         folder: r.folder.clone(),
         gateway: None,
+        token_projects: None,
         target,
     }
 }

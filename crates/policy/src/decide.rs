@@ -42,6 +42,9 @@ pub fn decide_reference(snap: &Snapshot, req: &Request) -> Decision {
 }
 
 fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
+    if let Some(d) = token_binding(snap, req) {
+        return d;
+    }
     let scope = snap.scope(req);
     match &req.target {
         Target::Model {
@@ -139,6 +142,47 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
         }
         Target::Mcp { server } => decide_mcp(snap, &scope, req, server, native),
     }
+}
+
+/// The rule id of a token's project binding
+pub const TOKEN_PROJECTS: &str = "token#projects";
+
+/// A token bound to projects is valid for those projects only: a request for another project,
+/// or for none, is denied before any layer is consulted
+fn token_binding(snap: &Snapshot, req: &Request) -> Option<Decision> {
+    let bound = req.token_projects.as_deref()?;
+    let project = req.project.as_deref().unwrap_or("");
+    if bound.iter().any(|p| p == project) {
+        return None;
+    }
+    let list = bound
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let asked = match req.project.as_deref() {
+        Some(p) => format!("project `{p}`"),
+        None => "a request that names no project (send the `X-Strata-Project` header)".to_string(),
+    };
+    let why = format!("this gateway token is valid only for project(s) {list}, not for {asked}");
+    Some(Decision {
+        effect: Effect::Deny,
+        determined_by: vec![Determining {
+            rule: TOKEN_PROJECTS.to_string(),
+            level: crate::origin::Level::Org,
+            file: None,
+            pointer: None,
+            line: None,
+            effect: crate::decision::RuleEffect::Forbid,
+            matched: req.project.clone(),
+            reason: why.clone(),
+        }],
+        reason: format!("denied: {why} (rule `{TOKEN_PROJECTS}`)"),
+        admitted_by: Vec::new(),
+        obligations: Obligations::default(),
+        revision: snap.revision.clone(),
+        errors: Vec::new(),
+    })
 }
 
 /// The parts of [`hand::Facts`] that come from the request alone

@@ -85,6 +85,11 @@ pub struct Request {
     pub folder: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// the projects the caller's gateway token is bound to (`None`: the token is not bound, or
+    /// there is no token): a request for any other project, or for none, is denied by
+    /// `token#projects`
+    #[serde(rename = "tokenProjects", skip_serializing_if = "Option::is_none")]
+    pub token_projects: Option<Vec<String>>,
     #[serde(flatten)]
     pub target: Target,
 }
@@ -113,6 +118,7 @@ impl Request {
         folder: Option<String>,
     ) -> Request {
         Request {
+            token_projects: None,
             user,
             groups,
             project,
@@ -129,6 +135,7 @@ impl Request {
             project: None,
             folder: None,
             gateway: None,
+            token_projects: None,
             target: Target::Model {
                 model: model.to_string(),
                 provider: None,

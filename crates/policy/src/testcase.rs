@@ -163,6 +163,7 @@ impl CaseRequest {
             project: self.project.clone(),
             folder: self.folder.clone(),
             gateway: self.gateway.clone(),
+            token_projects: None,
             target,
         })
     }

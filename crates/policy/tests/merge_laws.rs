@@ -506,6 +506,7 @@ fn model_request(
         project: scope.0.map(str::to_string),
         folder: scope.1.map(str::to_string),
         gateway: None,
+        token_projects: None,
         target: Target::Model {
             model: model.to_string(),
             provider,

@@ -77,32 +77,11 @@ impl PolicySvc {
         req: &v1::DecideRequest,
     ) -> Result<v1::DecideResponse, Status> {
         let (principal, token) = self.identity(&req.identity)?;
-        let projects: &[String] = token.as_deref().map_or(&[], |t| t.projects.as_slice());
-        let request = strata_proto::request(req, &principal)
+        let mut request = strata_proto::request(req, &principal)
             .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.code())))?;
-        let mut resp = if !projects.is_empty() && !projects.contains(&req.project) {
-            v1::DecideResponse {
-                effect: v1::Effect::Deny as i32,
-                determined_by: vec![v1::Rule {
-                    rule: "token#projects".to_string(),
-                    level: v1::Level::Org as i32,
-                    effect: "forbid".to_string(),
-                    reason: format!(
-                        "this gateway token is valid only for project(s) {}",
-                        projects.join(", ")
-                    ),
-                    ..Default::default()
-                }],
-                reason: format!(
-                    "denied: this gateway token is not valid for project `{}`",
-                    req.project
-                ),
-                revision: active.snapshot.revision.to_string(),
-                ..Default::default()
-            }
-        } else {
-            strata_proto::into_decide_response(strata_policy::decide(&active.snapshot, &request))
-        };
+        request.token_projects = bound_projects(token.as_deref());
+        let mut resp =
+            strata_proto::into_decide_response(strata_policy::decide(&active.snapshot, &request));
         let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
         resp.decision_id = uuid::Uuid::now_v7()
             .hyphenated()
@@ -111,6 +90,13 @@ impl PolicySvc {
         resp.principal = Some(principal);
         Ok(resp)
     }
+}
+
+/// The projects a token is bound to, as the core's request carries them (`None`: unbound)
+fn bound_projects(token: Option<&v1::StoredToken>) -> Option<Vec<String>> {
+    token
+        .filter(|t| !t.projects.is_empty())
+        .map(|t| t.projects.clone())
 }
 
 impl PolicySvc {
@@ -189,13 +175,14 @@ impl PolicyService for PolicySvc {
             v1::resolve_settings_request::Identity::Token(t) => Identity::Token(t),
             v1::resolve_settings_request::Identity::Principal(p) => Identity::Principal(p),
         });
-        let (principal, _) = self.identity(&identity)?;
-        let base = strata_policy::Request::scope(
+        let (principal, token) = self.identity(&identity)?;
+        let mut base = strata_policy::Request::scope(
             principal.user,
             principal.groups,
             (!r.project.is_empty()).then(|| r.project.clone()),
             (!r.folder.is_empty()).then(|| r.folder.clone()),
         );
+        base.token_projects = bound_projects(token.as_deref());
         let settings = effective_settings(
             &active.snapshot,
             &base,
@@ -220,9 +207,10 @@ impl PolicyService for PolicySvc {
             .clone()
             .ok_or_else(|| Status::invalid_argument("the explain request has no `request`"))?;
         let decision = self.decide_one(&active, &inner)?;
-        let principal = decision.principal.clone().unwrap_or_default();
-        let request = strata_proto::request(&inner, &principal)
+        let (principal, token) = self.identity(&inner.identity)?;
+        let mut request = strata_proto::request(&inner, &principal)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        request.token_projects = bound_projects(token.as_deref());
         let x = explain(&active.snapshot, &request);
         let explanation_json =
             serde_json::to_string(&x).map_err(|e| Status::internal(e.to_string()))?;

@@ -261,6 +261,60 @@ async fn decide_by_token_resolves_identity_in_one_call() {
     let d = p.decide(auth(SERVICE, other)).await.unwrap().into_inner();
     assert_eq!(d.effect, v1::Effect::Deny as i32);
     assert_eq!(d.determined_by[0].rule, "token#projects");
+    assert!(d.reason.contains("`payments`"), "{}", d.reason);
+    // the binding is the core's: a request that names no project is refused too, and the
+    // listings and explanations for the token honour it (no model for `payments`, some for `web`)
+    let mut none = req.clone();
+    none.project = String::new();
+    let d = p.decide(auth(SERVICE, none)).await.unwrap().into_inner();
+    assert_eq!(d.effect, v1::Effect::Deny as i32);
+    assert_eq!(d.determined_by[0].rule, "token#projects");
+    for (project, any) in [("payments", false), ("web", true)] {
+        let r = p
+            .resolve_settings(auth(
+                SERVICE,
+                v1::ResolveSettingsRequest {
+                    identity: Some(v1::resolve_settings_request::Identity::Token(
+                        created.token.clone(),
+                    )),
+                    project: project.into(),
+                    folder: String::new(),
+                    base_url: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let v: serde_json::Value = serde_json::from_str(&r.settings_json).unwrap();
+        let models = v["models"].as_array().cloned().unwrap_or_default();
+        assert_eq!(!models.is_empty(), any, "{project}: {models:?}");
+        if !any {
+            let hidden = v["hiddenModels"].as_array().cloned().unwrap_or_default();
+            assert!(
+                !hidden.is_empty()
+                    && hidden.iter().all(|m| m["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("token#projects")),
+                "{hidden:?}"
+            );
+        }
+    }
+    let mut elsewhere = req.clone();
+    elsewhere.project = "payments".into();
+    let x = p
+        .explain(auth(
+            SERVICE,
+            v1::ExplainRequest {
+                request: Some(elsewhere),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let v: serde_json::Value = serde_json::from_str(&x.explanation_json).unwrap();
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["determinedBy"][0]["rule"], "token#projects");
 
     // the token is stored only as a hash
     let listed = admin
