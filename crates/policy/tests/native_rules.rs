@@ -384,6 +384,7 @@ fn varied_rules_decide_as_cedar_does() {
             project: projects[pick(projects.len())].map(str::to_string),
             folder: folders[pick(folders.len())].map(str::to_string),
             gateway: None,
+            token_projects: None,
             target: Target::none(),
         };
         let mut r = base.clone();
