@@ -258,16 +258,14 @@ impl CompiledLayer {
             Field::Blocked => self.blocked.is_some(),
             Field::UserAllowlist => self.level == Level::User && self.allowed.is_some(),
             Field::Allowed => self.adds_models && self.allowed.is_some(),
-            Field::CustomModels => {
-                (self.adds_models || self.level == Level::User) && !self.custom_models.is_empty()
-            }
+            Field::CustomModels => self.adds_models && !self.custom_models.is_empty(),
             Field::AllowCustomModels => self.allow_custom_models.as_ref().is_some_and(|b| !b.value),
             Field::AllowedBaseUrls => self.allowed_base_urls.is_some(),
             Field::McpAllowlist => self.mcp_enabled.as_ref().is_some_and(|b| b.value),
             Field::McpDisabled => self.mcp_servers.values().any(|s| s.disabled.is_some()),
             Field::UserPolicyBlocked | Field::UserPolicyAllowed => !self.user_policies.is_empty(),
             Field::NoAllowlist => self.level == Level::Org && self.allowed.is_none(),
-            Field::McpDefault => self.level == Level::Org,
+            Field::McpDefault | Field::ByokDefault => self.level == Level::Org,
             Field::GatewayRequired
             | Field::ByokProviders
             | Field::ByokBaseUrls

@@ -93,7 +93,7 @@ fn field_origin(
         Field::ByokBaseUrls => op.byok_base_urls.as_ref().map(|m| m.origin.clone()),
         Field::McpBlocklist => op.mcp_blocklist.as_ref().map(|m| m.origin.clone()),
         Field::McpExecEnv => op.mcp_exec_env_deny.clone(),
-        Field::NoAllowlist | Field::McpDefault => None,
+        Field::NoAllowlist | Field::McpDefault | Field::ByokDefault => None,
     }
 }
 

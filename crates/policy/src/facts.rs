@@ -68,7 +68,7 @@ pub(crate) fn model_facts<'s>(
         } else if l.adds_models && l.allowed.as_ref().is_some_and(|m| m.is_match(model)) {
             list(&mut parents, level, Field::Allowed);
         }
-        if (l.adds_models || level == Level::User) && l.custom_model(model).is_some() {
+        if l.adds_models && level != Level::User && l.custom_model(model).is_some() {
             list(&mut parents, level, Field::CustomModels);
         }
         if key_mode == KeyMode::Byok {
@@ -102,6 +102,18 @@ pub(crate) fn model_facts<'s>(
         }
         if op.byok_base_urls.as_ref().is_some_and(url_miss) {
             triggers.push(RuleKey::new(Level::Org, Field::ByokBaseUrls));
+        }
+        // no list in scope allows it: the person's own model
+        let listed = parents.iter().any(|u| {
+            uids.list_keys.get(u).is_some_and(|k| {
+                matches!(
+                    k.field,
+                    Field::NoAllowlist | Field::Allowed | Field::CustomModels
+                )
+            })
+        });
+        if !listed {
+            triggers.push(RuleKey::new(Level::Org, Field::ByokDefault));
         }
     }
     triggers.sort();

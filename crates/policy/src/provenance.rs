@@ -133,6 +133,7 @@ pub(crate) fn model_provenance(
             .map(|c| (Some(c.origin.clone()), Some(c.model.clone()), format!("`{model}` is a custom model of the {} layer", key.level)))
             .unwrap_or_else(none),
         Field::NoAllowlist => (None, None, "the org sets no `modelPolicy.allowedModelIds`, so every model it does not ban is allowed".to_string()),
+        Field::ByokDefault => (None, None, format!("`{model}` is in no allowed list, so it counts as the person's own model: with their own key it is governed by the BYOK restrictions alone")),
         Field::UserPolicyBlocked | Field::UserPolicyAllowed => {
             let p = scope.org.user_policies.get(&req.user);
             if key.field == Field::UserPolicyBlocked {

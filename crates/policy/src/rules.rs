@@ -24,6 +24,7 @@ pub enum Field {
     ByokProviders,
     ByokBaseUrls,
     NoAllowlist,
+    ByokDefault,
     Allowed,
     CustomModels,
     McpDefault,
@@ -56,6 +57,7 @@ impl Field {
             (Field::ByokProviders, _) => "policy.byok.allowedProviders",
             (Field::ByokBaseUrls, _) => "policy.byok.allowedBaseUrls",
             (Field::NoAllowlist, _) => "default.noAllowlist",
+            (Field::ByokDefault, _) => "default.byok",
             (Field::CustomModels, _) => "customModels",
             (Field::McpDefault, _) => "default.mcpServers",
             (Field::McpBlocklist, _) => "policy.mcpBlocklist",
@@ -68,6 +70,7 @@ impl Field {
     pub fn scope(self) -> Scope {
         match self {
             Field::AllowCustomModels
+            | Field::ByokDefault
             | Field::AllowedBaseUrls
             | Field::ByokProviders
             | Field::ByokBaseUrls => Scope::Byok,
@@ -88,7 +91,7 @@ pub struct RuleKey {
     pub field: Field,
 }
 
-const FIELDS: [Field; 17] = [
+const FIELDS: [Field; 18] = [
     Field::Blocked,
     Field::UserPolicyBlocked,
     Field::UserPolicyAllowed,
@@ -99,6 +102,7 @@ const FIELDS: [Field; 17] = [
     Field::ByokProviders,
     Field::ByokBaseUrls,
     Field::NoAllowlist,
+    Field::ByokDefault,
     Field::Allowed,
     Field::CustomModels,
     Field::McpDefault,

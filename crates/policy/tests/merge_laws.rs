@@ -699,7 +699,7 @@ proptest! {
 
     /// (a) With an org allowlist and projectsMayAddModels false, a model outside the org's
     /// allowedModelIds and customModels is never allowed with the central key, in any scope; with
-    /// BYOK only as the user's own custom model. (Forced in half of the worlds.)
+    /// BYOK only as a personal model (`org#default.byok`). (Forced in half of the worlds.)
     /// (b) Compiling the same bundle twice gives the same revision and the same decisions; a
     /// settings.local.json identical to its settings.json changes no decision; an unknown project
     /// decides as no project; model ids are matched case-insensitively.
@@ -729,9 +729,8 @@ proptest! {
                 }
                 let d = decide(&a, &r);
                 if d.effect == Effect::Allow {
-                    let own = w.user.as_ref().is_some_and(|u| u.custom.iter().any(|(m, _)| m.eq_ignore_ascii_case(model)));
-                    prop_assert!(*key_mode == KeyMode::Byok && own, "{}", describe(&w, &r, &d));
-                    prop_assert_eq!(rules(&d), vec!["user#customModels"], "{}", describe(&w, &r, &d));
+                    prop_assert!(*key_mode == KeyMode::Byok, "{}", describe(&w, &r, &d));
+                    prop_assert_eq!(rules(&d), vec!["org#default.byok"], "{}", describe(&w, &r, &d));
                 }
             }
         }
