@@ -233,3 +233,24 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
         }
     }
 }
+
+/// tests/droid/model-ids-<version>.txt is what the pinned binary holds: a Droid release that
+/// changes its catalogue of model ids fails here until the file is regenerated
+#[test]
+fn the_model_id_catalogue_matches_the_pinned_droid() {
+    let Some(droid) = Droid::find("the_model_id_catalogue_matches_the_pinned_droid") else {
+        return;
+    };
+    let out = Command::new("bash")
+        .arg(droid::workspace().join("tests/droid/extract-model-ids.sh"))
+        .arg("--check")
+        .arg(&droid.bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
