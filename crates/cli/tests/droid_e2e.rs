@@ -1,0 +1,256 @@
+//! The real Droid CLI through `policy up`: `droid exec -m <custom model>` inside a checkout of
+//! the example project, with the `~/.factory/settings.json` that `policy droid-settings` wrote,
+//! reaches a recording mock upstream through the gateway, once per provider API. The upstream
+//! sees the central provider key and never the Strata gateway token, and the mock's answer is
+//! what Droid prints. Skipped without the Droid CLI (tests/droid/install.sh) unless
+//! STRATA_REQUIRE_DROID=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/droid.rs"]
+mod droid;
+#[path = "support/upstream.rs"]
+mod upstream;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use droid::{Droid, OFFLINE, Sandbox, custom_model_id};
+
+const CENTRAL_ANTHROPIC: &str = "sk-ant-central-droid-e2e-0123456789";
+const CENTRAL_OPENAI: &str = "sk-openai-central-droid-e2e-0123456789";
+const ANSWER: &str = "Hi from the mock upstream (droid-e2e 7f3a9c)";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A copy of `src` with every text file passed through `edit`
+fn copy_edited(src: &Path, dst: &Path, edit: &dyn Fn(String) -> String) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_edited(&entry.path(), &to, edit);
+        } else {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            std::fs::write(to, edit(text)).unwrap();
+        }
+    }
+}
+
+/// A `policy up` process, killed when dropped
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `policy up` for alice (group `leads`) with every provider pointed at `upstream`; returns the
+/// process and alice's gateway token once it is serving
+fn policy_up(data: &Path, org: &Path, project: &Path, gw: u16, upstream: &str) -> (Up, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_policy"))
+        .current_dir(droid::workspace())
+        .args(["up", "--data", data.to_str().unwrap()])
+        .args(["--org", org.to_str().unwrap()])
+        .args(["--project", &format!("web={}", project.display())])
+        .args(["--listen", &format!("127.0.0.1:{gw}")])
+        .args(["--resolver-listen", &format!("127.0.0.1:{}", free_port())])
+        .env("ANTHROPIC_BASE_URL", upstream)
+        .env("OPENAI_BASE_URL", upstream)
+        .env("STRATA_CHAT_BASE_URL", upstream)
+        .env("ANTHROPIC_API_KEY", CENTRAL_ANTHROPIC)
+        .env("OPENAI_API_KEY", CENTRAL_OPENAI)
+        .env("STRATA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let up = Up(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut token = None;
+    let mut said = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "policy up did not come up: {said:#?}"
+        );
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if line.trim_start().starts_with("strata_gw_") {
+            token = Some(line.trim().to_string());
+        }
+        assert!(!line.starts_with("warning:"), "{line}");
+        let done = line.contains("Stop with Ctrl-C.");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    // keep draining its stderr so it never blocks on a full pipe
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (up, token.expect("policy up printed no gateway token"))
+}
+
+#[test]
+fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
+    let Some(droid) = Droid::find("droid_exec_reaches_the_upstream_through_the_gateway") else {
+        return;
+    };
+    let mock = upstream::start(ANSWER);
+    let gw = free_port();
+    let gateway = format!("http://127.0.0.1:{gw}");
+    // the example requires traffic through 127.0.0.1:8787: this test's gateway stands there
+    let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
+    let sandbox = Sandbox::with_project(here);
+    let org = sandbox.dir.path().join("org");
+    copy_edited(
+        &droid::workspace().join("policies/examples/acme/org"),
+        &org,
+        &here,
+    );
+    let (_up, token) = policy_up(
+        &sandbox.dir.path().join("data"),
+        &org,
+        &sandbox.project.join(".factory"),
+        gw,
+        &mock.url(),
+    );
+
+    // the person's ~/.factory/settings.json, as the docs tell them to write it
+    let settings = sandbox.user_settings();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wrote = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_policy"))
+            .args(["droid-settings", "--gateway", &gateway, "--token", &token])
+            .args(["--settings", settings.to_str().unwrap()])
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        wrote.status.success(),
+        "policy droid-settings: {}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    let models = written["customModels"].as_array().unwrap().clone();
+
+    // one model per provider API Droid speaks: (model, provider, the path the upstream sees)
+    let cases = [
+        ("claude-sonnet-4-5", "anthropic", "/v1/messages"),
+        ("gpt-5-codex", "openai", "/v1/responses"),
+        (
+            "acme-qwen3-coder",
+            "generic-chat-completion-api",
+            "/v1/chat/completions",
+        ),
+    ];
+    for (model, provider, path) in cases {
+        let index = models
+            .iter()
+            .position(|m| m["model"] == model)
+            .unwrap_or_else(|| panic!("policy droid-settings wrote no `{model}`: {written:#}"));
+        assert_eq!(models[index]["provider"], provider, "{written:#}");
+        let id = custom_model_id(&models, index);
+        let before = mock.requests().len();
+        let run = droid.exec(
+            &sandbox,
+            &sandbox.project,
+            OFFLINE,
+            &["-m", &id, "say hi"],
+            Duration::from_secs(120),
+        );
+        let seen: Vec<upstream::Recorded> = mock.requests().split_off(before);
+        let why = format!(
+            "{model} ({id}): {}\nthe upstream saw: {:?}",
+            run.describe(),
+            seen.iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect::<Vec<_>>()
+        );
+        assert!(run.success(), "{why}");
+        assert!(run.stdout.contains(ANSWER), "{why}");
+
+        // Droid's request reached the upstream through the gateway, in the provider's shape
+        let turn: Vec<&upstream::Recorded> = seen
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .collect();
+        assert!(!turn.is_empty(), "{why}");
+        for r in &turn {
+            assert_eq!(r.json()["model"], model, "{why}");
+            assert!(
+                r.header("user-agent")
+                    .is_some_and(|ua| ua.starts_with("factory-cli/")),
+                "not Droid's request: {:?}",
+                r.headers
+            );
+            assert!(
+                r.body.len() > 10_000,
+                "Droid's requests carry its system prompt and tools: {} bytes",
+                r.body.len()
+            );
+        }
+        // with the central key, never the gateway token
+        for r in &seen {
+            match provider {
+                "anthropic" => assert_eq!(r.header("x-api-key"), Some(CENTRAL_ANTHROPIC), "{why}"),
+                _ => assert_eq!(
+                    r.header("authorization"),
+                    Some(format!("Bearer {CENTRAL_OPENAI}").as_str()),
+                    "{why}"
+                ),
+            }
+            assert!(
+                !r.contains(&token) && !r.contains("strata_gw_"),
+                "the upstream saw the gateway token: {} {} {:?}",
+                r.method,
+                r.path,
+                r.headers
+            );
+        }
+    }
+}
+
+/// tests/droid/model-ids-<version>.txt is what the pinned binary holds: a Droid release that
+/// changes its catalogue of model ids fails here until the file is regenerated
+#[test]
+fn the_model_id_catalogue_matches_the_pinned_droid() {
+    let Some(droid) = Droid::find("the_model_id_catalogue_matches_the_pinned_droid") else {
+        return;
+    };
+    let out = Command::new("bash")
+        .arg(droid::workspace().join("tests/droid/extract-model-ids.sh"))
+        .arg("--check")
+        .arg(&droid.bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
