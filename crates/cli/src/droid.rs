@@ -24,11 +24,21 @@ pub struct DroidSettingsArgs {
         value_name = "TOKEN"
     )]
     pub token: String,
-    /// The project the models are for (sent as X-Strata-Project)
+    /// The project the models are for: with --project-dir, the project's own
+    /// `.factory/settings.json` is written, its models sending `X-Strata-Project`
     #[arg(long, value_name = "ID")]
     pub project: Option<String>,
-    /// The settings file to write [default: ~/.factory/settings.json]
-    #[arg(long, value_name = "FILE")]
+    /// A checkout of the project: write `DIR/.factory/settings.json` (or, with --folder,
+    /// `DIR/FOLDER/.factory/settings.json`), which can be committed: the key is
+    /// `${STRATA_TOKEN}`, read by Droid from each person's environment
+    #[arg(long, value_name = "DIR", requires = "project")]
+    pub project_dir: Option<PathBuf>,
+    /// A folder below the project root (a monorepo package): its models send `X-Strata-Folder` too
+    #[arg(long, value_name = "PATH", requires = "project_dir")]
+    pub folder: Option<String>,
+    /// The settings file to write [default: ~/.factory/settings.json, or the project's with
+    /// --project-dir]
+    #[arg(long, value_name = "FILE", conflicts_with = "project_dir")]
     pub settings: Option<PathBuf>,
     /// Print the result instead of writing it
     #[arg(long)]
@@ -80,6 +90,83 @@ pub fn merge(
     Ok((text + "\n", kept_count))
 }
 
+/// The header that names the project, and the folder, of a request (what the gateway reads)
+pub const PROJECT_HEADER: &str = "X-Strata-Project";
+pub const FOLDER_HEADER: &str = "X-Strata-Folder";
+/// What a committed project file holds instead of a token: Droid expands it from each person's
+/// environment (an unset variable is sent as written, which the gateway refuses by name)
+pub const TOKEN_VAR: &str = "${STRATA_TOKEN}";
+
+/// The gateway's `customModels` for a scope
+async fn fetch_entries(
+    client: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    project: Option<&str>,
+    folder: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let url = format!("{}/strata/v1/droid-settings", gateway.trim_end_matches('/'));
+    let mut req = client.get(&url).header("x-api-key", token);
+    if let Some(p) = project {
+        req = req.header(PROJECT_HEADER, p);
+    }
+    if let Some(f) = folder {
+        req = req.header(FOLDER_HEADER, f);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {url}: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?;
+    if !status.is_success() {
+        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        return Err(format!("the gateway answered {status}: {msg}"));
+    }
+    Ok(body["customModels"].as_array().cloned().unwrap_or_default())
+}
+
+/// A project's (or folder's) entries: the scope's own models, then every model of a wider scope
+/// (user level, or the project around a folder) the scope does not list, under the same display
+/// name so that it shadows the wider entry. Each sends the scope's headers and takes its key from
+/// `${STRATA_TOKEN}`, so the file can be committed.
+pub fn scoped_entries(
+    own: Vec<Value>,
+    wider: Vec<Value>,
+    project: &str,
+    folder: Option<&str>,
+) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let listed = |out: &[Value], m: &Value| {
+        out.iter()
+            .any(|x| x["displayName"] == m["displayName"] || x["model"] == m["model"])
+    };
+    for m in own.into_iter().chain(wider) {
+        if listed(&out, &m) {
+            continue;
+        }
+        out.push(m);
+    }
+    for m in &mut out {
+        if let Value::Object(map) = m {
+            map.insert("apiKey".to_string(), Value::String(TOKEN_VAR.to_string()));
+            let mut headers = serde_json::Map::new();
+            headers.insert(
+                PROJECT_HEADER.to_string(),
+                Value::String(project.to_string()),
+            );
+            if let Some(f) = folder {
+                headers.insert(FOLDER_HEADER.to_string(), Value::String(f.to_string()));
+            }
+            map.insert("extraHeaders".to_string(), Value::Object(headers));
+        }
+    }
+    out
+}
+
 pub async fn run(args: DroidSettingsArgs) -> Result<u8, Failed> {
     let fail = |code: u8, m: String| {
         eprintln!("error: {m}");
@@ -91,39 +178,47 @@ pub async fn run(args: DroidSettingsArgs) -> Result<u8, Failed> {
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .map_err(|e| fail(exit::FAILURE, e.to_string()))?;
-    let url = format!(
-        "{}/strata/v1/droid-settings",
-        args.gateway.trim_end_matches('/')
-    );
-    let mut req = client.get(&url).header("x-api-key", &args.token);
-    if let Some(p) = &args.project {
-        req = req.header("x-strata-project", p);
-    }
-    let resp = req.send().await.map_err(|e| {
-        fail(
-            exit::FAILURE,
-            format!("cannot reach the gateway at {url}: {e}"),
+    let entries = match &args.project_dir {
+        None => fetch_entries(
+            &client,
+            &args.gateway,
+            &args.token,
+            args.project.as_deref(),
+            None,
         )
-    })?;
-    let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| {
-        fail(
-            exit::FAILURE,
-            format!("the gateway's answer is not JSON: {e}"),
-        )
-    })?;
-    if !status.is_success() {
-        let msg = body["error"]["message"].as_str().unwrap_or("no message");
-        return Err(fail(
-            exit::FAILURE,
-            format!("the gateway answered {status}: {msg}"),
-        ));
-    }
-    let entries = body["customModels"].as_array().cloned().unwrap_or_default();
+        .await
+        .map_err(|m| fail(exit::FAILURE, m))?,
+        Some(_) => {
+            // Droid offers the person's own (user-level) models inside the checkout too, without
+            // the project's header: every one of them is redefined here, under the same display
+            // name (so the same Droid id), so that its requests carry the scope and are decided
+            // there; the ones the scope refuses are refused by the gateway with the reason
+            let project = args.project.as_deref();
+            let folder = args.folder.as_deref();
+            let mut wider = fetch_entries(&client, &args.gateway, &args.token, None, None)
+                .await
+                .map_err(|m| fail(exit::FAILURE, m))?;
+            if folder.is_some() {
+                wider.extend(
+                    fetch_entries(&client, &args.gateway, &args.token, project, None)
+                        .await
+                        .map_err(|m| fail(exit::FAILURE, m))?,
+                );
+            }
+            let own = fetch_entries(&client, &args.gateway, &args.token, project, folder)
+                .await
+                .map_err(|m| fail(exit::FAILURE, m))?;
+            scoped_entries(own, wider, project.unwrap_or_default(), folder)
+        }
+    };
     let count = entries.len();
-    let path = match args.settings {
-        Some(p) => p,
-        None => std::env::var_os("HOME")
+    let path = match (args.settings, &args.project_dir) {
+        (Some(p), _) => p,
+        (None, Some(dir)) => match &args.folder {
+            Some(f) => dir.join(f.trim_matches('/')).join(".factory/settings.json"),
+            None => dir.join(".factory/settings.json"),
+        },
+        (None, None) => std::env::var_os("HOME")
             .map(PathBuf::from)
             .ok_or_else(|| fail(exit::FAILURE, "no HOME: pass --settings".to_string()))?
             .join(".factory/settings.json"),

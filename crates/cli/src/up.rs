@@ -183,12 +183,14 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     let active = resolver
         .active()
         .ok_or_else(|| fail("nothing is active".to_string()))?;
+    // the person's own settings: the org's scope, as the gateway decides a request that names no
+    // project (Droid sends a project only from the project's own .factory/settings.json, below)
     let project = args
         .projects
         .first()
         .and_then(|p| p.split_once('='))
-        .map(|(id, _)| id.to_string());
-    let base = Request::scope(args.user.clone(), args.groups.clone(), project, None);
+        .map(|(id, dir)| (id.to_string(), dir.to_string()));
+    let base = Request::scope(args.user.clone(), args.groups.clone(), None, None);
     // decided as the gateway decides each request, through its own URL: when none of them gets
     // through (the org's gateway requirement, say), that is better said now than on each request
     let (models, hidden) =
@@ -215,6 +217,18 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         args.groups.join(", ")
     );
     outln!("{snippet}");
+    if let Some((id, dir)) = &project {
+        let checkout = std::path::Path::new(dir)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ".".to_string());
+        eprintln!(
+            "\nIn a checkout of project `{id}`, its models (and its bans) apply when Droid sends the project: write the\n\
+             project's .factory/settings.json (commit it; the key is ${{STRATA_TOKEN}} from each person's environment):\n  \
+             policy droid-settings --gateway {gateway_url} --token $STRATA_TOKEN --project {id} --project-dir {checkout}\n  \
+             export STRATA_TOKEN={token}"
+        );
+    }
     if let Some((model, reason)) = refused {
         eprintln!(
             "\nwarning: the gateway would refuse every model for `{}` (`{model}`: {reason})",
