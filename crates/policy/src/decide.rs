@@ -115,12 +115,16 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                 model_provenance(snap, &scope, req, key, model, &facts)
             });
             if d.allowed() {
-                if let Some((_, c)) = facts.entry {
+                if let Some((layer, c)) = facts.entry {
+                    // only the org's entries choose an upstream and the gateway secret for it: a
+                    // project naming a URL (and a variable of the gateway's environment) could
+                    // otherwise send the org's key where it likes. Every entry's output cap holds.
+                    let org = layer.level == crate::origin::Level::Org;
                     d.obligations = Obligations {
-                        upstream_base_url: c.base_url.clone(),
+                        upstream_base_url: c.base_url.clone().filter(|_| org),
                         provider: c.provider,
                         credential_env: match &c.api_key {
-                            Some(ApiKey::Env { var }) if *key_mode == KeyMode::Central => {
+                            Some(ApiKey::Env { var }) if org && *key_mode == KeyMode::Central => {
                                 Some(var.clone())
                             }
                             _ => None,

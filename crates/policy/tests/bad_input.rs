@@ -959,7 +959,6 @@ fn every_problem_of_every_layer_is_reported() {
             ("projects/web/policies/p.cedar", "cedar.project_permit"),
             ("projects/web/settings.json", "json.syntax"),
             ("users/alice/settings.json", "settings.invalid_provider"),
-            ("users/alice/settings.json", "settings.unset_variable"),
         ]
     );
 }

@@ -471,27 +471,40 @@ fn read_custom_models<'d>(
     out
 }
 
+/// An org entry's `${VAR}` names the gateway's secret for that model's upstream, so it must be
+/// set where the bundle is compiled. Below the org the key is the person's own, expanded by Droid
+/// on their machine (which sends an unset variable as written): it is only referenced, never
+/// expanded here, and never injected by the gateway.
 fn read_api_key(
     r: &mut Reader<'_>,
     raw: &str,
     pointer: &str,
     env: EnvLookup<'_>,
 ) -> Option<ApiKey> {
+    let whole_var = || {
+        raw.strip_prefix("${")
+            .and_then(|s| s.strip_suffix('}'))
+            .filter(|v| is_var_name(v))
+    };
+    if r.doc.level != Level::Org {
+        return Some(match whole_var() {
+            Some(var) => ApiKey::Env {
+                var: var.to_string(),
+            },
+            None => ApiKey::Literal {
+                hint: ApiKey::mask(raw),
+            },
+        });
+    }
     match expand(raw, env, false) {
-        Ok(expanded) => {
-            let whole_var = raw
-                .strip_prefix("${")
-                .and_then(|s| s.strip_suffix('}'))
-                .filter(|v| is_var_name(v));
-            Some(match whole_var {
-                Some(var) => ApiKey::Env {
-                    var: var.to_string(),
-                },
-                None => ApiKey::Literal {
-                    hint: ApiKey::mask(&expanded),
-                },
-            })
-        }
+        Ok(expanded) => Some(match whole_var() {
+            Some(var) => ApiKey::Env {
+                var: var.to_string(),
+            },
+            None => ApiKey::Literal {
+                hint: ApiKey::mask(&expanded),
+            },
+        }),
         Err(var) => {
             r.error(
                 "settings.unset_variable",
