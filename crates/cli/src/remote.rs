@@ -51,7 +51,7 @@ impl Conn {
     pub async fn channel(&self) -> Result<Channel, Failed> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let endpoint =
-            strata_proto::transport::endpoint(&self.resolver, self.resolver_ca.as_deref())
+            strata_transport::endpoint(&self.resolver, self.resolver_ca.as_deref())
                 .map_err(|e| {
                     eprintln!("error: {e}");
                     Failed(exit::FAILURE)
@@ -64,7 +64,7 @@ impl Conn {
                 eprintln!(
                     "error: cannot reach the resolver at {}: {}",
                     self.resolver,
-                    strata_proto::transport::error_chain(&e)
+                    strata_transport::error_chain(&e)
                 );
                 Failed(exit::FAILURE)
             })

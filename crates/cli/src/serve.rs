@@ -166,7 +166,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(strata_proto::transport::server_tls(cert, key).map_err(|e| {
+            Some(strata_transport::server_tls(cert, key).map_err(|e| {
                 eprintln!("error: --tls-cert/--tls-key: {e}");
                 Failed(exit::INVALID)
             })?)

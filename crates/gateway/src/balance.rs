@@ -6,7 +6,7 @@
 //! `Watch` stream open on a connection of its own and adds or removes the address as the stream
 //! reports. A resolver that dies breaks its stream at once; one that stops gracefully reports
 //! `NOT_SERVING` first; a hung one is caught by HTTP/2 keep-alive pings. The task watches again
-//! with backoff, so a resolver that comes back rejoins within about a second. With none in
+//! with backoff (with jitter), so a resolver that comes back rejoins within about a second. With none in
 //! rotation, decisions wait for one until their deadline and are refused: fail closed.
 //!
 //! A decision already sent to a resolver as it dies, or in the moment before its watcher notices,
@@ -37,7 +37,7 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 const SERVICE: &str = "strata.v1.PolicyService";
 
 fn endpoint(url: &str, ca_file: Option<&Path>) -> Result<Endpoint, StartError> {
-    Ok(strata_proto::transport::endpoint(url, ca_file)
+    Ok(strata_transport::endpoint(url, ca_file)
         .map_err(StartError::Resolver)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true))
@@ -72,7 +72,7 @@ async fn watch(key: usize, ep: Endpoint, changes: Sender<Change<usize, Endpoint>
         .connect_lazy();
     let mut member = false;
     let mut quiet = false;
-    let mut backoff = RETRY_MIN;
+    let mut backoff = strata_transport::Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {
         let since = Instant::now();
         let (why, joined) = tokio::select! {
@@ -94,14 +94,10 @@ async fn watch(key: usize, ep: Endpoint, changes: Sender<Change<usize, Endpoint>
             tracing::warn!(resolver = %url, reason = %why, "a resolver is not in rotation");
             quiet = true;
         }
-        if since.elapsed() > RETRY_MAX {
-            backoff = RETRY_MIN;
-        }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(backoff.wait_after(since.elapsed())) => {}
             () = changes.closed() => return,
         }
-        backoff = (backoff * 2).min(RETRY_MAX);
     }
 }
 

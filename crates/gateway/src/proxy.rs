@@ -60,7 +60,7 @@ pub struct Gateway {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("resolver: {0}")]
-    Resolver(strata_proto::transport::TransportError),
+    Resolver(strata_transport::TransportError),
     #[error("no service token: set ${0} or `service_token_file`")]
     NoServiceToken(String),
     #[error("{0}")]

@@ -90,30 +90,12 @@ pub fn model_id(path: &str) -> Option<String> {
     if id.is_empty() {
         return None;
     }
-    Some(percent_decode(id))
-}
-
-/// `%XX` escapes decoded (SDKs escape ids in paths); anything malformed is kept as it is
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // SDKs escape ids in paths; a malformed escape is kept as it is
+    Some(
+        percent_encoding::percent_decode_str(id)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// Whether an unknown path looks like an Anthropic one (for the shape of its 404)

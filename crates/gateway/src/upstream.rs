@@ -21,7 +21,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use strata_proto::transport::error_chain as chain;
+use strata_transport::error_chain as chain;
 use tokio::time::{Instant, Sleep};
 
 /// Connections kept open per upstream host between requests
@@ -121,8 +121,8 @@ impl Upstream {
         read_timeout: Duration,
         ca_file: Option<&Path>,
     ) -> Result<Upstream, String> {
-        let tls = strata_proto::transport::client_config(ca_file).map_err(|e| match e {
-            strata_proto::transport::TransportError::File { .. } => format!("upstream_ca_file {e}"),
+        let tls = strata_transport::client_config(ca_file).map_err(|e| match e {
+            strata_transport::TransportError::File { .. } => format!("upstream_ca_file {e}"),
             e => e.to_string(),
         })?;
         let mut http = HttpConnector::new();

@@ -216,7 +216,7 @@ async fn two_tls_resolvers_are_balanced_and_one_stopping_is_survived() {
     let (store, alice) = published_store().await;
     let pki = common::private_pki();
     let tls = || {
-        strata_proto::transport::server_tls(
+        strata_transport::server_tls(
             std::path::Path::new(&common::write(data.path(), "chain.pem", &pki.chain)),
             std::path::Path::new(&common::write(data.path(), "key.pem", &pki.key)),
         )

@@ -40,9 +40,9 @@ impl Target {
     pub fn parse(conn: &str) -> Result<Target, UrlError> {
         let (conn, root_cert) = libpq_settings(conn)?;
         let config: Config = conn.parse().map_err(|e: tokio_postgres::Error| {
-            UrlError(strata_proto::transport::error_chain(&e))
+            UrlError(strata_transport::error_chain(&e))
         })?;
-        let tls = strata_proto::transport::client_config(root_cert.as_deref().map(Path::new))
+        let tls = strata_transport::client_config(root_cert.as_deref().map(Path::new))
             .map_err(|e| UrlError(format!("sslrootcert {e}")))?;
         Ok(Target {
             config,
@@ -259,31 +259,36 @@ fn unquote(v: &str) -> String {
     }
 }
 
-/// `%XX` escapes of a URL query value
+/// `%XX` escapes of a URL query value; a `%` not followed by two hex digits is an error, as in
+/// libpq
 fn percent_decode(s: &str) -> Result<String, UrlError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| UrlError("a bad %-escape in the query".to_string()))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = s.split('%').skip(1).any(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_none_or(|h| !h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(UrlError("a bad %-escape in the query".to_string()));
     }
-    String::from_utf8(out).map_err(|_| UrlError("a %-escape that is not UTF-8".to_string()))
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| UrlError("a %-escape that is not UTF-8".to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio_postgres::config::SslMode;
+
+    #[test]
+    fn percent_escapes_decode_and_malformed_ones_are_refused() {
+        assert_eq!(percent_decode("%2Fetc%2Fca%20x.pem").unwrap(), "/etc/ca x.pem");
+        for bad in ["a%2", "%zz", "%", "%ff"] {
+            assert!(percent_decode(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn libpq_settings_are_understood() {

@@ -568,7 +568,7 @@ async fn check(client: &Client) -> Result<Seen, tokio_postgres::Error> {
 
 /// The listener: forever connect, LISTEN, report; reconnect with backoff when the connection breaks
 async fn listen(db: Arc<Db>, changed: watch::Sender<u64>, ready: watch::Sender<bool>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = strata_transport::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     let mut last: Option<Seen> = None;
     loop {
         let since = Instant::now();
@@ -576,11 +576,7 @@ async fn listen(db: Arc<Db>, changed: watch::Sender<u64>, ready: watch::Sender<b
         if ready.send_replace(false) {
             tracing::warn!(error = %e, "lost the database: decisions go on with the last snapshot, publishing fails until it is back; reconnecting");
         }
-        if since.elapsed() > BACKOFF_MAX {
-            backoff = BACKOFF_MIN;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.wait_after(since.elapsed())).await;
     }
 }
 

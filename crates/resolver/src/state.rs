@@ -56,10 +56,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Constant-time equality of two digests
 pub fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]).into()
 }
 
 /// A fresh secret: 32 random bytes, hex, with a prefix naming what it is

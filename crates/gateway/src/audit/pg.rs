@@ -10,7 +10,7 @@
 //!   counts it). It takes up to [`BATCH`] records at a time and writes them with one binary
 //!   `COPY`, one round-trip per batch.
 //! - **Outage**: while the database cannot be reached, the writer keeps its current batch and
-//!   retries with backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]), reconnecting; records
+//!   retries with backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`], with jitter), reconnecting; records
 //!   meanwhile wait in the queue and, once it is full, are dropped and counted. So does a
 //!   database that refuses the connection (credentials, permissions). A batch the database
 //!   refuses for another reason (a constraint, a changed table) is dropped, counted and logged,
@@ -143,7 +143,7 @@ fn classify(target: &str, e: tokio_postgres::Error) -> AuditStoreError {
         }
         _ => AuditStoreError::Unavailable {
             target: target.to_string(),
-            message: strata_proto::transport::error_chain(&e),
+            message: strata_transport::error_chain(&e),
         },
     }
 }
@@ -480,7 +480,7 @@ impl Writer {
         reason = "records arrive boxed through the queue; unboxing each would copy it"
     )]
     fn write_until_done(&mut self, batch: Vec<Box<Record>>, give_up: Option<Instant>) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = strata_transport::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             match self.write(&batch) {
                 Outcome::Written => return,
@@ -513,8 +513,7 @@ impl Writer {
                         );
                         return;
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    std::thread::sleep(backoff.next_wait());
                 }
             }
         }

@@ -119,7 +119,7 @@ pub async fn seed(addr: SocketAddr) -> (String, String) {
 
 /// [`seed`] through the resolver at `url`, trusting `ca_file` for https://
 pub async fn seed_at(url: &str, ca_file: Option<&Path>) -> (String, String) {
-    let ch = strata_proto::transport::endpoint(url, ca_file)
+    let ch = strata_transport::endpoint(url, ca_file)
         .unwrap()
         .connect()
         .await
@@ -218,7 +218,7 @@ async fn stack_opts(
         }
         ResolverLink::Tls { trusted } => {
             let pki = private_pki();
-            let tls = strata_proto::transport::server_tls(
+            let tls = strata_transport::server_tls(
                 Path::new(&write(data.path(), "chain.pem", &pki.chain)),
                 Path::new(&write(data.path(), "key.pem", &pki.key)),
             )
