@@ -50,12 +50,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
 impl Conn {
     pub async fn channel(&self) -> Result<Channel, Failed> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let endpoint =
-            strata_transport::endpoint(&self.resolver, self.resolver_ca.as_deref())
-                .map_err(|e| {
-                    eprintln!("error: {e}");
-                    Failed(exit::FAILURE)
-                })?;
+        let endpoint = strata_transport::endpoint(&self.resolver, self.resolver_ca.as_deref())
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                Failed(exit::FAILURE)
+            })?;
         endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect()

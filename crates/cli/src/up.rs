@@ -92,7 +92,8 @@ pub struct UpArgs {
     /// The org bundle to publish
     #[arg(long, default_value = "policies/examples/acme/org", value_name = "DIR")]
     pub org: PathBuf,
-    /// A project layer to publish, as ID=DIR; repeatable
+    /// A project layer to publish, as ID=DIR (its `.factory/`); every `.factory/` below the
+    /// project's root is published as one of its folders; repeatable
     #[arg(
         long = "project",
         default_value = "web=policies/examples/acme/project/.factory",
@@ -111,6 +112,38 @@ pub struct UpArgs {
     /// Their groups; repeatable
     #[arg(long = "group", default_values_t = vec!["leads".to_string()])]
     pub groups: Vec<String>,
+}
+
+/// The folder layers of a project whose `.factory/` is `dir`: every `.factory/` below the
+/// project's root (`dir`'s parent), as (path below the root, directory), in path order
+fn folder_layers(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    let Some(root) = dir.parent() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) || e.file_name() == ".git" {
+                continue;
+            }
+            if e.file_name() == ".factory" {
+                if d != root
+                    && let Ok(rel) = d.strip_prefix(root)
+                {
+                    out.push((rel.to_string_lossy().replace('\\', "/"), p));
+                }
+                continue;
+            }
+            stack.push(p);
+        }
+    }
+    out.sort();
+    out
 }
 
 fn upstream(base_env: &str, default: &str, key_env: &str) -> String {
@@ -137,9 +170,17 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .await
         .map_err(|e| report(&resolver, e))?;
     for (id, dir) in args.projects.iter().filter_map(|p| p.split_once('=')) {
-        let files = crate::remote::read_tree_files(std::path::Path::new(dir))?;
+        let dir = std::path::Path::new(dir);
+        let files = crate::remote::read_tree_files(dir)?;
+        let mut folders = Vec::new();
+        for (path, tree) in folder_layers(dir) {
+            folders.push(strata_proto::v1::FolderLayer {
+                path,
+                files: crate::remote::read_tree_files(&tree)?,
+            });
+        }
         resolver
-            .publish_project(id.to_string(), files, Vec::new(), "policy up".to_string())
+            .publish_project(id.to_string(), files, folders, "policy up".to_string())
             .await
             .map_err(|e| report(&resolver, e))?;
     }
