@@ -13,6 +13,7 @@ pub mod files;
 pub mod hand;
 pub mod json;
 pub mod layer;
+pub mod matchers;
 pub mod origin;
 pub mod problem;
 pub mod rules;
