@@ -4,4 +4,5 @@
 //! Architecture Invariant: nothing here knows about layers, Cedar or files. Each matcher takes
 //! strings (or parsed values) and gives back values; callers decide what a match means.
 
+pub mod mcp;
 pub mod url;
