@@ -5,4 +5,5 @@
 //! strings (or parsed values) and gives back values; callers decide what a match means.
 
 pub mod mcp;
+pub mod model_id;
 pub mod url;
