@@ -5,7 +5,8 @@
 //!
 //! 1. Written as a URL (contains `://`): its host as [`mcp_host`] reads it, as Droid does
 //!    (`https://docs.acme.internal/mcp` is the host entry `docs.acme.internal`; scheme, port and
-//!    path are ignored). A URL whose host is not host-shaped (step 3) is a command entry.
+//!    path are ignored). A single-label host (`http://localhost:3000/mcp`) admits exactly that
+//!    host, as a word does (step 4). A URL without a usable host is a command entry.
 //! 2. Contains whitespace: a command entry (`npx -y @acme/mcp`, `uvx mcp-server-git **`).
 //! 3. Host-shaped: a host entry. Host-shaped is `*`; `*.` followed by a domain; an IPv4 or IPv6
 //!    address (brackets optional); or a domain with at least one dot whose labels are letters,
@@ -69,7 +70,7 @@ pub enum HostRule {
     Domain(String),
     /// `*.acme.internal`: subdomains only
     Subdomains(String),
-    /// an IP address: that address only
+    /// an IP address, or the single-label host of a URL entry: that host only
     Exact(String),
 }
 
@@ -117,7 +118,11 @@ impl McpEntry {
     pub fn parse(entry: &str) -> McpEntry {
         let t = entry.trim();
         if t.contains("://") {
-            return match mcp_host(t).and_then(|h| host_rule(&h)) {
+            let rule = mcp_host(t).and_then(|h| match host_rule(&h) {
+                Some(r) => Some(r),
+                None => is_word(&h).then_some(HostRule::Exact(h)),
+            });
+            return match rule {
                 Some(rule) => McpEntry::Host(HostPattern {
                     entry: t.to_string(),
                     rule,
@@ -481,6 +486,11 @@ mod tests {
             HostRule::Subdomains("acme.internal".into())
         );
         assert_eq!(rule("server.py"), HostRule::Domain("server.py".into()));
+        assert_eq!(
+            rule("http://LocalHost:3000/mcp"),
+            HostRule::Exact("localhost".into())
+        );
+        assert_eq!(rule("http://[::1]:3000/mcp"), HostRule::Exact("::1".into()));
         for w in ["acme", "npx", "localhost", "mcp-server-git", "uvx"] {
             assert_eq!(McpEntry::parse(w), McpEntry::Word(w.into()), "{w}");
         }

@@ -6,5 +6,6 @@
 
 pub mod exec_env;
 pub mod mcp;
+pub mod model_id;
 pub mod suggest;
 pub mod url;
