@@ -501,7 +501,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         byok_base_urls: pf
             .byok_allowed_base_urls
             .as_ref()
-            .map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+            .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
         mcp_exec_env_deny: pf
             .mcp_exec_env_deny
             .as_ref()
@@ -510,11 +510,11 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         mcp_blocklist: pf
             .mcp_blocklist
             .as_ref()
-            .map(|l| Matcher::build(l, MatchKind::Mcp, &[], &mut scratch)),
+            .map(crate::compiled::McpList::build),
         gateway_required: pf
             .gateway_required_base_urls
             .as_ref()
-            .map(|l| Matcher::build(l, MatchKind::Url, &[], &mut scratch)),
+            .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
     };
     c.problems.extend(scratch);
     let cats = org_layer.policy.model_categories.clone();

@@ -12,6 +12,8 @@ use crate::files::markdown::Artifact;
 use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, List, Provider};
 use crate::layer::Layer;
+use crate::matchers::mcp::{McpEntry, McpTarget};
+use crate::matchers::url::{BaseUrl, UrlPattern};
 use crate::origin::{Level, Origin, Spanned};
 use crate::problem::{Problem, Problems, Severity};
 use crate::rules::Field;
@@ -167,6 +169,88 @@ impl Matcher {
     }
 }
 
+/// A list of base-URL patterns, each parsed into components (WHATWG): matched against parsed
+/// URLs, never as text
+#[derive(Clone, Debug)]
+pub struct UrlList {
+    pub origin: Origin,
+    pub entries: Vec<(UrlPattern, Spanned<String>)>,
+}
+
+impl UrlList {
+    /// Parse every entry; one that does not parse is an error naming it, never a silent miss
+    pub fn build(list: &List, problems: &mut Problems) -> UrlList {
+        let mut entries = Vec::new();
+        for e in &list.entries {
+            match UrlPattern::parse(&e.value) {
+                Ok(p) => entries.push((p, e.clone())),
+                Err(err) => problems.push(problem_at(&e.origin, err.code(), err.to_string())),
+            }
+        }
+        UrlList {
+            origin: list.origin.clone(),
+            entries,
+        }
+    }
+
+    /// The first entry that admits `url`
+    pub fn first_match(&self, url: &BaseUrl) -> Option<&Spanned<String>> {
+        self.entries
+            .iter()
+            .find(|(p, _)| p.matches(url))
+            .map(|(_, e)| e)
+    }
+
+    pub fn is_match(&self, url: &BaseUrl) -> bool {
+        self.first_match(url).is_some()
+    }
+}
+
+/// An MCP allowlist or blocklist: each entry typed (host, command or bare word); a host entry
+/// never matches a command line, nor a command entry a host
+#[derive(Clone, Debug)]
+pub struct McpList {
+    pub origin: Origin,
+    pub entries: Vec<(McpEntry, Spanned<String>)>,
+}
+
+impl McpList {
+    pub fn build(list: &List) -> McpList {
+        McpList {
+            origin: list.origin.clone(),
+            entries: list
+                .entries
+                .iter()
+                .map(|e| (McpEntry::parse(&e.value), e.clone()))
+                .collect(),
+        }
+    }
+
+    /// The first entry that admits `server` by Strata's rule
+    pub fn first_match(&self, server: &McpTarget<'_>) -> Option<&Spanned<String>> {
+        self.entries
+            .iter()
+            .find(|(m, _)| m.strata_admits(server))
+            .map(|(_, e)| e)
+    }
+
+    pub fn is_match(&self, server: &McpTarget<'_>) -> bool {
+        self.first_match(server).is_some()
+    }
+}
+
+fn problem_at(o: &Origin, code: &'static str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        code,
+        file: o.file.to_string(),
+        line: o.line,
+        col: o.col,
+        pointer: o.pointer.clone(),
+        message,
+    }
+}
+
 /// The per-user part of `userModelPolicies`
 #[derive(Clone, Debug, Default)]
 pub struct CompiledUserPolicy {
@@ -184,9 +268,9 @@ pub struct CompiledLayer {
     /// custom models this layer defines (locked keys from above removed)
     pub custom_models: Vec<CustomModel>,
     pub allow_custom_models: Option<Spanned<bool>>,
-    pub allowed_base_urls: Option<Matcher>,
+    pub allowed_base_urls: Option<UrlList>,
     pub mcp_enabled: Option<Spanned<bool>>,
-    pub mcp_allowlist: Option<Matcher>,
+    pub mcp_allowlist: Option<McpList>,
     /// MCP servers this layer defines or toggles
     pub mcp_servers: BTreeMap<String, McpServer>,
     pub droids: Vec<Artifact>,
@@ -234,9 +318,13 @@ impl CompiledLayer {
             ),
             custom_models: s.custom_models.clone(),
             allow_custom_models: s.model_policy.allow_custom_models.clone(),
-            allowed_base_urls: m(&s.model_policy.allowed_base_urls, MatchKind::Url, problems),
+            allowed_base_urls: s
+                .model_policy
+                .allowed_base_urls
+                .as_ref()
+                .map(|l| UrlList::build(l, problems)),
             mcp_enabled: s.mcp_policy.enabled.clone(),
-            mcp_allowlist: m(&s.mcp_policy.allowlist, MatchKind::Mcp, problems),
+            mcp_allowlist: s.mcp_policy.allowlist.as_ref().map(McpList::build),
             mcp_servers: layer.mcp_servers.clone(),
             droids: layer.droids.clone(),
             commands: layer.commands.clone(),
@@ -281,11 +369,11 @@ pub struct OrgPolicy {
     pub categories: Vec<(String, Matcher)>,
     pub projects_may_add_models: Option<Spanned<bool>>,
     pub byok_providers: Option<Spanned<Vec<Spanned<Provider>>>>,
-    pub byok_base_urls: Option<Matcher>,
-    pub mcp_blocklist: Option<Matcher>,
+    pub byok_base_urls: Option<UrlList>,
+    pub mcp_blocklist: Option<McpList>,
     /// `mcpExecEnv: "deny"`, where it is set
     pub mcp_exec_env_deny: Option<Origin>,
-    pub gateway_required: Option<Matcher>,
+    pub gateway_required: Option<UrlList>,
 }
 
 #[cfg(test)]

@@ -225,7 +225,8 @@ fn decide_mcp(
         .unwrap_or(if server.url.is_some() { "http" } else { "" });
     let name = server.name.as_deref().unwrap_or("");
     let host = facts.host.as_deref().unwrap_or("");
-    let command = facts.command.as_deref().unwrap_or("");
+    let command_line = facts.command_line();
+    let command = command_line.as_deref().unwrap_or("");
     let attrs = [
         ("name", name),
         ("transport", transport),
@@ -265,7 +266,7 @@ fn decide_mcp(
                 ),
                 (
                     "command".to_string(),
-                    RestrictedExpression::new_string(facts.command.clone().unwrap_or_default()),
+                    RestrictedExpression::new_string(command.to_string()),
                 ),
             ]);
             let resource = Entity::new(

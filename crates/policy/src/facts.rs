@@ -5,10 +5,13 @@
 use cedar_policy::{Context, Entity, EntityId, EntityUid, RestrictedExpression};
 
 use crate::FastSet;
-use crate::compile::{CompiledLayer, Matcher, Snapshot};
+use crate::compile::{CompiledLayer, Snapshot};
+use crate::compiled::{McpList, UrlList};
 use crate::decision::{KeyMode, McpRef, Request};
-use crate::files::mcp::{McpServer, url_host};
+use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, Provider};
+use crate::matchers::mcp::McpTarget;
+use crate::matchers::url::{BaseUrl, UrlError, mcp_host};
 use crate::origin::Level;
 use crate::rules::{Field, RuleKey};
 use crate::scope::ScopeRef;
@@ -18,6 +21,8 @@ pub(crate) struct ModelFacts<'s> {
     pub(crate) parents: FastSet<EntityUid>,
     pub(crate) triggers: Vec<RuleKey>,
     pub(crate) base_url: Option<String>,
+    /// `base_url` parsed, or why it could not be
+    pub(crate) parsed_base_url: Option<Result<BaseUrl, UrlError>>,
     pub(crate) provider: Option<Provider>,
     pub(crate) entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
 }
@@ -44,7 +49,13 @@ pub(crate) fn model_facts<'s>(
         .map(str::to_string)
         .or_else(|| entry.and_then(|(_, c)| c.base_url.clone()));
     let provider = provider.or_else(|| entry.and_then(|(_, c)| c.provider));
-    let url_miss = |m: &Matcher| base_url.as_deref().is_none_or(|u| !m.is_match(u));
+    // parsed as a client parses it (WHATWG); one that does not parse, or has userinfo, a query
+    // or a fragment, is in no URL list
+    let parsed = base_url.as_deref().map(BaseUrl::parse);
+    let url_miss = |m: &UrlList| match &parsed {
+        Some(Ok(u)) => !m.is_match(u),
+        _ => true,
+    };
 
     for (i, (_, cat)) in snap.org_policy.categories.iter().enumerate() {
         if cat.is_match(model)
@@ -122,6 +133,7 @@ pub(crate) fn model_facts<'s>(
         parents,
         triggers,
         base_url,
+        parsed_base_url: parsed,
         provider,
         entry,
     }
@@ -131,8 +143,30 @@ pub(crate) struct McpFacts<'s> {
     pub(crate) parents: FastSet<EntityUid>,
     pub(crate) triggers: Vec<RuleKey>,
     pub(crate) host: Option<String>,
-    pub(crate) command: Option<String>,
+    /// a stdio server's command and arguments
+    pub(crate) command: Option<(String, Vec<String>)>,
     pub(crate) definition: Option<&'s McpServer>,
+}
+
+impl McpFacts<'_> {
+    /// The server as the lists see it: remote by its host, else stdio by its command
+    pub(crate) fn target(&self) -> Option<McpTarget<'_>> {
+        match (&self.host, &self.command) {
+            (Some(host), _) => Some(McpTarget::Remote { host }),
+            (None, Some((command, args))) => Some(McpTarget::Stdio { command, args }),
+            (None, None) => None,
+        }
+    }
+
+    /// `command arg1 arg2 ...`, for Cedar's `resource.command` and for people
+    pub(crate) fn command_line(&self) -> Option<String> {
+        self.command.as_ref().map(|(c, args)| {
+            std::iter::once(c.as_str())
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
 }
 
 pub(crate) fn mcp_facts<'s>(
@@ -144,28 +178,28 @@ pub(crate) fn mcp_facts<'s>(
     let host = server
         .url
         .as_deref()
-        .and_then(url_host)
+        .and_then(mcp_host)
         .or_else(|| definition.and_then(McpServer::host));
     let command = server
         .command
         .as_ref()
-        .map(|c| {
-            std::iter::once(c.as_str())
-                .chain(server.args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|c| (c.clone(), server.args.clone()))
         .or_else(|| {
             if server.url.is_none() {
-                definition.and_then(McpServer::command_line)
+                definition.and_then(|d| d.command.clone().map(|c| (c, d.args.clone())))
             } else {
                 None
             }
         });
-    let hit = |m: &Matcher| {
-        host.as_deref().is_some_and(|h| m.is_match(h))
-            || command.as_deref().is_some_and(|c| m.is_match(c))
+    let facts = McpFacts {
+        parents: FastSet::default(),
+        triggers: Vec::new(),
+        host,
+        command,
+        definition,
     };
+    let target = facts.target();
+    let hit = |m: &McpList| target.as_ref().is_some_and(|t| m.is_match(t));
     let mut parents = FastSet::default();
     let mut triggers = Vec::new();
     if snap.org_policy.mcp_blocklist.as_ref().is_some_and(hit)
@@ -198,9 +232,7 @@ pub(crate) fn mcp_facts<'s>(
     McpFacts {
         parents,
         triggers,
-        host,
-        command,
-        definition,
+        ..facts
     }
 }
 

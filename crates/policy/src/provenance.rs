@@ -154,7 +154,7 @@ pub(crate) fn model_provenance(
             .unwrap_or_else(none),
         Field::AllowedBaseUrls => layers
             .find_map(|l| l.allowed_base_urls.as_ref())
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "allowedBaseUrls")))
+            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f, "allowedBaseUrls")))
             .unwrap_or_else(none),
         Field::ByokProviders => snap
             .org_policy
@@ -170,13 +170,13 @@ pub(crate) fn model_provenance(
             .org_policy
             .byok_base_urls
             .as_ref()
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "policy.json byok.allowedBaseUrls")))
+            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f, "policy.json byok.allowedBaseUrls")))
             .unwrap_or_else(none),
         Field::GatewayRequired => snap
             .org_policy
             .gateway_required
             .as_ref()
-            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f.base_url.as_deref(), "the org's required gateways (policy.json gateway.requiredBaseUrls)")))
+            .map(|m| (Some(m.origin.clone()), f.base_url.clone(), url_reason(f, "the org's required gateways (policy.json gateway.requiredBaseUrls)")))
             .unwrap_or_else(none),
         Field::McpDefault
         | Field::McpBlocklist
@@ -186,10 +186,13 @@ pub(crate) fn model_provenance(
     }
 }
 
-fn url_reason(url: Option<&str>, list: &str) -> String {
-    match url {
-        Some(u) => format!("base URL `{u}` is not in {list}"),
-        None => format!("the base URL is unknown, so it cannot be shown to be in {list}"),
+fn url_reason(f: &ModelFacts<'_>, list: &str) -> String {
+    match (f.base_url.as_deref(), &f.parsed_base_url) {
+        (Some(u), Some(Err(e))) => format!(
+            "base URL `{u}` is refused ({e}), so it is in no URL list; {list} cannot admit it"
+        ),
+        (Some(u), _) => format!("base URL `{u}` is not in {list}"),
+        (None, _) => format!("the base URL is unknown, so it cannot be shown to be in {list}"),
     }
 }
 
@@ -201,11 +204,12 @@ pub(crate) fn mcp_provenance(
     f: &McpFacts<'_>,
 ) -> Provenance {
     let label = server.label();
-    let target = match (&f.host, &f.command) {
+    let target = match (&f.host, f.command_line()) {
         (Some(h), _) => format!("host `{h}`"),
         (None, Some(c)) => format!("command `{c}`"),
         (None, None) => "an unknown host and command".to_string(),
     };
+    let server_target = f.target();
     let none = || (None, None, format!("{key} says nothing here"));
     match key.field {
         Field::McpDefault => (None, None, format!("MCP server `{label}` is usable unless a rule forbids it")),
@@ -214,7 +218,7 @@ pub(crate) fn mcp_provenance(
             .mcp_blocklist
             .as_ref()
             .and_then(|m| {
-                let e = f.host.as_deref().and_then(|h| m.first_match(h)).or_else(|| f.command.as_deref().and_then(|c| m.first_match(c)))?;
+                let e = server_target.as_ref().and_then(|t| m.first_match(t))?;
                 Some((Some(e.origin.clone()), Some(e.value.clone()), format!("{target} matches `{}` in the org's mcpBlocklist", e.value)))
             })
             .unwrap_or_else(none),

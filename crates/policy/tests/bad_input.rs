@@ -772,17 +772,24 @@ fn invalid_glob_in_a_model_list() {
 }
 
 #[test]
-fn invalid_glob_in_policy_json_lists() {
-    let text = r#"{"mcpBlocklist": ["{a,b"], "gateway": {"requiredBaseUrls": ["https://gw/[x"]}}"#;
+fn invalid_url_patterns_name_the_entry() {
+    // URL patterns are parsed into components: userinfo, a query or a fragment, a wildcard
+    // anywhere but a whole host label, port or path segment, or no host is an error at the entry
+    let text = r#"{"gateway": {"requiredBaseUrls": ["https://gw*.acme.internal/", "https://user@gw.acme.internal", "https://gw.acme.internal/v1?x=1", "https://gw.acme.internal/#.acme.internal", "https:///v1", "ftp://gw.acme.internal/"]}, "byok": {"allowedBaseUrls": ["http://127.0.0.1:8787/**"]}}"#;
     let errs: Vec<(&str, String)> = errors(&org(&[("policy.json", text)]))
         .iter()
         .map(|p| (p.code, p.pointer.clone()))
         .collect();
+    let at = |i: usize| format!("/gateway/requiredBaseUrls/{i}");
     assert_eq!(
         errs,
         vec![
-            ("glob.invalid", "/mcpBlocklist/0".to_string()),
-            ("glob.invalid", "/gateway/requiredBaseUrls/0".to_string())
+            ("url.pattern", at(0)),
+            ("url.userinfo", at(1)),
+            ("url.query", at(2)),
+            ("url.fragment", at(3)),
+            ("url.no_host", at(4)),
+            ("url.scheme", at(5)),
         ]
     );
 }

@@ -55,7 +55,7 @@ pub struct McpServer {
 impl McpServer {
     /// The hostname of an http/sse server's URL, lowercased
     pub fn host(&self) -> Option<String> {
-        self.url.as_deref().and_then(url_host)
+        self.url.as_deref().and_then(crate::matchers::url::mcp_host)
     }
 
     /// `command args...` of a stdio server, as an allowlist entry spells it

@@ -28,8 +28,9 @@
 //!   it must equal the command exactly (case-sensitive) or, when the token has no `/`, equal the
 //!   command's last path component (`npx` admits `/usr/bin/npx`, and equally `./npx`: write
 //!   `/usr/bin/npx` to pin the path). The other tokens match the arguments position by position:
-//!   a literal equals the argument exactly, `*` matches exactly one argument, and a final `**`
-//!   any remaining arguments, none included. Without a final `**` the number of arguments must
+//!   a literal equals the argument exactly, `*` matches exactly one argument, a token with `*`
+//!   inside (`@acme/mcp-*`) is a glob over that one argument, and a final `**` any remaining
+//!   arguments, none included. Without a final `**` the number of arguments must
 //!   be equal. `*` as the program and `**` before the end are literals.
 //!
 //! # Droid's rule ([`McpEntry::droid_admits`])
@@ -94,6 +95,9 @@ pub enum ArgPattern {
     Literal(String),
     /// `*`: any one argument
     Any,
+    /// a token with `*` inside (`@acme/mcp-*`): a glob over that one argument, case-sensitive,
+    /// `*` any run of characters within it (never across arguments)
+    Glob(String),
 }
 
 /// An MCP server as the allowlist sees it
@@ -204,6 +208,7 @@ impl CommandPattern {
             .skip(1)
             .map(|t| match *t {
                 "*" => ArgPattern::Any,
+                s if s.contains('*') => ArgPattern::Glob(s.to_string()),
                 s => ArgPattern::Literal(s.to_string()),
             })
             .collect();
@@ -226,6 +231,7 @@ impl CommandPattern {
         self.args.iter().zip(args).all(|(p, a)| match p {
             ArgPattern::Any => true,
             ArgPattern::Literal(l) => l == a,
+            ArgPattern::Glob(g) => glob_star(g, a),
         })
     }
 
