@@ -192,6 +192,7 @@ pub fn into_decide_response(d: Decision) -> v1::DecideResponse {
         },
         determined_by: d.determined_by.into_iter().map(v1::Rule::from).collect(),
         admitted_by: d.admitted_by.into_iter().map(v1::Rule::from).collect(),
+        canonical_model: d.canonical_model.unwrap_or_default(),
         reason: d.reason,
         obligations: Some(v1::Obligations {
             upstream_base_url: o.upstream_base_url.unwrap_or_default(),
@@ -219,6 +220,7 @@ pub fn decide_response(d: &Decision) -> v1::DecideResponse {
         },
         determined_by: d.determined_by.iter().map(v1::Rule::from).collect(),
         admitted_by: d.admitted_by.iter().map(v1::Rule::from).collect(),
+        canonical_model: d.canonical_model.clone().unwrap_or_default(),
         reason: d.reason.clone(),
         obligations: Some(v1::Obligations {
             upstream_base_url: o.upstream_base_url.clone().unwrap_or_default(),

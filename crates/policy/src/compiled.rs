@@ -13,20 +13,20 @@ use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, List, Provider};
 use crate::layer::Layer;
 use crate::matchers::mcp::{McpEntry, McpTarget};
+use crate::matchers::model_id::{canonical_pattern, canonical_str};
 use crate::matchers::url::{BaseUrl, UrlPattern};
 use crate::origin::{Level, Origin, Spanned};
 use crate::problem::{Problem, Problems, Severity};
 use crate::rules::Field;
 
-/// How a list's entries match
+/// How a list's entries match. Only model lists are globs; base URLs are [`UrlList`]s and MCP
+/// entries [`McpList`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatchKind {
-    /// model ids: case-insensitive, `*` matches any characters
+    /// model ids: both the entries and the ids asked for in canonical form
+    /// ([`crate::matchers::model_id`]: NFKC, look-alike dashes and spaces folded, lowercase,
+    /// router prefixes such as `openai/` removed), `*` matches any characters
     Model,
-    /// base URLs: case-sensitive, `*` stops at `/`, `**` crosses it
-    Url,
-    /// MCP hosts and stdio command lines: case-insensitive
-    Mcp,
 }
 
 /// Patterns per glob set: globset builds one automaton per set, and a very large one fails to
@@ -40,7 +40,6 @@ const GLOBS_PER_SET: usize = 500;
 pub struct Matcher {
     pub origin: Origin,
     pub entries: Vec<Spanned<String>>,
-    kind: MatchKind,
     /// literal pattern (folded) → first entry that produced it
     exact: FastMap<String, usize>,
     /// glob sets, and for each set the entry behind each of its patterns
@@ -60,7 +59,6 @@ impl Matcher {
         categories: &[(String, List)],
         problems: &mut Problems,
     ) -> Matcher {
-        let fold = kind != MatchKind::Url;
         let mut exact = FastMap::default();
         let mut globs: Vec<(globset::Glob, usize, &Spanned<String>)> = Vec::new();
         for (i, entry) in list.entries.iter().enumerate() {
@@ -72,20 +70,12 @@ impl Matcher {
                     _ => vec![entry.value.as_str()],
                 };
             for pat in expanded {
-                let pat = if fold {
-                    pat.to_ascii_lowercase()
-                } else {
-                    pat.to_string()
-                };
+                let pat = canonical_pattern(pat);
                 if !has_glob(&pat) {
                     exact.entry(pat).or_insert(i);
                     continue;
                 }
-                match GlobBuilder::new(&pat)
-                    .literal_separator(kind == MatchKind::Url)
-                    .backslash_escape(true)
-                    .build()
-                {
+                match GlobBuilder::new(&pat).backslash_escape(true).build() {
                     Ok(g) => globs.push((g, i, entry)),
                     Err(e) => problems.push(Problem {
                         severity: Severity::Error,
@@ -124,18 +114,13 @@ impl Matcher {
         Matcher {
             origin: list.origin.clone(),
             entries: list.entries.clone(),
-            kind,
             exact,
             sets,
         }
     }
 
     fn folded<'s>(&self, s: &'s str) -> std::borrow::Cow<'s, str> {
-        if self.kind != MatchKind::Url && s.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(s.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(s)
-        }
+        canonical_str(s)
     }
 
     pub fn is_match(&self, s: &str) -> bool {
@@ -334,10 +319,12 @@ impl CompiledLayer {
         }
     }
 
+    /// The custom model `model` names (ids compared in canonical form)
     pub fn custom_model(&self, model: &str) -> Option<&CustomModel> {
+        let model = canonical_str(model);
         self.custom_models
             .iter()
-            .find(|c| c.model.eq_ignore_ascii_case(model))
+            .find(|c| canonical_str(&c.model) == model)
     }
 
     /// Whether a base rule of this layer's level has something to enforce here
@@ -420,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn exact_entries_fold_case_and_urls_do_not() {
+    fn model_ids_match_in_canonical_form() {
         let mut problems = Problems::default();
         let m = Matcher::build(
             &list(["GPT-4o".to_string(), "claude-*".to_string()]),
@@ -429,17 +416,17 @@ mod tests {
             &mut problems,
         );
         assert!(m.is_match("gpt-4O") && m.is_match("Claude-Opus") && !m.is_match("gpt-4"));
-        let u = Matcher::build(
-            &list(["http://gw/*".to_string()]),
-            MatchKind::Url,
-            &[],
-            &mut problems,
-        );
-        assert!(
-            u.is_match("http://gw/v1")
-                && !u.is_match("http://gw/v1/messages")
-                && !u.is_match("HTTP://GW/v1")
-        );
+        // every spelling of a banned id is the id
+        for spelling in [
+            "openai/gpt-4o",
+            "openrouter/openai/GPT-4o",
+            "gpt\u{2011}4o",
+            " gpt-4o\u{a0}",
+            "ｇｐｔ－４ｏ",
+            "custom:gpt-4o",
+        ] {
+            assert!(m.is_match(spelling), "{spelling:?}");
+        }
         assert!(problems.problems.is_empty());
     }
 }

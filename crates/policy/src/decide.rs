@@ -15,6 +15,7 @@ use crate::eval::cedar_subset as hand;
 use crate::eval::native::evaluate;
 use crate::facts::{context, euid, mcp_facts, model_facts, principal};
 use crate::files::settings::{ApiKey, Provider};
+use crate::matchers::model_id::canonical_str;
 use crate::provenance::{finish, mcp_provenance, model_provenance};
 
 pub use crate::decision::{
@@ -54,6 +55,10 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
             base_url,
             mcp_servers,
         } => {
+            // every rule sees the id in one canonical form; the decision keeps the one sent
+            let sent = model.as_str();
+            let canon = canonical_str(sent);
+            let model: &str = &canon;
             let facts = model_facts(
                 snap,
                 &scope,
@@ -67,7 +72,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                 KeyMode::Central => (0, &snap.uids.invoke_model),
                 KeyMode::Byok => (1, &snap.uids.use_byok),
             };
-            let attrs = [("id", model.as_str())];
+            let attrs = [("id", model)];
             let hf = hand::Facts {
                 resource_type: hand::MODEL,
                 resource_id: model,
@@ -99,7 +104,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                     )?;
                     let attrs = HashMap::from([(
                         "id".to_string(),
-                        RestrictedExpression::new_string(model.clone()),
+                        RestrictedExpression::new_string(model.to_string()),
                     )]);
                     let resource = Entity::new(
                         euid(&snap.uids.model_type, model),
@@ -110,10 +115,17 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                     Ok((principal(snap, req), resource, ctx))
                 },
             );
-            let what = format!("model `{model}`");
+            let what = if sent == model {
+                format!("model `{model}`")
+            } else {
+                format!("model `{sent}` (read as `{model}`)")
+            };
             let mut d = finish(snap, &scope, req, out, &what, |key| {
                 model_provenance(snap, &scope, req, key, model, &facts)
             });
+            if sent != model {
+                d.canonical_model = Some(model.to_string());
+            }
             if d.allowed() {
                 if let Some((layer, c)) = facts.entry {
                     // only the org's entries choose an upstream and the gateway secret for it: a
@@ -182,6 +194,7 @@ fn token_binding(snap: &Snapshot, req: &Request) -> Option<Decision> {
             reason: why.clone(),
         }],
         reason: format!("denied: {why} (rule `{TOKEN_PROJECTS}`)"),
+        canonical_model: None,
         admitted_by: Vec::new(),
         obligations: Obligations::default(),
         revision: snap.revision.clone(),

@@ -212,6 +212,10 @@ pub struct Decision {
     pub determined_by: Vec<Determining>,
     /// one sentence saying why
     pub reason: String,
+    /// the model id every rule compared, when it differs from the one the request sent
+    /// (`openai/gpt-4o`, `GPT‑4o` with a non-breaking hyphen, ... are `gpt-4o`)
+    #[serde(rename = "canonicalModel", skip_serializing_if = "Option::is_none")]
+    pub canonical_model: Option<String>,
     /// with `Allow`: the restrictions in scope the request passed (allowlists of MCP hosts and
     /// commands, base-URL lists), each with the entry that admitted it
     #[serde(skip_serializing_if = "Vec::is_empty")]

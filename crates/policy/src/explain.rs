@@ -31,6 +31,9 @@ pub struct Explanation {
     pub decision: Effect,
     pub request: Request,
     pub reason: String,
+    /// the model id the rules compared, when it differs from the one asked about
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_model: Option<String>,
     pub determined_by: Vec<Determining>,
     /// the restrictions an allowed request passed, each with the entry that admitted it
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +160,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         effect,
         determined_by,
         reason,
+        canonical_model,
         admitted_by,
         obligations,
         revision,
@@ -166,6 +170,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         decision: effect,
         request: req.clone(),
         reason,
+        canonical_model,
         determined_by,
         admitted_by,
         considered,
@@ -393,6 +398,7 @@ pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) ->
                         effect: Effect::Allow,
                         determined_by: Vec::new(),
                         reason: "runs on its parent's model".to_string(),
+                        canonical_model: None,
                         admitted_by: Vec::new(),
                         obligations: Default::default(),
                         revision: snap.revision.clone(),

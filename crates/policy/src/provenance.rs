@@ -44,6 +44,7 @@ pub(crate) fn finish(
         effect: out.effect,
         determined_by,
         reason,
+        canonical_model: None,
         admitted_by: Vec::new(),
         obligations: Obligations::default(),
         revision: snap.revision.clone(),
