@@ -39,9 +39,9 @@ impl Target {
     /// Parse a connection string (see the module docs)
     pub fn parse(conn: &str) -> Result<Target, UrlError> {
         let (conn, root_cert) = libpq_settings(conn)?;
-        let config: Config = conn.parse().map_err(|e: tokio_postgres::Error| {
-            UrlError(strata_transport::error_chain(&e))
-        })?;
+        let config: Config = conn
+            .parse()
+            .map_err(|e: tokio_postgres::Error| UrlError(strata_transport::error_chain(&e)))?;
         let tls = strata_transport::client_config(root_cert.as_deref().map(Path::new))
             .map_err(|e| UrlError(format!("sslrootcert {e}")))?;
         Ok(Target {
@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn percent_escapes_decode_and_malformed_ones_are_refused() {
-        assert_eq!(percent_decode("%2Fetc%2Fca%20x.pem").unwrap(), "/etc/ca x.pem");
+        assert_eq!(
+            percent_decode("%2Fetc%2Fca%20x.pem").unwrap(),
+            "/etc/ca x.pem"
+        );
         for bad in ["a%2", "%zz", "%", "%ff"] {
             assert!(percent_decode(bad).is_err(), "{bad}");
         }

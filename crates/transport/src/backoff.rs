@@ -58,11 +58,17 @@ mod tests {
         let mut b = Backoff::new(ms(100), ms(1000));
         for step in [100, 200, 400, 800, 1000, 1000, 1000] {
             let w = b.next_wait();
-            assert!(w >= ms(step / 2) && w <= ms(step), "{w:?} for a step of {step} ms");
+            assert!(
+                w >= ms(step / 2) && w <= ms(step),
+                "{w:?} for a step of {step} ms"
+            );
         }
         b.reset();
         assert!(b.next_wait() <= ms(100));
-        assert!(b.wait_after(ms(10)) > ms(100), "a short attempt does not reset");
+        assert!(
+            b.wait_after(ms(10)) > ms(100),
+            "a short attempt does not reset"
+        );
         assert!(b.wait_after(ms(1001)) <= ms(100), "a long one does");
     }
 
