@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_gateway::audit::{Record, Telemetry, Usage, now};
+use strata_gateway::audit::{Record, Usage, now};
+use strata_gateway::telemetry::Telemetry;
 
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)

@@ -23,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::proxy::StartError;
+use crate::error::StartError;
 
 /// How long to wait for a TCP connection to a resolver
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::audit::Telemetry;
+use crate::telemetry::Telemetry;
 
 /// Decisions in one call at most
 pub const MAX_BATCH: usize = 128;

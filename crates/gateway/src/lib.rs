@@ -1,15 +1,17 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api;
 pub mod audit;
 pub mod balance;
 pub mod config;
 pub mod decider;
 pub mod droid;
+pub mod error;
+pub mod gateway;
 pub mod metrics;
 pub mod peek;
-pub mod proxy;
-pub mod reply;
-pub mod route;
+pub mod pipeline;
+pub mod telemetry;
 pub mod upstream;
 
 use std::future::Future;
@@ -21,7 +23,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 pub use config::GatewayConfig;
-pub use proxy::Gateway;
+pub use error::{GatewayError, StartError};
+pub use gateway::Gateway;
 
 /// The HTTP app: health endpoints, and the proxy for every other path
 pub fn app(gw: Arc<Gateway>) -> Router {
@@ -29,8 +32,11 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/strata/v1/droid-settings", get(proxy::droid_settings))
-        .fallback(proxy::handle)
+        .route(
+            "/strata/v1/droid-settings",
+            get(pipeline::settings::droid_settings),
+        )
+        .fallback(pipeline::handle)
         .with_state(gw)
 }
 
@@ -140,6 +146,8 @@ impl Drop for OpenConnection {
     }
 }
 
+// Longer than a screen: the accept loop keeps the connection limit, the shutdown and the
+// per-connection setup side by side, so that how a connection is admitted reads in one place.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,

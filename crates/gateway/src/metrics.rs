@@ -264,6 +264,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition
+    // Longer than a screen: one flat write per metric family, in the order they are exposed;
+    // splitting it would only scatter that list.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP strata_gateway_requests_total Requests by provider, model, decision and the status returned to the client\n# TYPE strata_gateway_requests_total counter\n");

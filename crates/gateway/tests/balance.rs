@@ -225,6 +225,9 @@ async fn two_tls_resolvers_are_balanced_and_one_stopping_is_survived() {
     let (la, a) = bind("127.0.0.1:0").await;
     let (lb, b) = bind("127.0.0.1:0").await;
     let ra = replica_with(store.clone(), la, Some(tls())).await;
+    // B opens the store after a second publish that decides alike but is another revision (a
+    // memory store does not tell A), so each answer's `x-strata-revision` names its resolver
+    let (revision_a, revision_b) = republish(&store).await;
     let _rb = replica_with(store.clone(), lb, Some(tls())).await;
 
     let ca = common::write(data.path(), "ca.pem", &pki.ca);
@@ -234,33 +237,84 @@ async fn two_tls_resolvers_are_balanced_and_one_stopping_is_survived() {
     )
     .await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // `n` 200s in a row; the revisions of those 200s, in order
     let in_a_row = |n: usize, what: &'static str| {
         let http = &http;
         let alice = &alice;
         async move {
             let deadline = Instant::now() + Duration::from_secs(20);
-            let (mut ok, mut seen) = (0, Vec::new());
+            let (mut ok, mut seen, mut revisions) = (0, Vec::new(), Vec::new());
             while ok < n {
                 assert!(Instant::now() < deadline, "{what}: answers {seen:?}");
-                let s = http
+                let r = http
                     .post(format!("http://{g}/v1/messages"))
                     .header("x-api-key", alice)
                     .body(SONNET)
                     .send()
                     .await
-                    .unwrap()
-                    .status()
-                    .as_u16();
+                    .unwrap();
+                let s = r.status().as_u16();
                 seen.push(s);
-                ok = if s == 200 { ok + 1 } else { 0 };
-                if s != 200 {
+                if s == 200 {
+                    ok += 1;
+                    revisions.push(
+                        r.headers()["x-strata-revision"]
+                            .to_str()
+                            .unwrap()
+                            .to_string(),
+                    );
+                } else {
+                    (ok, revisions) = (0, Vec::new());
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
+            revisions
         }
     };
-    in_a_row(20, "both TLS resolvers up").await;
+    // both in rotation: both decide (the second may join the rotation a moment after the
+    // first, so keep asking, for at most 20 s, until each has decided at least once)
+    let mut both = in_a_row(40, "both TLS resolvers up").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(both.contains(&revision_a) && both.contains(&revision_b)) && Instant::now() < deadline {
+        both.extend(in_a_row(10, "both TLS resolvers up").await);
+    }
+    let by_a = both.iter().filter(|r| **r == revision_a).count();
+    let by_b = both.iter().filter(|r| **r == revision_b).count();
+    eprintln!("decisions with both TLS resolvers up: {by_a} by A, {by_b} by B");
+    assert_eq!(
+        by_a + by_b,
+        both.len(),
+        "a revision neither resolver has: {both:?}"
+    );
+    assert!(
+        by_a > 0 && by_b > 0,
+        "one resolver decided everything: A {by_a}, B {by_b}"
+    );
     ra.stop().await;
-    in_a_row(40, "one TLS resolver stopped").await;
-    assert!(calls.load(Ordering::SeqCst) >= 60);
+    let after = in_a_row(40, "one TLS resolver stopped").await;
+    assert!(
+        after.iter().all(|r| *r == revision_b),
+        "a decision by the stopped resolver: {after:?}"
+    );
+    assert!(calls.load(Ordering::SeqCst) >= 80);
+}
+
+/// Publish the example org again with one file's bytes changed (a trailing newline: it decides
+/// alike, but the revision covers every byte); the revisions before and after
+async fn republish(store: &Arc<MemStore>) -> (String, String) {
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let (r, _) = Resolver::open(dyn_store, Some(ADMIN.into()), Some(SERVICE.into()))
+        .await
+        .unwrap();
+    let before = r.active().unwrap().revision.to_string();
+    let mut files = common::files(&common::examples().join("org"));
+    let settings = files
+        .iter_mut()
+        .find(|f| f.path == "settings.json")
+        .unwrap();
+    settings.content.push(b'\n');
+    r.publish_org(files, String::new()).await.unwrap();
+    let after = r.active().unwrap().revision.to_string();
+    assert_ne!(before, after);
+    (before, after)
 }

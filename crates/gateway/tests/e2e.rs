@@ -357,16 +357,25 @@ async fn sse_streams_event_by_event_and_byte_exact() {
     let first = r.chunk().await.unwrap().unwrap();
     let first_at = start.elapsed();
     let mut all = first.to_vec();
+    // when each piece reached the client
+    let mut arrivals = vec![first_at];
     while let Some(c) = r.chunk().await.unwrap() {
         all.extend_from_slice(&c);
+        arrivals.push(start.elapsed());
     }
     let total = start.elapsed();
     assert!(
         first.starts_with(b"event: content_block_delta"),
         "{first:?}"
     );
-    // the upstream takes >= 600 ms in all; the first event must not wait for the rest
-    assert!(total >= Duration::from_millis(600));
+    // the upstream sends its three events 300 ms apart: the gateway must pass each on as it
+    // comes, so the client sees them spread over about 600 ms, not together at the end
+    let last_at = arrivals.last().copied().unwrap_or(first_at);
+    assert!(
+        last_at - first_at >= Duration::from_millis(500),
+        "the events reached the client within {:?} of each other (at {arrivals:?}): buffered",
+        last_at - first_at
+    );
     assert!(
         first_at + Duration::from_millis(300) <= total,
         "first event after {first_at:?}, all after {total:?}: buffered"

@@ -149,8 +149,17 @@ async fn no_secret_in_logs_audit_metrics_or_the_store() {
         metrics.contains("decision=\"unavailable\",status=\"503\"} 2"),
         "{metrics}"
     );
-    // let the audit writer catch up (it syncs at least once a second)
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // the audit writer writes each batch to the file as it takes it: wait until every request's
+    // record is there, for at most 10 s
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while audit_line_count(s.data.path()) < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit writer wrote {} records in 10 s",
+            audit_line_count(s.data.path())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("logs".into(), logs.0.lock().unwrap().clone()),
@@ -215,4 +224,16 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Lines in the audit files under `dir`
+fn audit_line_count(dir: &std::path::Path) -> usize {
+    walk(dir)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("audit-"))
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap_or_default();
+            bytes.iter().filter(|b| **b == b'\n').count()
+        })
+        .sum()
 }

@@ -533,7 +533,7 @@ impl Writer {
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
-            let (batch, flushes) = super::take_batch(first, &rx, BATCH);
+            let (batch, flushes) = super::writer::take_batch(first, &rx, BATCH);
             if !flushes.is_empty() && give_up.is_none() {
                 // a flush comes at shutdown: an unreachable database gets a little longer
                 give_up = Some(Instant::now() + Duration::from_secs(10));

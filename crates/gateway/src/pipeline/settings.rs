@@ -1,0 +1,133 @@
+//! The settings endpoints, answered from the resolver's effective settings for the caller rather
+//! than by forwarding: `GET /v1/models` (only the models this user may use) and
+//! `GET /strata/v1/droid-settings`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Response};
+use strata_proto::v1;
+
+use super::authenticate::{Caller, caller};
+use super::{FOLDER, PROJECT, header_text};
+use crate::audit::Pending;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+
+/// `GET /strata/v1/droid-settings`: Droid `customModels` for exactly the models the caller may
+/// use, pointed at this gateway with the caller's own gateway token
+pub async fn droid_settings(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response<Body> {
+    let Some(caller) = caller(&headers) else {
+        return GatewayError::MissingApiKey.response(false);
+    };
+    let settings = match resolve(&gw, &caller, &headers).await {
+        Ok(s) => s,
+        Err(e) => return e.response(false),
+    };
+    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
+    let models = v["models"].as_array().cloned().unwrap_or_default();
+    let body = serde_json::json!({ "customModels": crate::droid::custom_models(&models, &gw.public_base_url, &caller.token) });
+    let mut r = Response::new(Body::from(body.to_string()));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The caller's effective settings, from the resolver
+async fn resolve(
+    gw: &Gateway,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<v1::ResolveSettingsResponse, GatewayError> {
+    let req = v1::ResolveSettingsRequest {
+        identity: Some(v1::resolve_settings_request::Identity::Token(
+            caller.token.clone(),
+        )),
+        project: header_text(headers, &PROJECT)
+            .unwrap_or_default()
+            .to_string(),
+        folder: header_text(headers, &FOLDER)
+            .unwrap_or_default()
+            .to_string(),
+        base_url: gw.public_base_url.clone(),
+    };
+    let mut client = gw.policy.clone();
+    let deadline = Duration::from_millis(gw.cfg.decision_timeout_ms.max(1000));
+    match tokio::time::timeout(deadline, client.resolve_settings(gw.grpc(req))).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => Err(GatewayError::InvalidApiKey),
+        Ok(Err(s)) => Err(GatewayError::PolicyUnavailable(s.message().to_string())),
+        Err(_) => Err(GatewayError::PolicyUnavailable(
+            "no answer in time".to_string(),
+        )),
+    }
+}
+
+/// `GET /v1/models`: only what this user may use, in the shape the client speaks. With an id
+/// (`GET /v1/models/{id}`), that model alone, or 404 when it is not one this user may use.
+pub async fn models(
+    gw: &Gateway,
+    caller: &Caller,
+    headers: &HeaderMap,
+    anthropic: bool,
+    id: Option<String>,
+    pending: &mut Pending,
+) -> Result<Response<Body>, GatewayError> {
+    let settings = resolve(gw, caller, headers).await?;
+    pending.set(|r| {
+        r.decision = "allow".to_string();
+        r.revision = settings.revision.clone();
+    });
+    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
+    let listed: Vec<(String, String)> = v["models"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|m| m["keyMode"] == "central" || caller.byok)
+                .filter_map(|m| {
+                    Some((
+                        m["model"].as_str()?.to_string(),
+                        m["displayName"]
+                            .as_str()
+                            .or(m["model"].as_str())?
+                            .to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let object = |(id, name): &(String, String)| {
+        if anthropic {
+            serde_json::json!({"type": "model", "id": id, "display_name": name, "created_at": "1970-01-01T00:00:00Z"})
+        } else {
+            serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "strata"})
+        }
+    };
+    let body = if let Some(id) = id {
+        match listed.iter().find(|m| m.0 == id) {
+            Some(m) => object(m),
+            None => {
+                pending.set(|r| {
+                    r.model = id.clone();
+                    r.decision = "deny".to_string();
+                });
+                return Err(GatewayError::ModelNotFound(id));
+            }
+        }
+    } else if anthropic {
+        let data: Vec<_> = listed.iter().map(object).collect();
+        serde_json::json!({ "data": data, "has_more": false, "first_id": listed.first().map(|m| &m.0), "last_id": listed.last().map(|m| &m.0) })
+    } else {
+        let data: Vec<_> = listed.iter().map(object).collect();
+        serde_json::json!({ "object": "list", "data": data })
+    };
+    let mut r = Response::new(Body::from(body.to_string()));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&settings.revision) {
+        r.headers_mut().insert("x-strata-revision", v);
+    }
+    Ok(r)
+}
