@@ -16,7 +16,9 @@ use crate::eval::native::evaluate;
 use crate::facts::{context, euid, mcp_facts, model_facts, principal};
 use crate::files::settings::{ApiKey, Provider};
 use crate::matchers::model_id::canonical_str;
-use crate::provenance::{finish, mcp_provenance, model_provenance};
+use crate::provenance::{
+    finish, mcp_admissions, mcp_provenance, model_admissions, model_provenance,
+};
 
 pub use crate::decision::{
     Decision, Determining, Effect, KeyMode, McpRef, Obligations, Request, RuleEffect, Target,
@@ -125,6 +127,9 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
             });
             if sent != model {
                 d.canonical_model = Some(model.to_string());
+            }
+            if d.allowed() {
+                admit(&mut d, model_admissions(snap, &scope, *key_mode, &facts));
             }
             if d.allowed() {
                 if let Some((layer, c)) = facts.entry {
@@ -292,12 +297,28 @@ fn decide_mcp(
             Ok((principal(snap, req), resource, ctx))
         },
     );
-    finish(
+    let mut d = finish(
         snap,
         scope,
         req,
         out,
         &format!("MCP server `{label}`"),
         |key| mcp_provenance(scope, snap, key, server, &facts),
-    )
+    );
+    if d.allowed() {
+        admit(&mut d, mcp_admissions(scope, &facts));
+    }
+    d
+}
+
+/// Record on an allowed decision the restrictions it passed, and say so in its reason
+fn admit(d: &mut Decision, admitted: Vec<Determining>) {
+    for a in &admitted {
+        let at = match (&a.file, a.line) {
+            (Some(f), Some(l)) => format!(" ({} {f}:{l})", a.level),
+            _ => String::new(),
+        };
+        d.reason.push_str(&format!("; {}{at}", a.reason));
+    }
+    d.admitted_by = admitted;
 }

@@ -2,10 +2,12 @@
 //! file, JSON pointer and line it came from, and the one sentence that says why.
 
 use crate::compile::{Matcher, Snapshot};
+use crate::compiled::UrlList;
+use crate::decision::KeyMode;
 use crate::decision::{Decision, Determining, Effect, McpRef, Obligations, Request, RuleEffect};
 use crate::eval::native::Outcome;
 use crate::facts::{McpFacts, ModelFacts};
-use crate::origin::Origin;
+use crate::origin::{Level, Origin, Spanned};
 use crate::rules::{Field, RuleKey};
 use crate::scope::ScopeRef;
 use cedar_policy::PolicyId;
@@ -251,4 +253,88 @@ pub(crate) fn mcp_provenance(
             .unwrap_or_else(none),
         _ => none(),
     }
+}
+
+/// A restriction an allowed request passed, with the entry that admitted it
+fn admission(key: RuleKey, entry: &Spanned<String>, reason: String) -> Determining {
+    Determining {
+        rule: key.id(),
+        level: key.level,
+        file: Some(entry.origin.file.to_string()),
+        pointer: Some(entry.origin.pointer.clone()),
+        line: Some(entry.origin.line),
+        effect: RuleEffect::Forbid,
+        matched: Some(entry.value.clone()),
+        reason,
+    }
+}
+
+/// The base-URL lists an allowed model request passed (per level with BYOK, and the org's
+/// gateway requirement), each with its entry
+pub(crate) fn model_admissions(
+    snap: &Snapshot,
+    scope: &ScopeRef<'_>,
+    key_mode: KeyMode,
+    f: &ModelFacts<'_>,
+) -> Vec<Determining> {
+    let (Some(u), Some(Ok(parsed))) = (f.base_url.as_deref(), &f.parsed_base_url) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut passed = |key: RuleKey, list: Option<&UrlList>, what: &str| {
+        if let Some(e) = list.and_then(|l| l.first_match(parsed)) {
+            out.push(admission(
+                key,
+                e,
+                format!("base URL `{u}` is admitted by `{}` in {what}", e.value),
+            ));
+        }
+    };
+    if key_mode == KeyMode::Byok {
+        for l in scope.layers() {
+            passed(
+                RuleKey::new(l.level, Field::AllowedBaseUrls),
+                l.allowed_base_urls.as_ref(),
+                &format!("the {} layer's allowedBaseUrls", l.level),
+            );
+        }
+        passed(
+            RuleKey::new(Level::Org, Field::ByokBaseUrls),
+            snap.org_policy.byok_base_urls.as_ref(),
+            "policy.json byok.allowedBaseUrls",
+        );
+    }
+    passed(
+        RuleKey::new(Level::Org, Field::GatewayRequired),
+        snap.org_policy.gateway_required.as_ref(),
+        "the org's required gateways",
+    );
+    out
+}
+
+/// The MCP allowlists an allowed server passed, each with the entry that admitted it
+pub(crate) fn mcp_admissions(scope: &ScopeRef<'_>, f: &McpFacts<'_>) -> Vec<Determining> {
+    let Some(target) = f.target() else {
+        return Vec::new();
+    };
+    let what = match (&f.host, f.command_line()) {
+        (Some(h), _) => format!("host `{h}`"),
+        (None, Some(c)) => format!("command `{c}`"),
+        (None, None) => String::new(),
+    };
+    scope
+        .layers()
+        .filter(|l| l.mcp_enabled.as_ref().is_some_and(|b| b.value))
+        .filter_map(|l| {
+            let e = l.mcp_allowlist.as_ref()?.first_match(&target)?;
+            Some(admission(
+                RuleKey::new(l.level, Field::McpAllowlist),
+                e,
+                format!(
+                    "{what} is admitted by `{}` in the {} layer's mcpPolicy.allowlist",
+                    e.value, l.level
+                ),
+            ))
+        })
+        .collect()
 }
