@@ -101,6 +101,35 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
             determining(&mut out, d);
         }
     }
+    if let Some(v) = &x.droid {
+        let verdict = if v.starts {
+            "starts it"
+        } else {
+            "does not start it"
+        };
+        let _ = writeln!(
+            out,
+            "\nDroid (which decides which MCP servers it starts) {verdict}:"
+        );
+        for l in &v.lists {
+            match &l.entry {
+                Some(e) => {
+                    let _ = writeln!(
+                        out,
+                        "  the {} allowlist admits it by Droid's rule through `{e}`",
+                        l.level
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  no entry of the {} allowlist admits it by Droid's rule",
+                        l.level
+                    );
+                }
+            }
+        }
+    }
     if !x.considered.is_empty() {
         let _ = writeln!(out, "\nalso considered (did not apply):");
         for c in &x.considered {

@@ -82,9 +82,13 @@ pub fn validate_one(path: &Path, level: Level) -> Problems {
     };
     let env = |k: &str| std::env::var(k).ok();
     match compile(&bundle, &env) {
-        Ok(snap) => Problems {
-            problems: snap.diagnostics,
-        },
+        Ok(snap) => {
+            // where Droid, which enforces mcpPolicy itself, reads an entry differently
+            let droid = strata_policy::droid::mcp_warnings(&snap);
+            Problems {
+                problems: snap.diagnostics.into_iter().chain(droid).collect(),
+            }
+        }
         Err(p) => p,
     }
 }

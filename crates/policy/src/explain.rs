@@ -39,6 +39,10 @@ pub struct Explanation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub admitted_by: Vec<Determining>,
     pub considered: Vec<Considered>,
+    /// for an MCP server: what Droid itself does, by its own rule (it decides which servers it
+    /// starts); absent when no level in scope enables `mcpPolicy`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub droid: Option<crate::droid::DroidMcpVerdict>,
     pub diagnostics: Vec<Problem>,
     pub obligations: crate::decide::Obligations,
     pub revision: String,
@@ -156,6 +160,15 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         })
         .cloned()
         .collect();
+    let droid = match &req.target {
+        Target::Mcp { server } => {
+            let facts = crate::facts::mcp_facts(snap, &scope, server);
+            facts
+                .target()
+                .and_then(|t| crate::droid::mcp_verdict(&scope, &t))
+        }
+        Target::Model { .. } => None,
+    };
     let Decision {
         effect,
         determined_by,
@@ -174,6 +187,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         determined_by,
         admitted_by,
         considered,
+        droid,
         diagnostics,
         obligations,
         revision: revision.to_string(),

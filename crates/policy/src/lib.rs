@@ -10,6 +10,7 @@ pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 pub mod decide;
 pub mod decision;
+pub mod droid;
 pub mod eval;
 pub mod explain;
 pub mod facts;

@@ -277,6 +277,24 @@ fn unknown_fields_of_factory_files_are_ignored() {
     assert!(snap.diagnostics.is_empty(), "{:?}", snap.diagnostics);
 }
 
+/// A custom model's base URL is parsed as Droid's client parses it: userinfo, a query or a fragment
+/// would make the URL Strata checks differ from where the traffic goes
+#[test]
+fn custom_model_base_url_is_parsed() {
+    let text = r#"{"customModels": [{"model": "m", "provider": "openai", "baseUrl": "https://llm.acme.internal#@evil.example.com/v1"}, {"model": "n", "provider": "openai", "baseUrl": "https://u:p@llm.acme.internal/v1"}]}"#;
+    let errs: Vec<(&str, String)> = errors(&org(&[("settings.json", text)]))
+        .iter()
+        .map(|p| (p.code, p.pointer.clone()))
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            ("url.fragment", "/customModels/0/baseUrl".to_string()),
+            ("url.userinfo", "/customModels/1/baseUrl".to_string()),
+        ]
+    );
+}
+
 /// A typo inside a governed object would leave the policy it meant silently absent: an error in
 /// the org layer, a warning below, each with the closest known key
 #[test]

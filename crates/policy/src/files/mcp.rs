@@ -88,22 +88,6 @@ impl McpServer {
     }
 }
 
-/// The host of a URL: between `://` (or the start) and the next `/`, `:`, `?` or `#`; userinfo dropped
-pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    let host = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        hostport.split(':').next().unwrap_or("")
-    };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
 /// Read `mcp.json`; unset variables in what governance matches on are errors, elsewhere warnings
 pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<String, McpServer> {
     let mut r = Reader::new(doc, problems);
@@ -205,23 +189,4 @@ pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<
         );
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_of_urls() {
-        assert_eq!(
-            url_host("https://User:pw@Docs.ACME.internal:8443/mcp?x=1").as_deref(),
-            Some("docs.acme.internal")
-        );
-        assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
-        assert_eq!(
-            url_host("mcp.example.com/sse").as_deref(),
-            Some("mcp.example.com")
-        );
-        assert_eq!(url_host("https:///nohost"), None);
-    }
 }

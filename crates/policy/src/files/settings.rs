@@ -448,7 +448,17 @@ fn read_custom_models<'d>(
             display_name: r
                 .field_str(m, f.display_name, &ptr)
                 .map(|(s, _)| s.to_string()),
-            base_url: r.field_str(m, f.base_url, &ptr).map(|(s, _)| s.to_string()),
+            base_url: r.field_str(m, f.base_url, &ptr).and_then(|(s, p)| {
+                // parsed as Droid's client parses it: userinfo, a query or a fragment would make
+                // the URL Strata checks differ from where the traffic goes
+                match crate::matchers::url::BaseUrl::parse(s) {
+                    Ok(_) => Some(s.to_string()),
+                    Err(e) => {
+                        r.error(e.code(), &p, format!("invalid base URL: {e}"));
+                        None
+                    }
+                }
+            }),
             provider,
             api_key,
             max_output_tokens: r.field_u64(m, f.max_tokens, &ptr),
