@@ -341,3 +341,87 @@ mod tests {
         assert_eq!(none, Err(ConvertError::MissingTarget));
     }
 }
+
+fn effect(e: PEffect) -> v1::Effect {
+    match e {
+        PEffect::Allow => v1::Effect::Allow,
+        PEffect::Deny => v1::Effect::Deny,
+    }
+}
+
+impl From<&strata_policy::explain::ModelView> for v1::ModelView {
+    fn from(m: &strata_policy::explain::ModelView) -> Self {
+        v1::ModelView {
+            model: m.model.clone(),
+            display_name: m.display_name.clone().unwrap_or_default(),
+            provider: m
+                .provider
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            base_url: m.base_url.clone().unwrap_or_default(),
+            max_output_tokens: m.max_output_tokens.unwrap_or(0),
+            key_mode: m.key_mode.as_str().to_string(),
+            level: level(m.level) as i32,
+            decision: effect(m.decision) as i32,
+            reason: m.reason.clone(),
+        }
+    }
+}
+
+impl From<&strata_policy::explain::NamedView> for v1::NamedView {
+    fn from(n: &strata_policy::explain::NamedView) -> Self {
+        v1::NamedView {
+            name: n.name.clone(),
+            level: level(n.level) as i32,
+            file: n.file.clone(),
+            line: n.line,
+            decision: effect(n.decision) as i32,
+            reason: n.reason.clone(),
+        }
+    }
+}
+
+impl From<&strata_policy::explain::Considered> for v1::Considered {
+    fn from(c: &strata_policy::explain::Considered) -> Self {
+        v1::Considered {
+            rule: c.rule.clone(),
+            level: level(c.level) as i32,
+            effect: c.effect.as_str().to_string(),
+            file: c.file.clone().unwrap_or_default(),
+            pointer: c.pointer.clone().unwrap_or_default(),
+            line: c.line.unwrap_or(0),
+        }
+    }
+}
+
+/// `ResolveSettings`' answer: typed, and as JSON for tools
+pub fn resolve_settings_response(
+    revision: String,
+    s: &strata_policy::explain::EffectiveSettings,
+) -> Result<v1::ResolveSettingsResponse, serde_json::Error> {
+    let named =
+        |v: &[strata_policy::explain::NamedView]| v.iter().map(v1::NamedView::from).collect();
+    Ok(v1::ResolveSettingsResponse {
+        revision,
+        settings_json: serde_json::to_string(s)?,
+        models: s.models.iter().map(v1::ModelView::from).collect(),
+        hidden_models: s.hidden_models.iter().map(v1::ModelView::from).collect(),
+        mcp_servers: named(&s.mcp_servers),
+        droids: named(&s.droids),
+        commands: named(&s.commands),
+        diagnostics: s.diagnostics.iter().map(v1::Problem::from).collect(),
+    })
+}
+
+/// `Explain`'s answer around its decision: typed, and as JSON for tools
+pub fn explain_response(
+    decision: v1::DecideResponse,
+    x: &strata_policy::explain::Explanation,
+) -> Result<v1::ExplainResponse, serde_json::Error> {
+    Ok(v1::ExplainResponse {
+        decision: Some(decision),
+        explanation_json: serde_json::to_string(x)?,
+        considered: x.considered.iter().map(v1::Considered::from).collect(),
+        diagnostics: x.diagnostics.iter().map(v1::Problem::from).collect(),
+    })
+}

@@ -241,9 +241,9 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     } else {
         None
     };
-    let views: Vec<serde_json::Value> = models
+    let views: Vec<strata_proto::v1::ModelView> = models
         .iter()
-        .filter_map(|m| serde_json::to_value(m).ok())
+        .map(strata_proto::v1::ModelView::from)
         .collect();
     let entries = strata_gateway::droid::custom_models(&views, &gateway_url, &token);
     let snippet = serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))

@@ -188,12 +188,9 @@ impl PolicyService for PolicySvc {
             &base,
             (!r.base_url.is_empty()).then_some(r.base_url.as_str()),
         );
-        let settings_json =
-            serde_json::to_string(&settings).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(v1::ResolveSettingsResponse {
-            revision: active.snapshot.revision.to_string(),
-            settings_json,
-        }))
+        strata_proto::resolve_settings_response(active.snapshot.revision.to_string(), &settings)
+            .map(Response::new)
+            .map_err(|e| Status::internal(e.to_string()))
     }
 
     async fn explain(
@@ -212,12 +209,9 @@ impl PolicyService for PolicySvc {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         request.token_projects = bound_projects(token.as_deref());
         let x = explain(&active.snapshot, &request);
-        let explanation_json =
-            serde_json::to_string(&x).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(v1::ExplainResponse {
-            decision: Some(decision),
-            explanation_json,
-        }))
+        strata_proto::explain_response(decision, &x)
+            .map(Response::new)
+            .map_err(|e| Status::internal(e.to_string()))
     }
 
     type WatchStream = WatchResult;

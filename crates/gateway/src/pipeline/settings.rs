@@ -26,9 +26,7 @@ pub async fn droid_settings(State(gw): State<Arc<Gateway>>, headers: HeaderMap) 
         Ok(s) => s,
         Err(e) => return e.response(false),
     };
-    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
-    let models = v["models"].as_array().cloned().unwrap_or_default();
-    let body = serde_json::json!({ "customModels": crate::droid::custom_models(&models, &gw.public_base_url, &caller.token) });
+    let body = serde_json::json!({ "customModels": crate::droid::custom_models(&settings.models, &gw.public_base_url, &caller.token) });
     let mut r = Response::new(Body::from(body.to_string()));
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
@@ -80,24 +78,19 @@ pub async fn models(
         r.decision = "allow".to_string();
         r.revision = settings.revision.clone();
     });
-    let v: serde_json::Value = serde_json::from_str(&settings.settings_json).unwrap_or_default();
-    let listed: Vec<(String, String)> = v["models"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|m| m["keyMode"] == "central" || caller.byok)
-                .filter_map(|m| {
-                    Some((
-                        m["model"].as_str()?.to_string(),
-                        m["displayName"]
-                            .as_str()
-                            .or(m["model"].as_str())?
-                            .to_string(),
-                    ))
-                })
-                .collect()
+    let listed: Vec<(String, String)> = settings
+        .models
+        .iter()
+        .filter(|m| m.key_mode == "central" || caller.byok)
+        .map(|m| {
+            let name = if m.display_name.is_empty() {
+                &m.model
+            } else {
+                &m.display_name
+            };
+            (m.model.clone(), name.clone())
         })
-        .unwrap_or_default();
+        .collect();
     let object = |(id, name): &(String, String)| {
         if anthropic {
             serde_json::json!({"type": "model", "id": id, "display_name": name, "created_at": "1970-01-01T00:00:00Z"})
