@@ -282,66 +282,6 @@ pub fn files(tree: &FileTree) -> Vec<v1::File> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_round_trip() {
-        let mut req = Request::model("alice", "claude-sonnet-4-5");
-        req.groups = vec!["leads".to_string()];
-        req.project = Some("web".to_string());
-        if let Target::Model {
-            provider,
-            key_mode,
-            base_url,
-            ..
-        } = &mut req.target
-        {
-            *provider = Some(Provider::Anthropic);
-            *key_mode = PKeyMode::Byok;
-            *base_url = Some("http://gw/v1".to_string());
-        }
-        let wire = decide_request(&req);
-        let principal = match &wire.identity {
-            Some(v1::decide_request::Identity::Principal(p)) => p.clone(),
-            _ => v1::Principal::default(),
-        };
-        assert_eq!(request(&wire, &principal), Ok(req));
-    }
-
-    #[test]
-    fn invalid_provider_names_the_valid_ones() {
-        let wire = v1::DecideRequest {
-            target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
-                model: "m".into(),
-                provider: "azure".into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let err = request(
-            &wire,
-            &v1::Principal {
-                user: "u".into(),
-                groups: vec![],
-            },
-        );
-        assert!(
-            matches!(&err, Err(ConvertError::InvalidProvider(m)) if m.contains("generic-chat-completion-api")),
-            "{err:?}"
-        );
-        let none = request(
-            &v1::DecideRequest::default(),
-            &v1::Principal {
-                user: "u".into(),
-                groups: vec![],
-            },
-        );
-        assert_eq!(none, Err(ConvertError::MissingTarget));
-    }
-}
-
 fn effect(e: PEffect) -> v1::Effect {
     match e {
         PEffect::Allow => v1::Effect::Allow,
@@ -424,4 +364,64 @@ pub fn explain_response(
         considered: x.considered.iter().map(v1::Considered::from).collect(),
         diagnostics: x.diagnostics.iter().map(v1::Problem::from).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip() {
+        let mut req = Request::model("alice", "claude-sonnet-4-5");
+        req.groups = vec!["leads".to_string()];
+        req.project = Some("web".to_string());
+        if let Target::Model {
+            provider,
+            key_mode,
+            base_url,
+            ..
+        } = &mut req.target
+        {
+            *provider = Some(Provider::Anthropic);
+            *key_mode = PKeyMode::Byok;
+            *base_url = Some("http://gw/v1".to_string());
+        }
+        let wire = decide_request(&req);
+        let principal = match &wire.identity {
+            Some(v1::decide_request::Identity::Principal(p)) => p.clone(),
+            _ => v1::Principal::default(),
+        };
+        assert_eq!(request(&wire, &principal), Ok(req));
+    }
+
+    #[test]
+    fn invalid_provider_names_the_valid_ones() {
+        let wire = v1::DecideRequest {
+            target: Some(v1::decide_request::Target::Model(v1::ModelTarget {
+                model: "m".into(),
+                provider: "azure".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let err = request(
+            &wire,
+            &v1::Principal {
+                user: "u".into(),
+                groups: vec![],
+            },
+        );
+        assert!(
+            matches!(&err, Err(ConvertError::InvalidProvider(m)) if m.contains("generic-chat-completion-api")),
+            "{err:?}"
+        );
+        let none = request(
+            &v1::DecideRequest::default(),
+            &v1::Principal {
+                user: "u".into(),
+                groups: vec![],
+            },
+        );
+        assert_eq!(none, Err(ConvertError::MissingTarget));
+    }
 }

@@ -290,9 +290,15 @@ async fn decide_by_token_resolves_identity_in_one_call() {
         assert_eq!(!models.is_empty(), any, "{project}: {models:?}");
         // the typed answer is the JSON one
         let typed: Vec<&str> = r.models.iter().map(|m| m.model.as_str()).collect();
-        let json: Vec<&str> = models.iter().map(|m| m["model"].as_str().unwrap()).collect();
+        let json: Vec<&str> = models
+            .iter()
+            .map(|m| m["model"].as_str().unwrap())
+            .collect();
         assert_eq!(typed, json);
-        assert_eq!(r.hidden_models.len(), v["hiddenModels"].as_array().map_or(0, Vec::len));
+        assert_eq!(
+            r.hidden_models.len(),
+            v["hiddenModels"].as_array().map_or(0, Vec::len)
+        );
         if !any {
             let hidden = v["hiddenModels"].as_array().cloned().unwrap_or_default();
             assert!(
