@@ -2,7 +2,7 @@
 # Run every fuzz target (or those named) for a bounded time each, from the committed seed corpora,
 # and print executions and crashes per target. Not run by CI.
 #
-#   fuzz/run.sh                 # 60 s per target (11 targets: ~11 min after the build)
+#   fuzz/run.sh                 # 60 s per target (12 targets: ~12 min after the build)
 #   fuzz/run.sh 10              # 10 s per target
 #   fuzz/run.sh 300 cedar bundle  # only the named targets
 #
