@@ -8,6 +8,7 @@ use crate::compile::{CompiledLayer, Snapshot};
 use crate::decide::{
     Decision, Determining, Effect, KeyMode, McpRef, Request, RuleEffect, ScopeRef, Target, decide,
 };
+use crate::matchers::model_id::canonical_str;
 use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Severity};
 use crate::rules::{Field, RuleKey};
@@ -259,11 +260,16 @@ fn candidates<'s>(
         Level,
     );
     let mut out: Vec<Cand<'s>> = Vec::new();
+    // one entry per model as the rules see it: `openai/gpt-4o` and `GPT-4o` are one model, listed
+    // once (in the first spelling met, org first); a person's own model stays beside the org's
+    let mut seen: Vec<(String, bool)> = Vec::new();
     let mut push = |m: &str, c: Option<&'s crate::files::settings::CustomModel>, l: Level| {
-        if !out.iter().any(|(x, c2, l2)| {
-            x.eq_ignore_ascii_case(m)
-                && (c2.is_some() && *l2 == Level::User) == (c.is_some() && l == Level::User)
-        }) {
+        let key = (
+            canonical_str(m).into_owned(),
+            c.is_some() && l == Level::User,
+        );
+        if !seen.contains(&key) {
+            seen.push(key);
             out.push((m.to_string(), c, l));
         }
     };
@@ -292,7 +298,10 @@ fn candidates<'s>(
 /// The models `base` (user, groups, project, folder) may use, and the ones hidden from them.
 /// `via` is the gateway URL the traffic would go through: every model is then decided as a
 /// gateway decides a request, with `via` as its base URL and gateway (a model's own `baseUrl`
-/// is not where that traffic goes). Without it, each model's own `baseUrl` is used.
+/// is not where that traffic goes). Without it, each model is decided as a request that names
+/// no base URL: the `customModels` entry that governs the model in this scope supplies it, as
+/// it does for any such request (an entry of a layer whose additions do not count supplies
+/// nothing, there or here).
 pub fn models(
     snap: &Snapshot,
     base: &Request,
@@ -307,14 +316,14 @@ pub fn models(
         } else {
             KeyMode::Central
         };
+        // the entry a request for this model is decided with (and forwarded by)
+        let entry = scope.custom_entry(&model, key_mode).map(|(_, c)| c);
         let req = Request {
             target: Target::Model {
                 model: model.clone(),
-                provider: custom.and_then(|c| c.provider),
+                provider: None,
                 key_mode,
-                base_url: via
-                    .map(str::to_string)
-                    .or_else(|| custom.and_then(|c| c.base_url.clone())),
+                base_url: via.map(str::to_string),
                 mcp_servers: Vec::new(),
             },
             gateway: via.map(str::to_string).or_else(|| base.gateway.clone()),
@@ -323,10 +332,10 @@ pub fn models(
         let d = decide(snap, &req);
         let view = ModelView {
             model,
-            display_name: custom.and_then(|c| c.display_name.clone()),
-            provider: custom.and_then(|c| c.provider),
-            base_url: custom.and_then(|c| c.base_url.clone()),
-            max_output_tokens: custom.and_then(|c| c.max_output_tokens),
+            display_name: entry.and_then(|c| c.display_name.clone()),
+            provider: entry.and_then(|c| c.provider),
+            base_url: entry.and_then(|c| c.base_url.clone()),
+            max_output_tokens: entry.and_then(|c| c.max_output_tokens),
             key_mode,
             level,
             decision: d.effect,
