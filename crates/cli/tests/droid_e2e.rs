@@ -109,14 +109,19 @@ fn policy_up(data: &Path, org: &Path, project: &Path, gw: u16, upstream: &str) -
     (up, token.expect("policy up printed no gateway token"))
 }
 
-#[test]
-fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
-    let Some(droid) = Droid::find("droid_exec_reaches_the_upstream_through_the_gateway") else {
-        return;
-    };
+/// The example bundle served by `policy up` in front of a recording mock, with a checkout of the
+/// example project in a sandbox
+struct Example {
+    mock: upstream::Upstream,
+    gateway: String,
+    sandbox: Sandbox,
+    up: Up,
+    token: String,
+}
+
+fn example() -> Example {
     let mock = upstream::start(ANSWER);
     let gw = free_port();
-    let gateway = format!("http://127.0.0.1:{gw}");
     // the example requires traffic through 127.0.0.1:8787: this test's gateway stands there
     let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
     let sandbox = Sandbox::with_project(here);
@@ -126,13 +131,34 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
         &org,
         &here,
     );
-    let (_up, token) = policy_up(
+    let (up, token) = policy_up(
         &sandbox.dir.path().join("data"),
         &org,
         &sandbox.project.join(".factory"),
         gw,
         &mock.url(),
     );
+    Example {
+        mock,
+        gateway: format!("http://127.0.0.1:{gw}"),
+        sandbox,
+        up,
+        token,
+    }
+}
+
+#[test]
+fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
+    let Some(droid) = Droid::find("droid_exec_reaches_the_upstream_through_the_gateway") else {
+        return;
+    };
+    let Example {
+        mock,
+        gateway,
+        sandbox,
+        up: _up,
+        token,
+    } = example();
 
     // the person's ~/.factory/settings.json, as the docs tell them to write it
     let settings = sandbox.user_settings();
@@ -276,24 +302,13 @@ fn droid_in_a_project_checkout_is_decided_in_the_projects_and_folders_scope() {
     else {
         return;
     };
-    let mock = upstream::start(ANSWER);
-    let gw = free_port();
-    let gateway = format!("http://127.0.0.1:{gw}");
-    let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
-    let sandbox = Sandbox::with_project(here);
-    let org = sandbox.dir.path().join("org");
-    copy_edited(
-        &droid::workspace().join("policies/examples/acme/org"),
-        &org,
-        &here,
-    );
-    let (_up, token) = policy_up(
-        &sandbox.dir.path().join("data"),
-        &org,
-        &sandbox.project.join(".factory"),
-        gw,
-        &mock.url(),
-    );
+    let Example {
+        mock,
+        gateway,
+        sandbox,
+        up: _up,
+        token,
+    } = example();
     let user = sandbox.user_settings();
     let user_models = droid_settings(
         &gateway,

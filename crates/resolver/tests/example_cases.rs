@@ -15,20 +15,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use strata_policy::testcase::{TestFile, test_files};
 use strata_policy::{Bundle, Effect, FileTree, ProjectTrees, Snapshot, compile, decide};
 use strata_proto::v1::{
     self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
 };
-use strata_resolver::{Resolver, SledStore};
-use tokio::sync::oneshot;
-use tonic::Request;
-use tonic::transport::Channel;
 
-const ADMIN: &str = "test-admin-token";
-const SERVICE: &str = "test-service-token";
+#[path = "support/server.rs"]
+mod server;
+use server::{ADMIN, SERVICE, Server, auth};
 
 /// The cases only the client can enforce, by file and name, with why
 const CLIENT_SIDE: [(&str, &str, &str); 9] = [
@@ -89,65 +85,6 @@ fn example_org() -> PathBuf {
 
 fn files(dir: &Path) -> Vec<v1::File> {
     strata_proto::files(&FileTree::read_path(dir).unwrap())
-}
-
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn start(data: &Path) -> Server {
-        let store = SledStore::open(data).unwrap();
-        let (resolver, _) =
-            Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
-                .await
-                .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            strata_resolver::serve(Arc::new(resolver), listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Server {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(mut t) = self.task.take() {
-            let wait = tokio::time::timeout(std::time::Duration::from_secs(2), &mut t).await;
-            if wait.is_err() {
-                t.abort();
-                let _ = t.await;
-            }
-        }
-    }
-}
-
-fn auth<T>(token: &str, msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }
 
 /// A test file and its path

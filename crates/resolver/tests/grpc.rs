@@ -3,20 +3,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use strata_policy::FileTree;
-use strata_proto::v1::{
-    self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
-};
-use strata_resolver::{Resolver, SledStore};
-use tokio::sync::oneshot;
-use tonic::transport::Channel;
+use strata_proto::v1::{self};
 use tonic::{Code, Request};
 
-const ADMIN: &str = "test-admin-token";
-const SERVICE: &str = "test-service-token";
+#[path = "support/server.rs"]
+mod server;
+use server::{ADMIN, SERVICE, Server, auth};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples/acme")
@@ -31,77 +26,6 @@ fn org_files(settings: &str) -> Vec<v1::File> {
         path: "settings.json".into(),
         content: settings.as_bytes().to_vec(),
     }]
-}
-
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn start(data: &Path) -> Server {
-        let store = SledStore::open(data).unwrap();
-        let (resolver, _) =
-            Resolver::open(Arc::new(store), Some(ADMIN.into()), Some(SERVICE.into()))
-                .await
-                .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            strata_resolver::serve(Arc::new(resolver), listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Server {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::new(self.channel().await)
-    }
-
-    async fn policy(&self) -> PolicyServiceClient<Channel> {
-        PolicyServiceClient::new(self.channel().await)
-    }
-
-    /// Stop serving and release the store (so the data dir can be reopened)
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(mut t) = self.task.take() {
-            // graceful shutdown waits for clients to hang up; tests may still hold some
-            if tokio::time::timeout(Duration::from_secs(2), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
-                let _ = t.await;
-            }
-        }
-    }
-}
-
-fn auth<T>(token: &str, msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }
 
 fn model_req(user: &str, groups: &[&str], project: &str, model: &str) -> v1::DecideRequest {
