@@ -53,6 +53,12 @@ pub enum GatewayError {
     MissingApiKey,
     #[error("invalid API key: the gateway token is unknown or revoked")]
     InvalidApiKey,
+    /// the key is a variable the client did not expand (`${STRATA_TOKEN}` from a committed
+    /// settings file, with the variable unset where Droid runs)
+    #[error(
+        "invalid API key: the key is the unexpanded variable `{var}` (sent as `${{{var}}}`): export {var} with your Strata gateway token in the environment Droid runs in"
+    )]
+    UnexpandedApiKey { var: String },
     #[error(
         "the gateway reads request bodies as plain JSON; `content-encoding: {0}` is not supported"
     )]
@@ -75,6 +81,28 @@ pub enum GatewayError {
     PolicyUnavailable(String),
     #[error("Strata policy: {reason} (decision {decision_id})")]
     PolicyDenied { reason: String, decision_id: String },
+    /// the body asks for more output tokens than the model's `maxOutputTokens`
+    #[error(
+        "`{field}` is {asked}, more than the {cap} output tokens allowed for model `{model}` by {rule}: ask for at most {cap}"
+    )]
+    MaxTokensExceeded {
+        field: &'static str,
+        asked: u64,
+        cap: u64,
+        model: String,
+        /// the rule that set the cap, with its file and line
+        rule: String,
+    },
+    /// the model's own upstream speaks another API than the request
+    #[error(
+        "model `{model}` is served by its own upstream as `{provider}`: send it to {path}, not {api_path}"
+    )]
+    WrongApiForModel {
+        model: String,
+        provider: String,
+        path: &'static str,
+        api_path: &'static str,
+    },
     #[error(
         "model `{0}` is not one you may use through this gateway (GET /v1/models lists those you may)"
     )]
@@ -87,6 +115,20 @@ pub enum GatewayError {
         "the gateway has no central key for `{provider}` (configure upstreams.{provider}.key_env)"
     )]
     NoCentralKey { provider: &'static str },
+    /// the org's `customModels` entry takes its key from a variable the gateway's environment
+    /// lacks; the message names the variable, never a value
+    #[error(
+        "the gateway has no key for model `{model}`: its upstream's key is read from the environment variable `{var}`, which is not set where the gateway runs"
+    )]
+    MissingCredential { model: String, var: String },
+    #[error(
+        "the upstream URL `{url}` of model `{model}` (the org's customModels baseUrl) is not usable: {why}"
+    )]
+    BadModelUpstream {
+        model: String,
+        url: String,
+        why: String,
+    },
     #[error(
         "the upstream `{provider}` did not answer within {secs} s; this is not a problem with your configuration"
     )]
@@ -110,7 +152,9 @@ impl GatewayError {
             GatewayError::NoSuchEndpoint { .. } => "not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::MissingApiKey => "missing_api_key",
-            GatewayError::InvalidApiKey => "invalid_api_key",
+            GatewayError::InvalidApiKey | GatewayError::UnexpandedApiKey { .. } => {
+                "invalid_api_key"
+            }
             GatewayError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::IncompleteBody => "incomplete_body",
@@ -121,10 +165,14 @@ impl GatewayError {
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::PolicyUnavailable(_) => "policy_unavailable",
             GatewayError::PolicyDenied { .. } => "policy_denied",
+            GatewayError::MaxTokensExceeded { .. } => "max_tokens_exceeded",
+            GatewayError::WrongApiForModel { .. } => "wrong_api_for_model",
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::NoUpstream { .. } => "no_upstream",
             GatewayError::InvalidQuery(_) => "invalid_query",
             GatewayError::NoCentralKey { .. } => "no_central_key",
+            GatewayError::MissingCredential { .. } => "missing_credential",
+            GatewayError::BadModelUpstream { .. } => "bad_model_upstream",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",
             GatewayError::UpstreamFailed { .. } => "upstream_failed",
@@ -140,9 +188,9 @@ impl GatewayError {
                 (StatusCode::NOT_FOUND, Client)
             }
             GatewayError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, Client),
-            GatewayError::MissingApiKey | GatewayError::InvalidApiKey => {
-                (StatusCode::UNAUTHORIZED, Client)
-            }
+            GatewayError::MissingApiKey
+            | GatewayError::InvalidApiKey
+            | GatewayError::UnexpandedApiKey { .. } => (StatusCode::UNAUTHORIZED, Client),
             GatewayError::UnsupportedEncoding(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Client),
             GatewayError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, Client),
             GatewayError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, Client),
@@ -151,10 +199,15 @@ impl GatewayError {
             | GatewayError::InvalidRequest(_)
             | GatewayError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, Client),
             GatewayError::PolicyDenied { .. } => (StatusCode::FORBIDDEN, Policy),
-            GatewayError::PolicyUnavailable(_) | GatewayError::NoCentralKey { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, Gateway)
+            GatewayError::MaxTokensExceeded { .. } | GatewayError::WrongApiForModel { .. } => {
+                (StatusCode::BAD_REQUEST, Policy)
             }
-            GatewayError::NoUpstream { .. } => (StatusCode::BAD_GATEWAY, Gateway),
+            GatewayError::PolicyUnavailable(_)
+            | GatewayError::NoCentralKey { .. }
+            | GatewayError::MissingCredential { .. } => (StatusCode::SERVICE_UNAVAILABLE, Gateway),
+            GatewayError::NoUpstream { .. } | GatewayError::BadModelUpstream { .. } => {
+                (StatusCode::BAD_GATEWAY, Gateway)
+            }
             GatewayError::UpstreamTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, Upstream),
             GatewayError::UpstreamUnreachable { .. }
             | GatewayError::UpstreamFailed { .. }
@@ -175,6 +228,8 @@ impl GatewayError {
     pub fn response(&self, anthropic: bool) -> Response<Body> {
         let (status, source) = self.status();
         let kind = match status {
+            // not busy: misconfigured, and retrying will not help
+            _ if matches!(self, GatewayError::MissingCredential { .. }) => "api_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
             StatusCode::NOT_FOUND => "not_found_error",

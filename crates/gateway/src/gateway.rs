@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use crate::config::{AuditTarget, GatewayConfig, secret};
 use crate::decider::Decider;
 use crate::error::StartError;
+use crate::model_upstream::ModelUpstreams;
 use crate::telemetry::Telemetry;
 use crate::upstream::{Base, Upstream};
 
@@ -30,6 +31,8 @@ pub struct Gateway {
     /// provider → its upstream base URL, parsed once
     pub(crate) bases: HashMap<String, Base>,
     pub(crate) public_base_url: String,
+    /// the upstreams and keys org `customModels` entries name, worked out once each
+    pub(crate) models: ModelUpstreams,
     /// metrics and the audit log
     pub telemetry: Arc<Telemetry>,
     /// every request's decision, batched under load
@@ -83,6 +86,7 @@ impl Gateway {
             http,
             keys,
             bases,
+            models: ModelUpstreams::new(&public_base_url),
             public_base_url,
             cfg,
         })

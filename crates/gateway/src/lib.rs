@@ -9,6 +9,7 @@ pub mod droid;
 pub mod error;
 pub mod gateway;
 pub mod metrics;
+pub mod model_upstream;
 pub mod peek;
 pub mod pipeline;
 pub mod telemetry;

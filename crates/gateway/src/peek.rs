@@ -6,13 +6,47 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::api::Api;
+
 /// What the decision needs from a request body
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Peeked {
     pub model: String,
     pub stream: bool,
-    pub max_output_tokens: Option<u64>,
+    pub limits: OutputLimits,
     pub mcp_servers: Vec<McpPeek>,
+}
+
+/// The output-token limits a body asks for, each field as the APIs name it (absent: not asked)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Anthropic Messages, and Chat Completions (deprecated there)
+    pub max_tokens: Option<u64>,
+    /// Chat Completions
+    pub max_completion_tokens: Option<u64>,
+    /// OpenAI Responses
+    pub max_output_tokens: Option<u64>,
+}
+
+impl OutputLimits {
+    /// The largest limit the body asks for among the fields `api` reads, with the field's name;
+    /// `None` when it names none (the upstream's default then applies)
+    pub fn asked(&self, api: Api) -> Option<(&'static str, u64)> {
+        let fields: &[(&'static str, Option<u64>)] = match api {
+            Api::Messages => &[("max_tokens", self.max_tokens)],
+            Api::ChatCompletions => &[
+                ("max_tokens", self.max_tokens),
+                ("max_completion_tokens", self.max_completion_tokens),
+            ],
+            Api::Responses => &[("max_output_tokens", self.max_output_tokens)],
+            // counting tokens generates nothing
+            Api::CountTokens | Api::Models => &[],
+        };
+        fields
+            .iter()
+            .filter_map(|&(name, v)| v.map(|v| (name, v)))
+            .max_by_key(|&(_, v)| v)
+    }
 }
 
 /// An MCP server a request body references
@@ -121,10 +155,11 @@ pub fn peek(body: &[u8]) -> Result<Peeked, PeekError> {
     Ok(Peeked {
         model: model.into_owned(),
         stream: b.stream.unwrap_or(false),
-        max_output_tokens: b
-            .max_tokens
-            .or(b.max_output_tokens)
-            .or(b.max_completion_tokens),
+        limits: OutputLimits {
+            max_tokens: b.max_tokens,
+            max_completion_tokens: b.max_completion_tokens,
+            max_output_tokens: b.max_output_tokens,
+        },
         mcp_servers,
     })
 }
@@ -140,7 +175,8 @@ mod tests {
         let p = peek(body).unwrap();
         assert_eq!(p.model, "claude-sonnet-4-5");
         assert!(p.stream);
-        assert_eq!(p.max_output_tokens, Some(1024));
+        assert_eq!(p.limits.asked(Api::Messages), Some(("max_tokens", 1024)));
+        assert_eq!(p.limits.asked(Api::Responses), None);
         assert_eq!(
             p.mcp_servers,
             vec![McpPeek {
@@ -156,8 +192,28 @@ mod tests {
         let p = peek(body).unwrap();
         assert_eq!(p.mcp_servers.len(), 1);
         assert_eq!(p.mcp_servers[0].url, "https://api.github.com/mcp");
-        assert_eq!(p.max_output_tokens, Some(50));
+        assert_eq!(
+            p.limits.asked(Api::Responses),
+            Some(("max_output_tokens", 50))
+        );
         assert!(!p.stream);
+    }
+
+    #[test]
+    fn chat_completions_limits_take_the_larger_field() {
+        let body = br#"{"model":"m","max_tokens":10,"max_completion_tokens":900}"#;
+        let p = peek(body).unwrap();
+        assert_eq!(
+            p.limits.asked(Api::ChatCompletions),
+            Some(("max_completion_tokens", 900))
+        );
+        assert_eq!(p.limits.asked(Api::Messages), Some(("max_tokens", 10)));
+        assert_eq!(p.limits.asked(Api::CountTokens), None);
+        // a limit that is not a whole number is not a body to decide on
+        assert!(matches!(
+            peek(br#"{"model":"m","max_tokens":-1}"#),
+            Err(PeekError::Json(_))
+        ));
     }
 
     #[test]

@@ -35,13 +35,25 @@ pub struct Base {
     authority: Authority,
     /// without a trailing `/` (and without a trailing `/v1`: the API path brings its own)
     path: String,
+    /// the API path goes after `path` without its leading `/v1` (an OpenAI-style SDK base URL,
+    /// which names the version itself)
+    unversioned: bool,
 }
 
 impl Base {
     /// Parse an upstream base URL such as `https://api.anthropic.com` or
     /// `http://10.0.0.5:8080/proxy/v1`
     pub fn parse(url: &str) -> Result<Base, String> {
-        let trimmed = url.trim().trim_end_matches('/').trim_end_matches("/v1");
+        Base::parse_as(url, false)
+    }
+
+    fn parse_as(url: &str, unversioned: bool) -> Result<Base, String> {
+        let trimmed = url.trim().trim_end_matches('/');
+        let trimmed = if unversioned {
+            trimmed
+        } else {
+            trimmed.trim_end_matches("/v1")
+        };
         let uri: Uri = trimmed
             .parse()
             .map_err(|e: axum::http::uri::InvalidUri| e.to_string())?;
@@ -62,12 +74,36 @@ impl Base {
             scheme,
             authority,
             path: uri.path().trim_end_matches('/').to_string(),
+            unversioned,
         })
+    }
+
+    /// Parse a base URL as Droid and the official SDKs use it (a `customModels` entry's
+    /// `baseUrl`): Anthropic's appends `/v1/messages` (a trailing `/v1` dropped first, as in
+    /// [`Base::parse`]); OpenAI's append `/responses` or `/chat/completions` to the URL as
+    /// written. A URL ending in `/v1` gives the same URIs either way.
+    pub fn parse_sdk(url: &str, anthropic: bool) -> Result<Base, String> {
+        Base::parse_as(url, !anthropic)
+    }
+
+    /// The same scheme and host as `other`, and a path at or below `other`'s
+    pub fn within(&self, other: &Base) -> bool {
+        self.scheme == other.scheme
+            && self.authority == other.authority
+            && (self.path == other.path
+                || self
+                    .path
+                    .strip_prefix(other.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
     }
 
     /// The URI of `api_path` (the API's own path, e.g. `/v1/messages`) under this base, with the
     /// client's query string, if any
     pub fn uri(&self, api_path: &str, query: Option<&str>) -> Result<Uri, String> {
+        let api_path = match api_path.strip_prefix("/v1") {
+            Some(rest) if self.unversioned => rest,
+            _ => api_path,
+        };
         let mut pq = String::with_capacity(
             self.path.len() + api_path.len() + query.map_or(0, |q| q.len() + 1),
         );
@@ -244,5 +280,64 @@ mod tests {
         assert!(Base::parse("localhost:8080").is_err());
         assert!(Base::parse("http://x/?a=1").is_err());
         assert!(Base::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn sdk_base_urls_are_joined_as_the_sdks_join_them() {
+        let chat = |url: &str| {
+            Base::parse_sdk(url, false)
+                .unwrap()
+                .uri("/v1/chat/completions", None)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            chat("https://llm-gateway.acme.internal/v1"),
+            "https://llm-gateway.acme.internal/v1/chat/completions"
+        );
+        assert_eq!(
+            chat("https://llm-gateway.acme.internal/v1/"),
+            "https://llm-gateway.acme.internal/v1/chat/completions"
+        );
+        assert_eq!(
+            chat("http://10.0.0.5:8000/qwen"),
+            "http://10.0.0.5:8000/qwen/chat/completions"
+        );
+        assert_eq!(chat("http://h:1"), "http://h:1/chat/completions");
+        let b = Base::parse_sdk("https://llm.acme.internal/anthropic/v1", true).unwrap();
+        assert_eq!(
+            b.uri("/v1/messages", Some("beta=true"))
+                .unwrap()
+                .to_string(),
+            "https://llm.acme.internal/anthropic/v1/messages?beta=true"
+        );
+        assert!(Base::parse_sdk("ftp://x", false).is_err());
+        assert!(Base::parse_sdk("http://x/?a=1", false).is_err());
+    }
+
+    #[test]
+    fn a_base_within_another() {
+        let gw = Base::parse("http://127.0.0.1:8787").unwrap();
+        for url in [
+            "http://127.0.0.1:8787",
+            "http://127.0.0.1:8787/v1",
+            "http://127.0.0.1:8787/anthropic",
+        ] {
+            assert!(Base::parse(url).unwrap().within(&gw), "{url}");
+        }
+        for url in ["http://127.0.0.1:8788/v1", "https://127.0.0.1:8787"] {
+            assert!(!Base::parse(url).unwrap().within(&gw), "{url}");
+        }
+        let gw = Base::parse("https://gw.acme.com/strata").unwrap();
+        assert!(
+            !Base::parse("https://gw.acme.com/stratax")
+                .unwrap()
+                .within(&gw)
+        );
+        assert!(
+            Base::parse("https://GW.acme.com/strata/v1")
+                .unwrap()
+                .within(&gw)
+        );
     }
 }

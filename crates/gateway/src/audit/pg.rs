@@ -55,11 +55,18 @@ pub const PRUNE_BUDGET: Duration = Duration::from_secs(2);
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Every audit schema version this gateway knows, oldest first
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "strata_audit: one row per request, indexed by time, user, project, model, decision",
-    sql: include_str!("../../migrations/0001_audit.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "strata_audit: one row per request, indexed by time, user, project, model, decision",
+        sql: include_str!("../../migrations/0001_audit.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "strata_audit.canonical_model: the model id the rules compared",
+        sql: include_str!("../../migrations/0002_audit_canonical_model.sql"),
+    },
+];
 
 /// The audit schema, recorded in `strata_audit_migrations`; migrated under the advisory lock
 /// "STRAUD"
@@ -73,8 +80,8 @@ pub const SCHEMA: Schema = Schema {
 const COLUMNS: &str = "at, decision_id, user_name, project, client, api, provider, model, \
     key_mode, key_hint, decision, error, rules, revision, upstream_status, status, decision_ms, \
     upstream_ms, first_byte_ms, total_ms, input_tokens, output_tokens, cache_read_tokens, \
-    cache_write_tokens, stream, client_disconnected";
-const TYPES: [Type; 26] = [
+    cache_write_tokens, stream, client_disconnected, canonical_model";
+const TYPES: [Type; 27] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::TEXT,
@@ -101,6 +108,7 @@ const TYPES: [Type; 26] = [
     Type::INT8,
     Type::BOOL,
     Type::BOOL,
+    Type::TEXT,
 ];
 
 /// Why the audit database cannot be used
@@ -240,7 +248,7 @@ async fn write(client: &Client, batch: &[Box<Record>]) -> Result<(), tokio_postg
         let rules: Vec<std::borrow::Cow<'_, str>> = r.rules.iter().map(|s| text(s)).collect();
         let usage = r.usage.as_ref();
         let n = |f: fn(&Usage) -> u64| usage.map(|u| tokens(f(u)));
-        let row: [&(dyn ToSql + Sync); 26] = [
+        let row: [&(dyn ToSql + Sync); 27] = [
             &time_of(r.unix_ms),
             &text(&r.decision_id),
             &text(&r.user),
@@ -267,6 +275,7 @@ async fn write(client: &Client, batch: &[Box<Record>]) -> Result<(), tokio_postg
             &n(|u| u.cache_write_tokens),
             &r.stream,
             &r.client_disconnected,
+            &r.canonical_model.as_deref().map(text),
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -560,13 +569,18 @@ pub async fn query(url: &str, q: &Query) -> Result<Vec<Record>, AuditStoreError>
     for (column, value) in [
         ("user_name", &q.user),
         ("project", &q.project),
-        ("model", &q.model),
         ("decision", &q.decision),
     ] {
         if let Some(v) = value {
             params.push(Box::new(v.clone()));
             wheres.push(format!("{column} = ${}", params.len()));
         }
+    }
+    if let Some(m) = &q.model {
+        // a model as sent, or as the rules read it
+        params.push(Box::new(m.clone()));
+        let n = params.len();
+        wheres.push(format!("(model = ${n} OR canonical_model = ${n})"));
     }
     if let Some(t) = q.since_ms {
         params.push(Box::new(time_of(t)));
@@ -642,6 +656,7 @@ fn record(row: &tokio_postgres::Row) -> Result<Record, tokio_postgres::Error> {
         api: row.try_get(5)?,
         provider: row.try_get(6)?,
         model: row.try_get(7)?,
+        canonical_model: row.try_get(26)?,
         key_mode: row.try_get(8)?,
         key_hint: row.try_get(9)?,
         decision: row.try_get(10)?,

@@ -10,6 +10,7 @@ use super::time::day_number;
 pub struct Query {
     pub user: Option<String>,
     pub project: Option<String>,
+    /// the model as sent, or its canonical id
     pub model: Option<String>,
     pub decision: Option<String>,
     /// unix ms, inclusive
@@ -25,7 +26,9 @@ impl Query {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.user, &r.user)
             && eq(&self.project, &r.project)
-            && eq(&self.model, &r.model)
+            // a model as sent, or as the rules read it
+            && (eq(&self.model, &r.model)
+                || (self.model.is_some() && self.model == r.canonical_model))
             && eq(&self.decision, &r.decision)
             && self.since_ms.is_none_or(|t| r.unix_ms >= t)
             && self.until_ms.is_none_or(|t| r.unix_ms < t)

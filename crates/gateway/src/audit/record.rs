@@ -26,7 +26,12 @@ pub struct Record {
     pub client: String,
     pub api: String,
     pub provider: String,
+    /// the model as the request sent it
     pub model: String,
+    /// the id the rules compared, when it differs from `model` (`openai/gpt-5-mini` is
+    /// `gpt-5-mini`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical_model: Option<String>,
     pub key_mode: String,
     /// the last characters of the key that was used, never the key
     pub key_hint: String,

@@ -32,6 +32,11 @@ pub struct Caller {
 /// the resolver checks the token when it decides
 pub fn authenticate(h: &HeaderMap, pending: &mut Pending) -> Result<Caller, GatewayError> {
     let caller = caller(h).ok_or(GatewayError::MissingApiKey)?;
+    if let Some(var) = unexpanded(&caller.token) {
+        return Err(GatewayError::UnexpandedApiKey {
+            var: var.to_string(),
+        });
+    }
     let key_hint = audit::key_hint(if caller.byok {
         api_key(h).unwrap_or_default()
     } else {
@@ -42,6 +47,21 @@ pub fn authenticate(h: &HeaderMap, pending: &mut Pending) -> Result<Caller, Gate
         r.key_hint = key_hint;
     });
     Ok(caller)
+}
+
+/// The longest variable name quoted back in a refusal
+const MAX_VAR_CHARS: usize = 64;
+
+/// The variable's name when a key is a `${NAME}` the client sent as written (Droid does so with
+/// an unset variable in a settings file); a name is letters, digits and `_`
+pub fn unexpanded(key: &str) -> Option<&str> {
+    let name = key.strip_prefix("${")?.strip_suffix('}')?;
+    // `${NAME:-default}` is sent as written too
+    let name = name.split_once(":-").map_or(name, |(n, _)| n);
+    let ok = !name.is_empty()
+        && name.len() <= MAX_VAR_CHARS
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok.then_some(name)
 }
 
 /// The API key the client sent: `x-api-key`, or `Authorization: Bearer`
@@ -68,4 +88,18 @@ pub fn caller(h: &HeaderMap) -> Option<Caller> {
         token: t.to_string(),
         byok: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unexpanded_variables_are_named() {
+        assert_eq!(unexpanded("${STRATA_TOKEN}"), Some("STRATA_TOKEN"));
+        assert_eq!(unexpanded("${MY_KEY:-x}"), Some("MY_KEY"));
+        for key in ["strata_gw_123", "${}", "${A B}", "$STRATA_TOKEN", "x${A}"] {
+            assert_eq!(unexpanded(key), None, "{key}");
+        }
+    }
 }

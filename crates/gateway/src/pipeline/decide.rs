@@ -12,7 +12,7 @@ use crate::api::Api;
 use crate::audit::{self, Pending};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::peek::Peeked;
+use crate::peek::{OutputLimits, Peeked};
 
 /// The resolver's decision on a request, noted in its audit record (allow or deny, the rules
 /// that decided, the revision, the user, how long it took)
@@ -42,6 +42,9 @@ pub async fn decide(
             .collect();
         r.revision = decision.revision.clone();
         r.decision = if allowed(&decision) { "allow" } else { "deny" }.to_string();
+        if !decision.canonical_model.is_empty() {
+            r.canonical_model = Some(decision.canonical_model.clone());
+        }
     });
     Ok(decision)
 }
@@ -55,6 +58,60 @@ pub fn enforce(decision: &v1::DecideResponse) -> Result<(), GatewayError> {
         reason: decision.reason.clone(),
         decision_id: decision.decision_id.clone(),
     })
+}
+
+/// A body that asks for more output tokens than the obligations' `max_output_tokens` (the
+/// model's `maxOutputTokens`) is refused, naming the cap and the rule that set it. It is refused
+/// rather than clamped: the body goes upstream as the bytes it arrived in. A body that asks for
+/// no limit goes as it is.
+pub fn cap(
+    decision: &v1::DecideResponse,
+    api: Api,
+    limits: OutputLimits,
+    model: &str,
+) -> Result<(), GatewayError> {
+    let Some(cap) = decision
+        .obligations
+        .as_ref()
+        .map(|o| o.max_output_tokens)
+        .filter(|&c| c > 0)
+    else {
+        return Ok(());
+    };
+    match limits.asked(api) {
+        Some((field, asked)) if asked > cap => Err(GatewayError::MaxTokensExceeded {
+            field,
+            asked,
+            cap,
+            model: model.to_string(),
+            rule: cap_rule(decision),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The rule that set a model's output cap: its `customModels` entry, among the rules that
+/// allowed it, with file, line and the key
+fn cap_rule(decision: &v1::DecideResponse) -> String {
+    let Some(r) = decision
+        .determined_by
+        .iter()
+        .find(|r| r.rule.ends_with("#customModels"))
+    else {
+        return "the model's customModels entry (maxOutputTokens)".to_string();
+    };
+    let mut s = format!("`{}`", r.rule);
+    if !r.file.is_empty() {
+        s.push_str(&format!(" ({}", r.file));
+        if r.line > 0 {
+            s.push_str(&format!(":{}", r.line));
+        }
+        if !r.pointer.is_empty() {
+            s.push_str(&format!(", {}/maxOutputTokens", r.pointer));
+        }
+        s.push(')');
+    }
+    s
 }
 
 /// What the resolver is asked: the token, the scope, the model and the MCP servers

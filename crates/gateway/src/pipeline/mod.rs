@@ -115,10 +115,13 @@ async fn proxy(
     let (parts, body) = req.into_parts();
     let (bytes, peeked) =
         read_model::read_model(gw, &parts.headers, body, pending, &mut ex.body_read).await?;
+    let limits = peeked.limits;
+    let model = peeked.model.clone();
     let decision = decide::decide(gw, api, &caller, &parts.headers, peeked, pending).await?;
     ex.decided = Some((decision.decision_id.clone(), decision.revision.clone()));
     decide::enforce(&decision)?;
-    let outgoing = route::route(gw, api, &caller, &parts)?;
+    decide::cap(&decision, api, limits, &model)?;
+    let outgoing = route::route(gw, api, &caller, &parts, &decision, &model)?;
     let upstream = forward::forward(gw, api.provider(), outgoing, bytes, pending).await?;
     account::account(upstream, &decision, pending)
 }

@@ -119,6 +119,11 @@ pub async fn seed(addr: SocketAddr) -> (String, String) {
 
 /// [`seed`] through the resolver at `url`, trusting `ca_file` for https://
 pub async fn seed_at(url: &str, ca_file: Option<&Path>) -> (String, String) {
+    seed_org(url, ca_file, &examples().join("org")).await
+}
+
+/// [`seed_at`] with the org bundle in `org` instead of the example's
+pub async fn seed_org(url: &str, ca_file: Option<&Path>, org: &Path) -> (String, String) {
     let ch = strata_transport::endpoint(url, ca_file)
         .unwrap()
         .connect()
@@ -127,7 +132,7 @@ pub async fn seed_at(url: &str, ca_file: Option<&Path>) -> (String, String) {
     let mut admin = AdminServiceClient::new(ch);
     admin
         .publish_org(auth(v1::PublishOrgRequest {
-            files: files(&examples().join("org")),
+            files: files(org),
             message: String::new(),
         }))
         .await
@@ -166,6 +171,25 @@ pub async fn seed_at(url: &str, ca_file: Option<&Path>) -> (String, String) {
 /// As [`stack`], with more top-level gateway settings (TOML lines)
 pub async fn stack_with(up: SocketAddr, settings: &str) -> Stack {
     stack_opts(up, settings, false, "http", ResolverLink::Plain).await
+}
+
+/// As [`stack`], with the org bundle in `org` published instead of the example's
+pub async fn stack_org(up: SocketAddr, org: &Path) -> Stack {
+    stack_full(up, "", false, "http", ResolverLink::Plain, org).await
+}
+
+/// Copy the directory `from` into `to`, recursively
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
 }
 
 /// As [`stack_with`], with `https://` upstreams
@@ -208,6 +232,25 @@ async fn stack_opts(
     scheme: &str,
     link: ResolverLink,
 ) -> Stack {
+    stack_full(
+        up,
+        settings,
+        in_process,
+        scheme,
+        link,
+        &examples().join("org"),
+    )
+    .await
+}
+
+async fn stack_full(
+    up: SocketAddr,
+    settings: &str,
+    in_process: bool,
+    scheme: &str,
+    link: ResolverLink,
+    org: &Path,
+) -> Stack {
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resolver_addr = listener.local_addr().unwrap();
@@ -239,10 +282,10 @@ async fn stack_opts(
         }
     };
     let (alice, bob) = match link {
-        ResolverLink::Plain => seed(resolver_addr).await,
+        ResolverLink::Plain => seed_org(&format!("http://{resolver_addr}"), None, org).await,
         ResolverLink::Tls { .. } => {
             let ca = data.path().join("ca.pem");
-            seed_at(&format!("https://{resolver_addr}"), Some(&ca)).await
+            seed_org(&format!("https://{resolver_addr}"), Some(&ca), org).await
         }
     };
 
