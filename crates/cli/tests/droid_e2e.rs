@@ -20,6 +20,9 @@ use droid::{Droid, OFFLINE, Sandbox, custom_model_id};
 
 const CENTRAL_ANTHROPIC: &str = "sk-ant-central-droid-e2e-0123456789";
 const CENTRAL_OPENAI: &str = "sk-openai-central-droid-e2e-0123456789";
+/// The org's self-hosted model's own key, `${ACME_QWEN_KEY}` in its customModels entry
+const QWEN_VAR: &str = "ACME_QWEN_KEY";
+const QWEN_KEY: &str = "sk-qwen-own-droid-e2e-0123456789";
 const ANSWER: &str = "Hi from the mock upstream (droid-e2e 7f3a9c)";
 
 fn free_port() -> u16 {
@@ -70,6 +73,7 @@ fn policy_up(data: &Path, org: &Path, project: &Path, gw: u16, upstream: &str) -
         .env("STRATA_CHAT_BASE_URL", upstream)
         .env("ANTHROPIC_API_KEY", CENTRAL_ANTHROPIC)
         .env("OPENAI_API_KEY", CENTRAL_OPENAI)
+        .env(QWEN_VAR, QWEN_KEY)
         .env("STRATA_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -126,10 +130,23 @@ fn example() -> Example {
     let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
     let sandbox = Sandbox::with_project(here);
     let org = sandbox.dir.path().join("org");
+    // the org's self-hosted acme-qwen3-coder has its own upstream (the mock here too) and its
+    // own key, which the gateway injects instead of the central one
+    let own = |text: String| {
+        here(text)
+            .replace(
+                "\"baseUrl\": \"https://llm-gateway.acme.internal/v1\",",
+                &format!(
+                    "\"baseUrl\": \"{}/v1\", \"apiKey\": \"${{{QWEN_VAR}}}\",",
+                    mock.url()
+                ),
+            )
+            .replace("https://llm-gateway.acme.internal", &mock.url())
+    };
     copy_edited(
         &droid::workspace().join("policies/examples/acme/org"),
         &org,
-        &here,
+        &own,
     );
     let (up, token) = policy_up(
         &sandbox.dir.path().join("data"),
@@ -239,10 +256,15 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
                 r.body.len()
             );
         }
-        // with the central key, never the gateway token
+        // with the central key (the self-hosted model: its own), never the gateway token
         for r in &seen {
             match provider {
                 "anthropic" => assert_eq!(r.header("x-api-key"), Some(CENTRAL_ANTHROPIC), "{why}"),
+                _ if model == "acme-qwen3-coder" => assert_eq!(
+                    r.header("authorization"),
+                    Some(format!("Bearer {QWEN_KEY}").as_str()),
+                    "{why}"
+                ),
                 _ => assert_eq!(
                     r.header("authorization"),
                     Some(format!("Bearer {CENTRAL_OPENAI}").as_str()),

@@ -318,6 +318,32 @@ async fn start_upstream() -> (SocketAddr, Recorded) {
     (addr, rec)
 }
 
+/// The example org, with `acme-qwen3-coder`'s `baseUrl` at `up` (`http://{up}/v1`, as Droid and
+/// the OpenAI SDK write it), admitted by the org's base-URL lists
+fn own_upstream_org(dir: &Path, up: SocketAddr) {
+    common::copy_dir(&common::examples().join("org"), dir);
+    let edit = |file: &str, f: &dyn Fn(&mut Value)| {
+        let p = dir.join(file);
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    };
+    let urls = [format!("http://{up}"), format!("http://{up}/**")];
+    edit("settings.json", &|v| {
+        for m in v["customModels"].as_array_mut().unwrap() {
+            if m["model"] == "acme-qwen3-coder" {
+                m["baseUrl"] = json!(format!("http://{up}/v1"));
+            }
+        }
+        let list = v["modelPolicy"]["allowedBaseUrls"].as_array_mut().unwrap();
+        list.extend(urls.iter().map(|u| json!(u)));
+    });
+    edit("policy.json", &|v| {
+        let list = v["gateway"]["requiredBaseUrls"].as_array_mut().unwrap();
+        list.extend(urls.iter().map(|u| json!(u)));
+    });
+}
+
 // ---- the Python side ------------------------------------------------------------------------
 
 /// The interpreter to run the SDK script with; `None`: skip
@@ -399,7 +425,12 @@ fn run_script(python: &str, spec: &Value, dir: &Path, limit: Duration) -> Ran {
 async fn official_python_sdks_through_the_gateway() {
     let Some(python) = python() else { return };
     let (up, rec) = start_upstream().await;
-    let s = common::stack(up).await;
+    // the org's self-hosted `acme-qwen3-coder` on an upstream of its own (B): the SDK's chat
+    // calls go there, joined as the SDK joins its base URL, and never to the configured one
+    let (own_up, own_rec) = start_upstream().await;
+    let org = tempfile::tempdir().unwrap();
+    own_upstream_org(org.path(), own_up);
+    let s = common::stack_org(up, org.path()).await;
     let spec = json!({
         "gateway": s.gateway,
         "token": s.alice,
@@ -436,8 +467,29 @@ async fn official_python_sdks_through_the_gateway() {
     );
     eprintln!("{}", ran.out.trim_end());
 
-    // what the upstream received
+    // what the model's own upstream received: the chat calls, at the path the SDK's base URL
+    // gives, without any key (its entry names no `${VAR}`: the org's key never goes there)
+    let own = own_rec.0.lock().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, h, body) in own.iter() {
+        assert_eq!(path, "/v1/chat/completions", "{h:?}");
+        assert_eq!(body["model"], "acme-qwen3-coder");
+        for name in ["authorization", "x-api-key", "x-strata-governance-token"] {
+            assert!(
+                !h.contains_key(name),
+                "{name} went to the model's own upstream: {h:?}"
+            );
+        }
+        seen.insert((path.clone(), prompt(body), body["stream"] == true));
+    }
+    drop(own);
+
+    // what the configured upstream received
     let rec = rec.0.lock().unwrap();
+    assert!(
+        rec.iter().all(|(_, _, b)| b["model"] != "acme-qwen3-coder"),
+        "the configured upstream got a call for a model with its own upstream"
+    );
     let models: Vec<&str> = rec
         .iter()
         .map(|(_, _, b)| b["model"].as_str().unwrap_or(""))
@@ -465,7 +517,6 @@ async fn official_python_sdks_through_the_gateway() {
                 .any(|t| v.windows(t.len()).any(|w| w == t.as_bytes()))
         })
     };
-    let mut seen = std::collections::BTreeSet::new();
     for (path, h, body) in rec.iter() {
         assert!(!leaks(h), "a gateway token went upstream on {path}: {h:?}");
         assert!(
