@@ -361,6 +361,15 @@ fn unknown_governed_keys_are_errors_in_the_org_and_warnings_below() {
 // ---- providers
 
 #[test]
+fn providers_droid_accepts_are_valid_with_a_warning() {
+    let text = r#"{"customModels": [{"model": "g", "baseUrl": "https://x.example.com", "provider": "google"}]}"#;
+    let snap = compile(&org(&[("settings.json", text)]), &no_env).unwrap();
+    let got: Vec<&str> = snap.diagnostics.iter().map(|p| p.code).collect();
+    assert_eq!(got, vec!["settings.provider_not_gateway"]);
+    assert!(snap.diagnostics[0].message.contains("`google`"));
+}
+
+#[test]
 fn unknown_provider_in_settings_custom_models() {
     let text = r#"{
   "customModels": [

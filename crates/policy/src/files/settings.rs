@@ -38,6 +38,11 @@ impl Provider {
         }
     }
 
+    /// Provider values Droid's own schema accepts (0.225.2: `tests/droid/`) that are not an API
+    /// the gateway speaks: accepted with a warning, never routed
+    pub const DROID_ONLY: [&'static str; 5] =
+        ["factory", "google", "xai", "voyage", "bedrock-converse"];
+
     pub fn parse(s: &str) -> Option<Provider> {
         Provider::ALL.into_iter().find(|p| p.as_str() == s)
     }
@@ -414,6 +419,14 @@ fn read_custom_models<'d>(
         let provider = match r.field_str(m, f.provider, &ptr) {
             Some((s, p)) => match Provider::parse(s) {
                 Some(provider) => Some(provider),
+                None if Provider::DROID_ONLY.contains(&s) => {
+                    r.warn(
+                        "settings.provider_not_gateway",
+                        &p,
+                        format!("provider `{s}` is one Droid accepts, but not an API the gateway speaks (`anthropic`, `openai`, `generic-chat-completion-api`): custom model `{model}` is valid, and its requests through a Strata gateway are refused as an unknown endpoint"),
+                    );
+                    None
+                }
                 None => {
                     r.error(
                         "settings.invalid_provider",
