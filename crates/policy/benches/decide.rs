@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use serde_json::{Value, json};
 use strata_policy::{
     Bundle, FileTree, KeyMode, McpRef, ProjectTrees, Provider, Request, Snapshot, Target, compile,
@@ -425,4 +425,90 @@ criterion_group!(
     bench_lists,
     bench_compile
 );
-criterion_main!(benches);
+
+/// `n` calls of `decide`, one function per measurement so that callgrind counts each apart
+macro_rules! ir_fns {
+    ($($name:ident = $k:literal),* $(,)?) => {
+        $(
+            #[inline(never)]
+            fn $name(snap: &Snapshot, req: &Request, n: usize) {
+                black_box($k);
+                for _ in 0..n {
+                    black_box(decide(black_box(snap), black_box(req)));
+                }
+            }
+        )*
+        const IR_FNS: &[fn(&Snapshot, &Request, usize)] = &[$($name),*];
+    };
+}
+ir_fns!(
+    ir_measured_00 = 0,
+    ir_measured_01 = 1,
+    ir_measured_02 = 2,
+    ir_measured_03 = 3,
+    ir_measured_04 = 4,
+    ir_measured_05 = 5,
+    ir_measured_06 = 6,
+    ir_measured_07 = 7,
+    ir_measured_08 = 8,
+    ir_measured_09 = 9,
+    ir_measured_10 = 10,
+    ir_measured_11 = 11,
+    ir_measured_12 = 12,
+    ir_measured_13 = 13,
+    ir_measured_14 = 14,
+    ir_measured_15 = 15,
+);
+
+/// A snapshot and the requests measured on it, under the group's name
+type IrRun = (String, Snapshot, Vec<(String, Request)>);
+
+/// Instructions per call, under callgrind: `DECIDE_IR=<calls>` runs the requests of
+/// `decide/large` and of the list sizes, each 200 times uncounted (lazy regex states, first
+/// allocations), then `<calls>` times in its own `ir_measured_NN`. Run the bench binary as
+/// `DECIDE_IR=1000 valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect='*ir_measured*' target/release/deps/decide-…` and read each function's
+/// inclusive cost (`callgrind_annotate --inclusive=yes`); stderr says which is which. Ir per call
+/// is that cost over `<calls>`.
+fn ir_mode(n: usize) {
+    let mut runs: Vec<IrRun> = Vec::new();
+    let large = requests()
+        .into_iter()
+        .map(|(name, req, _)| (name.to_string(), req))
+        .collect();
+    runs.push(("large".to_string(), compiled(&bundle(LARGE)), large));
+    for n in LIST_SIZES {
+        let snap = compiled(&bundle(Sizes {
+            allowed: n,
+            blocked: n,
+            mcp: n,
+            projects: LARGE.projects,
+        }));
+        let reqs = vec![
+            ("allowed_model".to_string(), request("acme-model-5")),
+            ("blocked_model".to_string(), request("vendor-7-big-preview")),
+            ("mcp".to_string(), mcp("tracker")),
+        ];
+        runs.push((format!("lists/{n}"), snap, reqs));
+    }
+    let mut k = 0;
+    for (group, snap, reqs) in &runs {
+        for (name, req) in reqs {
+            for _ in 0..200 {
+                black_box(decide(snap, req));
+            }
+            IR_FNS[k](snap, req, n);
+            eprintln!("DECIDE_IR ir_measured_{k:02}: {group}/{name}, {n} calls");
+            k += 1;
+        }
+    }
+}
+
+fn main() {
+    if let Some(n) = std::env::var("DECIDE_IR").ok().and_then(|v| v.parse().ok()) {
+        ir_mode(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -12,7 +12,7 @@ use crate::files::markdown::Artifact;
 use crate::files::mcp::McpServer;
 use crate::files::settings::{CustomModel, List, Provider};
 use crate::layer::Layer;
-use crate::matchers::mcp::{McpEntry, McpTarget};
+use crate::matchers::mcp::{HostRule, McpEntry, McpTarget, normalise_target_host};
 use crate::matchers::model_id::{canonical_pattern, canonical_str};
 use crate::matchers::url::{BaseUrl, UrlPattern};
 use crate::origin::{Level, Origin, Spanned};
@@ -192,27 +192,120 @@ impl UrlList {
 }
 
 /// An MCP allowlist or blocklist: each entry typed (host, command or bare word); a host entry
-/// never matches a command line, nor a command entry a host
+/// never matches a command line, nor a command entry a host.
+///
+/// Matching is a few hash lookups, not a scan of the list: a remote server's host is looked up
+/// whole and by each of its label suffixes, a stdio server's command by itself and by its last
+/// path component; the first entry (in list order) among the candidates that admits the server
+/// wins, exactly as [`McpList::first_match_linear`] (the reference) would find it.
 #[derive(Clone, Debug)]
 pub struct McpList {
     pub origin: Origin,
     pub entries: Vec<(McpEntry, Spanned<String>)>,
+    /// the first `*` host entry
+    any_host: Option<usize>,
+    /// host a remote server must equal → first entry (`Domain`, `Exact`, lowercased `Word`)
+    host_equal: FastMap<String, usize>,
+    /// domain a remote server's host must be a strict subdomain of → first entry (`Domain`,
+    /// `Subdomains`)
+    host_parent: FastMap<String, usize>,
+    /// program token → the command and word entries with it, in list order
+    programs: FastMap<String, Vec<usize>>,
 }
 
 impl McpList {
     pub fn build(list: &List) -> McpList {
+        let entries: Vec<(McpEntry, Spanned<String>)> = list
+            .entries
+            .iter()
+            .map(|e| (McpEntry::parse(&e.value), e.clone()))
+            .collect();
+        let mut any_host = None;
+        let mut host_equal = FastMap::default();
+        let mut host_parent = FastMap::default();
+        let mut programs: FastMap<String, Vec<usize>> = FastMap::default();
+        for (i, (entry, _)) in entries.iter().enumerate() {
+            match entry {
+                McpEntry::Host(h) => match &h.rule {
+                    HostRule::Any => {
+                        any_host.get_or_insert(i);
+                    }
+                    HostRule::Domain(d) => {
+                        host_equal.entry(d.clone()).or_insert(i);
+                        host_parent.entry(d.clone()).or_insert(i);
+                    }
+                    HostRule::Subdomains(d) => {
+                        host_parent.entry(d.clone()).or_insert(i);
+                    }
+                    HostRule::Exact(h) => {
+                        host_equal.entry(h.clone()).or_insert(i);
+                    }
+                },
+                McpEntry::Word(w) => {
+                    host_equal.entry(w.to_ascii_lowercase()).or_insert(i);
+                    programs.entry(w.clone()).or_default().push(i);
+                }
+                McpEntry::Command(c) => {
+                    // an empty program admits nothing
+                    if !c.program.is_empty() {
+                        programs.entry(c.program.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
         McpList {
             origin: list.origin.clone(),
-            entries: list
-                .entries
-                .iter()
-                .map(|e| (McpEntry::parse(&e.value), e.clone()))
-                .collect(),
+            entries,
+            any_host,
+            host_equal,
+            host_parent,
+            programs,
         }
     }
 
     /// The first entry that admits `server` by Strata's rule
     pub fn first_match(&self, server: &McpTarget<'_>) -> Option<&Spanned<String>> {
+        let best = match server {
+            McpTarget::Remote { host } => {
+                let host = normalise_target_host(host);
+                let mut best = self.any_host;
+                let mut take = |i: Option<&usize>| {
+                    if let Some(&i) = i {
+                        best = Some(best.map_or(i, |b| b.min(i)));
+                    }
+                };
+                take(self.host_equal.get(host.as_str()));
+                // `host` is a strict subdomain of `d` when it is `prefix.d` with a non-empty
+                // prefix of non-empty labels: every `.` of the host starts such a `d`
+                for (dot, _) in host.match_indices('.') {
+                    let prefix = &host[..dot];
+                    if !prefix.is_empty() && !prefix.split('.').any(str::is_empty) {
+                        take(self.host_parent.get(&host[dot + 1..]));
+                    }
+                }
+                best
+            }
+            McpTarget::Stdio { command, .. } => {
+                let base = command.rsplit(['/', '\\']).next().unwrap_or(command);
+                [Some(*command), (base != *command).then_some(base)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| self.programs.get(k))
+                    .filter_map(|candidates| {
+                        candidates
+                            .iter()
+                            .copied()
+                            .find(|&i| self.entries[i].0.strata_admits(server))
+                    })
+                    .min()
+            }
+        };
+        best.map(|i| &self.entries[i].1)
+    }
+
+    /// The first entry that admits `server`, by trying each in turn: the reference for
+    /// [`McpList::first_match`]
+    pub fn first_match_linear(&self, server: &McpTarget<'_>) -> Option<&Spanned<String>> {
         self.entries
             .iter()
             .find(|(m, _)| m.strata_admits(server))
@@ -428,5 +521,115 @@ mod tests {
             assert!(m.is_match(spelling), "{spelling:?}");
         }
         assert!(problems.problems.is_empty());
+    }
+
+    use proptest::prelude::*;
+
+    fn mcp_entry() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "*",
+            "acme.dev",
+            "ACME.dev",
+            "*.acme.dev",
+            "a.acme.dev",
+            "*.a.acme.dev",
+            "dev",
+            "b.a.acme.dev",
+            "localhost",
+            "LocalHost",
+            "10.0.0.1",
+            "[::1]",
+            "::1",
+            "https://mcp.acme.dev/mcp",
+            "http://localhost:3000/mcp",
+            "https://10.0.0.1/x",
+            "npx",
+            "npx -y @acme/mcp",
+            "npx -y @acme/*",
+            "npx -y @acme/mcp **",
+            "npx *",
+            "/usr/bin/npx -y @acme/mcp",
+            "uvx",
+            "uvx mcp-server-git",
+            "node server.js",
+            "bin\\npx",
+            "npx **",
+            "./run.sh",
+            "run.sh",
+            "-",
+            "a..b",
+            ".acme.dev",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    fn mcp_target() -> impl Strategy<Value = (Option<String>, String, Vec<String>)> {
+        let host = proptest::sample::select(vec![
+            "acme.dev",
+            "ACME.DEV.",
+            "a.acme.dev",
+            "b.a.acme.dev",
+            "x.b.a.acme.dev",
+            "mcp.acme.dev",
+            "localhost",
+            "localhost.",
+            "10.0.0.1",
+            "[::1]",
+            "::1",
+            "dev",
+            "..acme.dev",
+            "a..acme.dev",
+            ".acme.dev",
+            "evil-acme.dev",
+            "acme.dev.evil",
+            "",
+        ]);
+        let command = proptest::sample::select(vec![
+            "npx",
+            "/usr/bin/npx",
+            "/usr/local/bin/npx",
+            "C:\\bin\\npx",
+            "bin\\npx",
+            "uvx",
+            "node",
+            "./run.sh",
+            "run.sh",
+            "/opt/run.sh",
+            "-",
+            "npx/",
+        ]);
+        let arg = proptest::sample::select(vec![
+            "-y",
+            "@acme/mcp",
+            "@acme/other",
+            "mcp-server-git",
+            "server.js",
+            "--x",
+        ]);
+        (
+            proptest::option::of(host.prop_map(str::to_string)),
+            command.prop_map(str::to_string),
+            proptest::collection::vec(arg.prop_map(str::to_string), 0..4),
+        )
+    }
+
+    proptest! {
+        /// The indexed lookup finds the same entry as trying each entry in list order
+        #[test]
+        fn mcp_list_index_agrees_with_the_scan(
+            entries in proptest::collection::vec(mcp_entry(), 0..24),
+            targets in proptest::collection::vec(mcp_target(), 1..16),
+        ) {
+            let m = McpList::build(&list(entries));
+            for (host, command, args) in &targets {
+                let t = match host {
+                    Some(host) => McpTarget::Remote { host },
+                    None => McpTarget::Stdio { command, args },
+                };
+                let fast = m.first_match(&t).map(std::ptr::from_ref);
+                let slow = m.first_match_linear(&t).map(std::ptr::from_ref);
+                prop_assert_eq!(fast, slow, "{:?}", t);
+            }
+        }
     }
 }

@@ -311,7 +311,7 @@ fn is_word(t: &str) -> bool {
 }
 
 /// Lowercase, one trailing dot removed, IPv6 brackets removed
-fn normalise_target_host(host: &str) -> String {
+pub(crate) fn normalise_target_host(host: &str) -> String {
     let h = host.strip_suffix('.').unwrap_or(host);
     let h = h
         .strip_prefix('[')
