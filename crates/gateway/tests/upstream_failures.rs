@@ -204,10 +204,12 @@ async fn upstream_failures_are_clear_upstream_errors_and_the_pool_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_is_gone_is_502_and_one_that_returns_is_used_again() {
-    // a port with nothing listening
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap();
-    drop(l);
+    // a port with nothing listening: bound but not listening, so connections are refused and no
+    // other test's server can take the port meanwhile (a freed port was, once: a 401 from it)
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.set_reuseaddr(true).unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let up = held.local_addr().unwrap();
     let s = common::stack_with(up, "upstream_timeout_secs = 1").await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let send = || {
@@ -223,7 +225,7 @@ async fn an_upstream_that_is_gone_is_502_and_one_that_returns_is_used_again() {
     assert_eq!(v["error"]["code"], "upstream_unreachable", "{v}");
 
     // the upstream comes up on that port
-    let l = TcpListener::bind(up).await.unwrap();
+    let l = held.listen(16).unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((c, _)) = l.accept().await else { return };
