@@ -70,7 +70,20 @@ impl Matcher {
                     _ => vec![entry.value.as_str()],
                 };
             for pat in expanded {
+                let raw = pat;
                 let pat = canonical_pattern(pat);
+                // a router prefix on a pattern widens it: `openai/*` is every model
+                if pat == "*" && raw.trim() != "*" {
+                    problems.push(Problem {
+                        severity: Severity::Warning,
+                        code: "model.prefix_stripped",
+                        file: entry.origin.file.to_string(),
+                        line: entry.origin.line,
+                        col: entry.origin.col,
+                        pointer: entry.origin.pointer.clone(),
+                        message: format!("`{raw}` is read as `*` (model ids are compared without router prefixes such as `openai/`): it matches every model"),
+                    });
+                }
                 if !has_glob(&pat) {
                     exact.entry(pat).or_insert(i);
                     continue;
@@ -510,6 +523,17 @@ mod tests {
         );
         assert!(m.is_match("gpt-4O") && m.is_match("Claude-Opus") && !m.is_match("gpt-4"));
         // every spelling of a banned id is the id
+        let mut wide = Problems::default();
+        Matcher::build(
+            &list(["openai/*".to_string()]),
+            MatchKind::Model,
+            &[],
+            &mut wide,
+        );
+        assert_eq!(
+            wide.problems.iter().map(|p| p.code).collect::<Vec<_>>(),
+            vec!["model.prefix_stripped"]
+        );
         for spelling in [
             "openai/gpt-4o",
             "openrouter/openai/GPT-4o",
