@@ -179,26 +179,12 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
 
     // the person's ~/.factory/settings.json, as the docs tell them to write it
     let settings = sandbox.user_settings();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let wrote = loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_policy"))
-            .args(["droid-settings", "--gateway", &gateway, "--token", &token])
-            .args(["--settings", settings.to_str().unwrap()])
-            .output()
-            .unwrap();
-        if out.status.success() || Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        wrote.status.success(),
-        "policy droid-settings: {}",
-        String::from_utf8_lossy(&wrote.stderr)
+    let models = droid_settings(
+        &gateway,
+        &token,
+        &["--settings", settings.to_str().unwrap()],
+        &settings,
     );
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    let models = written["customModels"].as_array().unwrap().clone();
 
     // one model per provider API Droid speaks: (model, provider, the path the upstream sees)
     let cases = [
@@ -214,8 +200,8 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
         let index = models
             .iter()
             .position(|m| m["model"] == model)
-            .unwrap_or_else(|| panic!("policy droid-settings wrote no `{model}`: {written:#}"));
-        assert_eq!(models[index]["provider"], provider, "{written:#}");
+            .unwrap_or_else(|| panic!("policy droid-settings wrote no `{model}`: {models:#?}"));
+        assert_eq!(models[index]["provider"], provider, "{models:#?}");
         let id = custom_model_id(&models, index);
         let before = mock.requests().len();
         let run = droid.exec(

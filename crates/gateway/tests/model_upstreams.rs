@@ -70,10 +70,7 @@ async fn start_upstream() -> (SocketAddr, Recorded) {
     let app = axum::Router::new()
         .fallback(upstream)
         .with_state(rec.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (addr, rec)
+    (common::serve(app).await, rec)
 }
 
 // ---- the bundle ----------------------------------------------------------------------------
@@ -83,12 +80,7 @@ async fn start_upstream() -> (SocketAddr, Recorded) {
 /// keyed by a variable nobody sets
 fn org_with_b(dir: &Path, b: SocketAddr) {
     common::copy_dir(&common::examples().join("org"), dir);
-    let edit = |file: &str, f: &dyn Fn(&mut Value)| {
-        let p = dir.join(file);
-        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        f(&mut v);
-        std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    };
+    let edit = |file: &str, f: &dyn Fn(&mut Value)| common::edit_json(&dir.join(file), f);
     let b_urls = [format!("http://{b}"), format!("http://{b}/**")];
     edit("settings.json", &|v| {
         let models = v["customModels"].as_array_mut().unwrap();

@@ -312,22 +312,14 @@ async fn start_upstream() -> (SocketAddr, Recorded) {
     let app = axum::Router::new()
         .fallback(upstream)
         .with_state(rec.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (addr, rec)
+    (common::serve(app).await, rec)
 }
 
 /// The example org, with `acme-qwen3-coder`'s `baseUrl` at `up` (`http://{up}/v1`, as Droid and
 /// the OpenAI SDK write it), admitted by the org's base-URL lists
 fn own_upstream_org(dir: &Path, up: SocketAddr) {
     common::copy_dir(&common::examples().join("org"), dir);
-    let edit = |file: &str, f: &dyn Fn(&mut Value)| {
-        let p = dir.join(file);
-        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        f(&mut v);
-        std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    };
+    let edit = |file: &str, f: &dyn Fn(&mut Value)| common::edit_json(&dir.join(file), f);
     let urls = [format!("http://{up}"), format!("http://{up}/**")];
     edit("settings.json", &|v| {
         for m in v["customModels"].as_array_mut().unwrap() {

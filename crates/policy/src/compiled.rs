@@ -16,7 +16,7 @@ use crate::matchers::mcp::{HostRule, McpEntry, McpTarget, normalise_target_host}
 use crate::matchers::model_id::{canonical_pattern, canonical_str};
 use crate::matchers::url::{BaseUrl, UrlPattern};
 use crate::origin::{Level, Origin, Spanned};
-use crate::problem::{Problem, Problems, Severity};
+use crate::problem::{self, Problem, Problems, Severity, warn_at};
 use crate::rules::Field;
 
 /// How a list's entries match. Only model lists are globs; base URLs are [`UrlList`]s and MCP
@@ -74,15 +74,11 @@ impl Matcher {
                 let pat = canonical_pattern(pat);
                 // a router prefix on a pattern widens it: `openai/*` is every model
                 if pat == "*" && raw.trim() != "*" {
-                    problems.push(Problem {
-                        severity: Severity::Warning,
-                        code: "model.prefix_stripped",
-                        file: entry.origin.file.to_string(),
-                        line: entry.origin.line,
-                        col: entry.origin.col,
-                        pointer: entry.origin.pointer.clone(),
-                        message: format!("`{raw}` is read as `*` (model ids are compared without router prefixes such as `openai/`): it matches every model"),
-                    });
+                    problems.push(warn_at(
+                        &entry.origin,
+                        "model.prefix_stripped",
+                        format!("`{raw}` is read as `*` (model ids are compared without router prefixes such as `openai/`): it matches every model"),
+                    ));
                 }
                 if !has_glob(&pat) {
                     exact.entry(pat).or_insert(i);
@@ -90,15 +86,12 @@ impl Matcher {
                 }
                 match GlobBuilder::new(&pat).backslash_escape(true).build() {
                     Ok(g) => globs.push((g, i, entry)),
-                    Err(e) => problems.push(Problem {
-                        severity: Severity::Error,
-                        code: "glob.invalid",
-                        file: entry.origin.file.to_string(),
-                        line: entry.origin.line,
-                        col: entry.origin.col,
-                        pointer: entry.origin.pointer.clone(),
-                        message: format!("invalid pattern `{pat}`: {}", e.kind()),
-                    }),
+                    Err(e) => problems.push(problem::at(
+                        Severity::Error,
+                        &entry.origin,
+                        "glob.invalid",
+                        format!("invalid pattern `{pat}`: {}", e.kind()),
+                    )),
                 }
             }
         }
@@ -182,7 +175,12 @@ impl UrlList {
         for e in &list.entries {
             match UrlPattern::parse(&e.value) {
                 Ok(p) => entries.push((p, e.clone())),
-                Err(err) => problems.push(problem_at(&e.origin, err.code(), err.to_string())),
+                Err(err) => problems.push(problem::at(
+                    Severity::Error,
+                    &e.origin,
+                    err.code(),
+                    err.to_string(),
+                )),
             }
         }
         UrlList {
@@ -327,18 +325,6 @@ impl McpList {
 
     pub fn is_match(&self, server: &McpTarget<'_>) -> bool {
         self.first_match(server).is_some()
-    }
-}
-
-fn problem_at(o: &Origin, code: &'static str, message: String) -> Problem {
-    Problem {
-        severity: Severity::Error,
-        code,
-        file: o.file.to_string(),
-        line: o.line,
-        col: o.col,
-        pointer: o.pointer.clone(),
-        message,
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::compile::Snapshot;
 use crate::matchers::mcp::{McpTarget, droid_disagreement};
 use crate::origin::Level;
-use crate::problem::{Problem, Severity};
+use crate::problem::{Problem, warn_at};
 use crate::scope::ScopeRef;
 
 /// One warning per `mcpPolicy.allowlist` entry that Droid reads differently (code
@@ -25,15 +25,7 @@ pub fn mcp_warnings(snap: &Snapshot) -> Vec<Problem> {
         .flat_map(|list| list.entries.iter())
         .filter_map(|(_, e)| {
             let why = droid_disagreement(&e.value)?;
-            Some(Problem {
-                severity: Severity::Warning,
-                code: "droid.mcp_entry",
-                file: e.origin.file.to_string(),
-                line: e.origin.line,
-                col: e.origin.col,
-                pointer: e.origin.pointer.clone(),
-                message: why,
-            })
+            Some(warn_at(&e.origin, "droid.mcp_entry", why))
         })
         .collect();
     out.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));

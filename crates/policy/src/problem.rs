@@ -72,14 +72,15 @@ impl Problems {
     }
 }
 
-/// A warning at `origin`
-pub(crate) fn warn_at(
+/// A problem of `severity` at `origin`
+pub(crate) fn at(
+    severity: Severity,
     origin: &crate::origin::Origin,
     code: &'static str,
     message: String,
 ) -> Problem {
     Problem {
-        severity: Severity::Warning,
+        severity,
         code,
         file: origin.file.to_string(),
         line: origin.line,
@@ -87,4 +88,13 @@ pub(crate) fn warn_at(
         pointer: origin.pointer.clone(),
         message,
     }
+}
+
+/// A warning at `origin`
+pub(crate) fn warn_at(
+    origin: &crate::origin::Origin,
+    code: &'static str,
+    message: String,
+) -> Problem {
+    at(Severity::Warning, origin, code, message)
 }

@@ -417,3 +417,19 @@ pub async fn read_response(s: &mut tokio::net::TcpStream) -> Option<RawResponse>
         body: String::from_utf8_lossy(&body).to_string(),
     })
 }
+
+/// Serve `app` on 127.0.0.1:0 (a mock upstream); its address
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+/// Rewrite the JSON file at `path` with `f` (editing a copy of the example bundle)
+pub fn edit_json(path: &Path, f: &dyn Fn(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
