@@ -2,6 +2,9 @@
 //! enforces `mcpPolicy` itself (it decides which MCP servers it starts), with a looser rule for
 //! stdio servers than Strata's (`docs/merge.md`, "MCP allowlist entries: Strata and Droid").
 
+pub mod catalogue;
+pub mod org;
+
 use serde::Serialize;
 
 use crate::compile::Snapshot;

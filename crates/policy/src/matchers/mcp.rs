@@ -190,7 +190,7 @@ impl McpEntry {
     /// argument, lowercased with every non-alphanumeric character removed, contains the entry
     /// normalised the same way (an entry that normalises to nothing admits every stdio server).
     pub fn droid_admits(&self, server: &McpTarget<'_>) -> bool {
-        droid_admits(self.entry(), server)
+        droid_admits_entry(self.entry(), server)
     }
 }
 
@@ -321,7 +321,7 @@ pub(crate) fn normalise_target_host(host: &str) -> String {
 }
 
 /// Droid's stdio normalisation: lowercase, only ASCII letters and digits kept
-fn droid_normalise(s: &str) -> String {
+pub(crate) fn droid_normalise(s: &str) -> String {
     s.chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
@@ -338,7 +338,8 @@ fn node_hostname(host: &str) -> String {
     }
 }
 
-fn droid_admits(entry: &str, server: &McpTarget<'_>) -> bool {
+/// Does Droid admit `server` under allowlist entry `entry`, by Droid's own rule
+pub(crate) fn droid_admits_entry(entry: &str, server: &McpTarget<'_>) -> bool {
     match server {
         McpTarget::Remote { host } => {
             let host = node_hostname(host.strip_suffix('.').unwrap_or(host));
