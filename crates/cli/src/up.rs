@@ -252,7 +252,10 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         "\nStrata is up: resolver {resolver_url}, gateway {gateway_url}, revision {}\n\n\
          admin token (for `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
          gateway token for user `{}` (groups: {}):\n  {token}\n\n\
-         Paste into ~/.factory/settings.json (Droid) to use the models this user may use through the gateway:\n",
+         Point Droid at Strata: it then loads the org level from this gateway and refuses locally what the\n\
+         bundle forbids (models, MCP servers, hooks, commands, autonomy), with this gateway's models offered:\n  \
+         export FACTORY_API_BASE_URL={gateway_url} FACTORY_API_KEY={token}\n\n\
+         Or, without the org level, paste into ~/.factory/settings.json the models this user may use through the gateway:\n",
         active.revision,
         args.user,
         args.groups.join(", ")

@@ -37,6 +37,8 @@ pub struct Gateway {
     pub telemetry: Arc<Telemetry>,
     /// every request's decision, batched under load
     pub(crate) decider: Decider,
+    /// when each token last loaded Droid's org document from this gateway
+    pub(crate) org_fetches: crate::org_fetches::OrgFetches,
 }
 
 impl Gateway {
@@ -87,6 +89,7 @@ impl Gateway {
             keys,
             bases,
             models: ModelUpstreams::new(&public_base_url),
+            org_fetches: Default::default(),
             public_base_url,
             cfg,
         })

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod model_upstream;
+pub mod org_fetches;
 pub mod peek;
 pub mod pipeline;
 pub mod telemetry;
@@ -21,7 +22,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{any, get, post};
+use pipeline::factory_api;
 
 pub use config::GatewayConfig;
 pub use error::{GatewayError, StartError};
@@ -37,6 +39,14 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             "/strata/v1/droid-settings",
             get(pipeline::settings::droid_settings),
         )
+        .route("/strata/v1/droid/org-settings", get(factory_api::plain))
+        .route("/api/cli/whoami", get(factory_api::whoami))
+        .route(
+            "/api/organization/managed-settings",
+            get(factory_api::managed_settings),
+        )
+        .route("/api/llm/custom/usage", post(factory_api::usage))
+        .route("/api/{*rest}", any(factory_api::not_offered))
         .fallback(pipeline::handle)
         .with_state(gw)
 }

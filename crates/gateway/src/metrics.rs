@@ -148,6 +148,8 @@ pub struct Metrics {
     audit_dropped: Arc<AtomicU64>,
     resolver_calls: AtomicU64,
     batched_decisions: AtomicU64,
+    org_settings_served: AtomicU64,
+    without_org_settings: AtomicU64,
 }
 
 /// Add `by` to `key`'s series; a new series past [`MAX_SERIES`] goes to `other`'s instead
@@ -175,6 +177,16 @@ fn esc(v: &str) -> String {
 }
 
 impl Metrics {
+    /// Droid's org document was served
+    pub fn org_settings_served(&self) {
+        self.org_settings_served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A model request came with a token that never loaded the org document here
+    pub fn without_org_settings(&self) {
+        self.without_org_settings.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
@@ -333,6 +345,16 @@ impl Metrics {
             out,
             "# HELP strata_gateway_connection_limit_reached_total Times the server stopped accepting connections because max_connections were open\n# TYPE strata_gateway_connection_limit_reached_total counter\nstrata_gateway_connection_limit_reached_total {}",
             self.connection_waits.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_org_settings_served_total Droid org documents served (managed-settings and the plain URL)\n# TYPE strata_gateway_org_settings_served_total counter\nstrata_gateway_org_settings_served_total {}",
+            self.org_settings_served.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gateway_requests_without_org_settings_total Model requests whose token never loaded Droid's org document from this gateway (a client that may run without the org's client-side rules)\n# TYPE strata_gateway_requests_without_org_settings_total counter\nstrata_gateway_requests_without_org_settings_total {}",
+            self.without_org_settings.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod coalesce;
+pub mod droid_org;
 pub mod error;
 pub mod pg;
 pub mod service;

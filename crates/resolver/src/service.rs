@@ -193,6 +193,36 @@ impl PolicyService for PolicySvc {
             .map_err(|e| Status::internal(e.to_string()))
     }
 
+    async fn droid_org_settings(
+        &self,
+        req: Request<v1::DroidOrgSettingsRequest>,
+    ) -> Result<Response<v1::DroidOrgSettingsResponse>, Status> {
+        let active = self.auth(&req)?;
+        let r = req.get_ref();
+        let identity = r.identity.clone().map(|i| match i {
+            v1::droid_org_settings_request::Identity::Token(t) => Identity::Token(t),
+            v1::droid_org_settings_request::Identity::Principal(p) => Identity::Principal(p),
+        });
+        let (principal, token) = self.identity(&identity)?;
+        if r.gateway_url.is_empty() {
+            return Err(ResolverError::BadRequest(
+                "`gateway_url` is empty: the document points Droid's custom models at it".into(),
+            )
+            .into());
+        }
+        self.resolver
+            .droid_docs
+            .get(
+                &active.snapshot,
+                &principal,
+                bound_projects(token.as_deref())
+                    .or_else(|| (!r.projects.is_empty()).then(|| r.projects.clone())),
+                &r.gateway_url,
+            )
+            .map(|d| Response::new((*d).clone()))
+            .map_err(|e| Status::failed_precondition(format!("the active revision cannot be rendered as Droid's org level: {e}")))
+    }
+
     async fn explain(
         &self,
         req: Request<v1::ExplainRequest>,

@@ -41,6 +41,8 @@ pub struct Resolver {
     events: watch::Sender<Option<RevisionEvent>>,
     admin_hash: [u8; 32],
     service_hash: [u8; 32],
+    /// Droid's org documents of the active revision
+    pub droid_docs: crate::droid_org::OrgDocs,
 }
 
 pub fn now_ms() -> i64 {
@@ -238,6 +240,7 @@ impl Resolver {
             events,
             admin_hash,
             service_hash,
+            droid_docs: Default::default(),
         };
         if let Some(rev) = stored_active {
             match r.load(&rev).await {

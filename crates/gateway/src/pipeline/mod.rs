@@ -17,6 +17,7 @@
 pub mod account;
 pub mod authenticate;
 pub mod decide;
+pub mod factory_api;
 pub mod forward;
 pub mod read_model;
 pub mod route;

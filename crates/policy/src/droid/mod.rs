@@ -3,6 +3,7 @@
 //! stdio servers than Strata's (`docs/merge.md`, "MCP allowlist entries: Strata and Droid").
 
 pub mod catalogue;
+pub mod schema;
 pub mod org;
 
 use serde::Serialize;

@@ -66,6 +66,39 @@ pub fn org_document(snap: &Snapshot, req: &OrgRequest<'_>) -> OrgDocument {
     out
 }
 
+/// The document as it may be served: rendered, then checked against Droid's schema. A
+/// document Droid would reject makes it drop the whole org level and run unrestricted, so it is
+/// never served: the errors name the org file and line of the value Droid rejects.
+pub fn render(snap: &Snapshot, req: &OrgRequest<'_>) -> Result<OrgDocument, Vec<Problem>> {
+    let doc = org_document(snap, req);
+    let errors = schema_errors(snap, &doc);
+    if errors.is_empty() { Ok(doc) } else { Err(errors) }
+}
+
+/// Droid's schema errors in `doc`, each at the org file and line it comes from (a computed
+/// key's error is Strata's own fault: it names the key)
+pub fn schema_errors(snap: &Snapshot, doc: &OrgDocument) -> Vec<Problem> {
+    let value = Value::Object(doc.settings.clone());
+    crate::droid::schema::validate(&value)
+        .into_iter()
+        .map(|e| {
+            let origin = locate(snap, &e.path).unwrap_or_else(|| crate::origin::Origin {
+                level: crate::origin::Level::Org,
+                file: std::sync::Arc::from("(the org document Strata renders for Droid)"),
+                pointer: e.path.clone(),
+                line: 0,
+                col: 0,
+            });
+            crate::problem::at(
+                crate::problem::Severity::Error,
+                &origin,
+                "droid.schema",
+                format!("Droid {} would reject this and ignore the whole org level: {}", crate::droid::catalogue::DROID_VERSION, e.message),
+            )
+        })
+        .collect()
+}
+
 /// The org's own settings keys that Droid applies as they are (hooks, command lists, autonomy,
 /// `env`, `telemetry`, ...): `settings.local.json` replaces `settings.json` key by key, as in
 /// Droid. Strata is not Factory's cloud: unless the org says otherwise, Droid is told not to
