@@ -143,6 +143,10 @@ pub enum GatewayError {
     UpstreamFailed { provider: &'static str },
     #[error("the upstream's response could not be relayed")]
     BadUpstreamResponse,
+    #[error(
+        "the org requires clients that load its policy from Strata (policy.json droid.requireOrgSettings), and this gateway token never has: run Droid with FACTORY_API_BASE_URL={gateway} and FACTORY_API_KEY set to your gateway token, then start a new session"
+    )]
+    OrgSettingsNotLoaded { gateway: String },
 }
 
 impl GatewayError {
@@ -166,6 +170,7 @@ impl GatewayError {
             GatewayError::PolicyUnavailable(_) => "policy_unavailable",
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::MaxTokensExceeded { .. } => "max_tokens_exceeded",
+            GatewayError::OrgSettingsNotLoaded { .. } => "org_settings_not_loaded",
             GatewayError::WrongApiForModel { .. } => "wrong_api_for_model",
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::NoUpstream { .. } => "no_upstream",
@@ -198,7 +203,9 @@ impl GatewayError {
             | GatewayError::Body(_)
             | GatewayError::InvalidRequest(_)
             | GatewayError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, Client),
-            GatewayError::PolicyDenied { .. } => (StatusCode::FORBIDDEN, Policy),
+            GatewayError::PolicyDenied { .. } | GatewayError::OrgSettingsNotLoaded { .. } => {
+                (StatusCode::FORBIDDEN, Policy)
+            }
             GatewayError::MaxTokensExceeded { .. } | GatewayError::WrongApiForModel { .. } => {
                 (StatusCode::BAD_REQUEST, Policy)
             }

@@ -515,6 +515,11 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
             .gateway_required_base_urls
             .as_ref()
             .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
+        require_org_settings: pf
+            .require_org_settings
+            .as_ref()
+            .filter(|b| b.value)
+            .map(|b| b.origin.clone()),
     };
     c.problems.extend(scratch);
     let cats = org_layer.policy.model_categories.clone();

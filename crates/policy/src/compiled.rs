@@ -453,6 +453,8 @@ pub struct OrgPolicy {
     /// `mcpExecEnv: "deny"`, where it is set
     pub mcp_exec_env_deny: Option<Origin>,
     pub gateway_required: Option<UrlList>,
+    /// `droid.requireOrgSettings: true`, where it is set
+    pub require_org_settings: Option<Origin>,
 }
 
 #[cfg(test)]

@@ -147,8 +147,10 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                             _ => None,
                         },
                         max_output_tokens: c.max_output_tokens,
+                        require_org_settings: false,
                     };
                 }
+                d.obligations.require_org_settings = snap.org_policy.require_org_settings.is_some();
                 for server in mcp_servers {
                     let md = decide_mcp(snap, &scope, req, server, native);
                     if !md.allowed() {

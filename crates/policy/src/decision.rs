@@ -201,6 +201,10 @@ pub struct Obligations {
     pub credential_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
+    /// the org requires clients that loaded its Droid org level (`droid.requireOrgSettings`):
+    /// the gateway refuses a token that never fetched it
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_org_settings: bool,
 }
 
 /// The outcome of one request; a deny is an ordinary value

@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "strata_audit.canonical_model: the model id the rules compared",
         sql: include_str!("../../migrations/0002_audit_canonical_model.sql"),
     },
+    Migration {
+        version: 3,
+        name: "strata_audit.org_settings_loaded: whether the token had loaded Droid's org level",
+        sql: include_str!("../../migrations/0003_audit_org_settings_loaded.sql"),
+    },
 ];
 
 /// The audit schema, recorded in `strata_audit_migrations`; migrated under the advisory lock
@@ -80,8 +85,8 @@ pub const SCHEMA: Schema = Schema {
 const COLUMNS: &str = "at, decision_id, user_name, project, client, api, provider, model, \
     key_mode, key_hint, decision, error, rules, revision, upstream_status, status, decision_ms, \
     upstream_ms, first_byte_ms, total_ms, input_tokens, output_tokens, cache_read_tokens, \
-    cache_write_tokens, stream, client_disconnected, canonical_model";
-const TYPES: [Type; 27] = [
+    cache_write_tokens, stream, client_disconnected, canonical_model, org_settings_loaded";
+const TYPES: [Type; 28] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::TEXT,
@@ -109,6 +114,7 @@ const TYPES: [Type; 27] = [
     Type::BOOL,
     Type::BOOL,
     Type::TEXT,
+    Type::BOOL,
 ];
 
 /// Why the audit database cannot be used
@@ -248,7 +254,7 @@ async fn write(client: &Client, batch: &[Box<Record>]) -> Result<(), tokio_postg
         let rules: Vec<std::borrow::Cow<'_, str>> = r.rules.iter().map(|s| text(s)).collect();
         let usage = r.usage.as_ref();
         let n = |f: fn(&Usage) -> u64| usage.map(|u| tokens(f(u)));
-        let row: [&(dyn ToSql + Sync); 27] = [
+        let row: [&(dyn ToSql + Sync); 28] = [
             &time_of(r.unix_ms),
             &text(&r.decision_id),
             &text(&r.user),
@@ -276,6 +282,7 @@ async fn write(client: &Client, batch: &[Box<Record>]) -> Result<(), tokio_postg
             &r.stream,
             &r.client_disconnected,
             &r.canonical_model.as_deref().map(text),
+            &r.org_settings_loaded,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -657,6 +664,7 @@ fn record(row: &tokio_postgres::Row) -> Result<Record, tokio_postgres::Error> {
         provider: row.try_get(6)?,
         model: row.try_get(7)?,
         canonical_model: row.try_get(26)?,
+        org_settings_loaded: row.try_get(27)?,
         key_mode: row.try_get(8)?,
         key_hint: row.try_get(9)?,
         decision: row.try_get(10)?,

@@ -58,6 +58,10 @@ pub struct Record {
     /// the client went away before the response ended
     #[serde(default)]
     pub client_disconnected: bool,
+    /// whether the request's gateway token had loaded Droid's org level from this gateway (a
+    /// client without it may not enforce the org's client-side rules); `None` before a decision
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_settings_loaded: Option<bool>,
 }
 
 pub fn key_hint(key: &str) -> String {

@@ -64,6 +64,35 @@ pub fn enforce(decision: &v1::DecideResponse) -> Result<(), GatewayError> {
 /// model's `maxOutputTokens`) is refused, naming the cap and the rule that set it. It is refused
 /// rather than clamped: the body goes upstream as the bytes it arrived in. A body that asks for
 /// no limit goes as it is.
+/// Whether the caller's token loaded Droid's org level from this gateway: counted (and marked in
+/// the audit) when it never did, refused when the org requires it
+pub fn org_level(
+    gw: &Gateway,
+    caller: &Caller,
+    decision: &v1::DecideResponse,
+    pending: &mut Pending,
+) -> Result<(), GatewayError> {
+    let loaded = gw
+        .org_fetches
+        .last(&crate::org_fetches::token_hash(&caller.token))
+        .is_some();
+    pending.set(|r| r.org_settings_loaded = Some(loaded));
+    if loaded {
+        return Ok(());
+    }
+    gw.telemetry.metrics.without_org_settings();
+    if decision
+        .obligations
+        .as_ref()
+        .is_some_and(|o| o.require_org_settings)
+    {
+        return Err(GatewayError::OrgSettingsNotLoaded {
+            gateway: gw.public_base_url.clone(),
+        });
+    }
+    Ok(())
+}
+
 pub fn cap(
     decision: &v1::DecideResponse,
     api: Api,

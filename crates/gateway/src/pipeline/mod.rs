@@ -122,6 +122,7 @@ async fn proxy(
     ex.decided = Some((decision.decision_id.clone(), decision.revision.clone()));
     decide::enforce(&decision)?;
     decide::cap(&decision, api, limits, &model)?;
+    decide::org_level(gw, &caller, &decision, pending)?;
     let outgoing = route::route(gw, api, &caller, &parts, &decision, &model)?;
     let upstream = forward::forward(gw, api.provider(), outgoing, bytes, pending).await?;
     account::account(upstream, &decision, pending)

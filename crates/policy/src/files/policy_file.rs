@@ -23,6 +23,9 @@ pub struct PolicyFile {
     /// runs (`"warn"`, the default: a warning at compile time only)
     pub mcp_exec_env_deny: Option<Spanned<bool>>,
     pub gateway_required_base_urls: Option<List>,
+    /// `droid.requireOrgSettings`: model requests only from clients that loaded Droid's org
+    /// level from this gateway
+    pub require_org_settings: Option<Spanned<bool>>,
 }
 
 const TOP: &[&str] = &[
@@ -35,6 +38,7 @@ const TOP: &[&str] = &[
     "mcpBlocklist",
     "mcpExecEnv",
     "gateway",
+    "droid",
 ];
 
 impl PolicyFile {
@@ -106,6 +110,12 @@ impl PolicyFile {
                 out.byok_allowed_providers = Some(Spanned::new(providers, doc.origin(&p)));
             }
             out.byok_allowed_base_urls = List::read(&mut r, byok, "allowedBaseUrls", "/byok");
+        }
+        if let Some(droid) = r.field_object(root, "droid", "") {
+            r.deny_unknown(droid, "/droid", &["requireOrgSettings"]);
+            out.require_org_settings = r
+                .field_bool(droid, "requireOrgSettings", "/droid")
+                .map(|(b, p)| Spanned::new(b, doc.origin(&p)));
         }
         out.mcp_blocklist = List::read(&mut r, root, "mcpBlocklist", "");
         out.mcp_exec_env_deny = match r.field_str(root, "mcpExecEnv", "") {
