@@ -40,9 +40,69 @@ pub struct DroidSettingsArgs {
     /// --project-dir]
     #[arg(long, value_name = "FILE", conflicts_with = "project_dir")]
     pub settings: Option<PathBuf>,
+    /// Write Droid's org level for this token instead (the document the gateway serves at
+    /// /api/organization/managed-settings), for FACTORY_ORG_MANAGED_SETTINGS_LOCAL_PATH or
+    /// /etc/factory/settings.json on machines managed by MDM
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["project_dir", "settings", "project"])]
+    pub org_file: Option<PathBuf>,
     /// Print the result instead of writing it
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The org level the gateway serves this token, as Droid reads it from a file (the bare
+/// settings, without the API's `{success, settings, revision}` wrapper)
+async fn fetch_org_document(
+    client: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+) -> Result<String, String> {
+    let url = format!(
+        "{}/api/organization/managed-settings",
+        gateway.trim_end_matches('/')
+    );
+    let resp = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {url}: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?;
+    if !status.is_success() || body["success"] != true {
+        let msg = body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("no message");
+        return Err(format!("the gateway answered {status}: {msg}"));
+    }
+    serde_json::to_string_pretty(&body["settings"])
+        .map(|t| t + "\n")
+        .map_err(|e| e.to_string())
+}
+
+/// Replace `path` with `text` atomically, backing up what was there
+fn write_replacing(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let backup = PathBuf::from(format!("{shown}.bak-{secs}"));
+        std::fs::copy(path, &backup).map_err(|e| format!("cannot back up {shown}: {e}"))?;
+        eprintln!("backed up the old file to {}", backup.display());
+    }
+    let tmp = PathBuf::from(format!("{shown}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {shown}: {e}"))
 }
 
 /// Merge `entries` into the settings text: keep every key and every custom model whose `baseUrl`
@@ -178,6 +238,22 @@ pub async fn run(args: DroidSettingsArgs) -> Result<u8, Failed> {
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .map_err(|e| fail(exit::FAILURE, e.to_string()))?;
+    if let Some(file) = &args.org_file {
+        let text = fetch_org_document(&client, &args.gateway, &args.token)
+            .await
+            .map_err(|m| fail(exit::FAILURE, m))?;
+        if args.dry_run {
+            out!("{text}");
+            return Ok(exit::ALLOW);
+        }
+        write_replacing(file, &text).map_err(|m| fail(exit::FAILURE, m))?;
+        outln!(
+            "wrote Droid's org level from {} to {} (point FACTORY_ORG_MANAGED_SETTINGS_LOCAL_PATH at it, or install it as /etc/factory/settings.json)",
+            args.gateway,
+            file.display()
+        );
+        return Ok(exit::ALLOW);
+    }
     let entries = match &args.project_dir {
         None => fetch_entries(
             &client,
@@ -235,28 +311,7 @@ pub async fn run(args: DroidSettingsArgs) -> Result<u8, Failed> {
         out!("{text}");
         return Ok(exit::ALLOW);
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            fail(
-                exit::FAILURE,
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
-    }
-    if existing.is_some() {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let backup = PathBuf::from(format!("{shown}.bak-{secs}"));
-        std::fs::copy(&path, &backup)
-            .map_err(|e| fail(exit::FAILURE, format!("cannot back up {shown}: {e}")))?;
-        eprintln!("backed up the old file to {}", backup.display());
-    }
-    let tmp = PathBuf::from(format!("{shown}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| fail(exit::FAILURE, format!("cannot write {shown}: {e}")))?;
+    write_replacing(&path, &text).map_err(|m| fail(exit::FAILURE, m))?;
     outln!(
         "wrote {count} model(s) through {} to {shown} (kept {kept} other custom model(s) and every other key)",
         args.gateway

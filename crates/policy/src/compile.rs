@@ -647,7 +647,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         .iter()
         .cloned()
         .collect();
-    Ok(Snapshot {
+    let snap = Snapshot {
         revision: revision_with(bundle, &expanded),
         org,
         org_policy,
@@ -657,7 +657,15 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         rules: c.rules,
         uids,
         diagnostics: c.problems.problems,
-    })
+    };
+    // a value Droid's schema rejects would make Droid ignore the org level Strata serves it
+    let droid = crate::droid::org::passthrough_errors(&snap);
+    if !droid.is_empty() {
+        return Err(Problems {
+            problems: snap.diagnostics.into_iter().chain(droid).collect(),
+        });
+    }
+    Ok(snap)
 }
 
 fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids, String> {

@@ -82,6 +82,15 @@ pub fn render(snap: &Snapshot, req: &OrgRequest<'_>) -> Result<OrgDocument, Vec<
     }
 }
 
+/// Droid's schema errors in the org's own keys that the document passes through (hooks,
+/// autonomy, command lists, `env`, ...): what no person's document can be rendered without. The
+/// keys Strata computes are valid by construction (tests check every rendered document).
+pub fn passthrough_errors(snap: &Snapshot) -> Vec<Problem> {
+    let mut doc = OrgDocument::default();
+    passthrough(snap, &mut doc);
+    schema_errors(snap, &doc)
+}
+
 /// Droid's schema errors in `doc`, each at the org file and line it comes from (a computed
 /// key's error is Strata's own fault: it names the key)
 pub fn schema_errors(snap: &Snapshot, doc: &OrgDocument) -> Vec<Problem> {
