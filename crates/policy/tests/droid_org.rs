@@ -281,3 +281,33 @@ fn no_mcp_policy_when_nothing_restricts_servers() {
     let s = snap(&[("settings.json", "{}")], None);
     assert!(doc(&s, "alice", None).get("mcpPolicy").is_none());
 }
+
+#[test]
+fn a_blocklisted_host_no_server_uses_still_narrows_a_host_glob() {
+    let servers =
+        r#"{"mcpServers": {"docs": {"type": "http", "url": "https://docs.acme.internal/mcp"}}}"#;
+    let s = snap(
+        &[
+            ("settings.json", MCP_ORG),
+            ("policy.json", MCP_POLICY),
+            ("mcp.json", servers),
+        ],
+        None,
+    );
+    let d = doc(&s, "alice", None);
+    let list = d["mcpPolicy"]["allowlist"].as_array().unwrap();
+    assert!(!list.contains(&Value::from("*.acme.internal")), "{list:?}");
+    assert!(
+        list.contains(&Value::from("docs.acme.internal")),
+        "{list:?}"
+    );
+    // without the blocklist the glob is sent as it is (Droid reads it as Strata does)
+    let s = snap(&[("settings.json", MCP_ORG), ("mcp.json", servers)], None);
+    let list = doc(&s, "alice", None)["mcpPolicy"]["allowlist"].clone();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .contains(&Value::from("*.acme.internal")),
+        "{list}"
+    );
+}

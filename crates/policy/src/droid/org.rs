@@ -410,10 +410,14 @@ fn mcp_policy(snap: &Snapshot, scopes: &[Request], problems: &mut Vec<Problem>) 
     }
     let known = known_servers(snap, scopes);
     let denied: Vec<&Known> = known.iter().filter(|k| !k.allowed).collect();
+    let blocked = blocked_hosts(snap);
     let admits_denied = |entry: &str| {
         denied
             .iter()
             .any(|k| k.target().is_some_and(|t| droid_admits_entry(entry, &t)))
+            || blocked
+                .iter()
+                .any(|host| droid_admits_entry(entry, &McpTarget::Remote { host }))
     };
     let mut entries: Vec<String> = Vec::new();
     let mut push = |e: String| {
@@ -442,6 +446,26 @@ fn mcp_policy(snap: &Snapshot, scopes: &[Request], problems: &mut Vec<Problem>) 
         }
     }
     Some(json!({ "enabled": true, "allowlist": entries }))
+}
+
+/// A host each `mcpBlocklist` host entry denies (a subdomain for `*.d`): an allowlist entry that
+/// would let Droid reach one of them is not sent as it is
+fn blocked_hosts(snap: &Snapshot) -> Vec<String> {
+    use crate::matchers::mcp::HostRule;
+    let Some(list) = snap.org_policy.mcp_blocklist.as_ref() else {
+        return Vec::new();
+    };
+    list.entries
+        .iter()
+        .filter_map(|(m, _)| match m {
+            McpEntry::Host(h) => match &h.rule {
+                HostRule::Domain(d) | HostRule::Exact(d) => Some(d.clone()),
+                HostRule::Subdomains(d) => Some(format!("strata-blocked.{d}")),
+                HostRule::Any => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// One Droid allowlist entry that admits `k` and no denied server: a remote server by its
