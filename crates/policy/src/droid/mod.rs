@@ -2,6 +2,8 @@
 //! enforces `mcpPolicy` itself (it decides which MCP servers it starts), with a looser rule for
 //! stdio servers than Strata's (`docs/merge.md`, "MCP allowlist entries: Strata and Droid").
 
+pub mod schema;
+
 use serde::Serialize;
 
 use crate::compile::Snapshot;
