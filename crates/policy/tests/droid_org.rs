@@ -311,3 +311,56 @@ fn a_blocklisted_host_no_server_uses_still_narrows_a_host_glob() {
         "{list}"
     );
 }
+
+#[test]
+fn every_rendered_document_passes_droids_schema() {
+    let cases: [(&[(&str, &str)], Option<&[(&str, &str)]>); 4] = [
+        (&[("settings.json", ORG)], None),
+        (&[("settings.json", CUSTOM)], None),
+        (
+            &[
+                ("settings.json", MCP_ORG),
+                ("policy.json", MCP_POLICY),
+                ("mcp.json", MCP_SERVERS),
+            ],
+            None,
+        ),
+        (
+            &[(
+                "settings.json",
+                r#"{"modelPolicy": {"allowedModelIds": ["claude-sonnet-4-*"]}}"#,
+            )],
+            Some(&[("settings.json", PROJECT)]),
+        ),
+    ];
+    for (org, project) in cases {
+        let s = snap(org, project);
+        for bound in [None, Some(&["web".to_string()][..])] {
+            let d = doc(&s, "alice", bound);
+            let errors = strata_policy::droid::schema::validate(&d);
+            assert!(errors.is_empty(), "{errors:#?}\n{d:#}");
+        }
+    }
+}
+
+#[test]
+fn a_value_droid_rejects_is_refused_at_compile_with_file_and_line() {
+    let bundle = Bundle {
+        org: tree(
+            "org",
+            &[(
+                "settings.json",
+                "{\n  \"maxAutonomyLevel\": \"auto-medium\"\n}",
+            )],
+        ),
+        ..Default::default()
+    };
+    let problems = compile(&bundle, &|_| None).unwrap_err().problems;
+    let p = problems.iter().find(|p| p.code == "droid.schema").unwrap();
+    assert_eq!((p.file.as_str(), p.line), ("org/settings.json", 2), "{p:?}");
+    assert!(
+        p.message.contains("'off' | 'low' | 'medium' | 'high'") || p.message.contains("medium"),
+        "{}",
+        p.message
+    );
+}

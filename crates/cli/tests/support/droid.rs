@@ -72,9 +72,24 @@ impl Droid {
         args: &[&str],
         timeout: Duration,
     ) -> Run {
+        let args: Vec<&str> = std::iter::once("exec")
+            .chain(args.iter().copied())
+            .collect();
+        self.run(sandbox, cwd, env, &args, timeout)
+    }
+
+    /// `droid ARGS` (any subcommand) in `cwd`, with the sandbox's HOME and `env`, killed after
+    /// `timeout`
+    pub fn run(
+        &self,
+        sandbox: &Sandbox,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        timeout: Duration,
+    ) -> Run {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("exec")
-            .args(args)
+        cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -142,7 +157,7 @@ impl Drop for Killed {
     }
 }
 
-/// What one `droid exec` did
+/// What one `droid` run did
 #[derive(Debug)]
 pub struct Run {
     /// `None`: killed at the timeout
@@ -162,7 +177,7 @@ impl Run {
     /// Everything, for assertion messages (logs trimmed to their last lines)
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "droid exec: {} after {:?}\n--- stdout\n{}\n--- stderr\n{}\n",
+            "droid: {} after {:?}\n--- stdout\n{}\n--- stderr\n{}\n",
             match self.status {
                 Some(st) => st.to_string(),
                 None => "killed at the timeout".to_string(),
