@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn droid_revision_fits_a_double() {
-        assert_eq!(droid_revision("sha256:0000000000001f"), 1);
+        assert_eq!(droid_revision("0000000000001f00"), 1);
         assert!(droid_revision("ffffffffffffffffffff") < (1 << 53));
     }
 }
