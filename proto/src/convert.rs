@@ -163,6 +163,7 @@ impl From<&Determining> for v1::Rule {
             effect: d.effect.as_str().to_string(),
             matched: d.matched.clone().unwrap_or_default(),
             reason: d.reason.clone(),
+            enforced_by: d.enforced_by.as_str().to_string(),
         }
     }
 }
@@ -178,6 +179,7 @@ impl From<Determining> for v1::Rule {
             effect: d.effect.as_str().to_string(),
             matched: d.matched.unwrap_or_default(),
             reason: d.reason,
+            enforced_by: d.enforced_by.as_str().to_string(),
         }
     }
 }

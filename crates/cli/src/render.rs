@@ -33,7 +33,13 @@ fn place(
 }
 
 fn determining(out: &mut String, d: &Determining) {
-    let _ = writeln!(out, "  {} {}", d.effect.as_str(), d.rule);
+    let _ = writeln!(
+        out,
+        "  {} {}  [enforced by: {}]",
+        d.effect.as_str(),
+        d.rule,
+        d.enforced_by.label()
+    );
     let _ = writeln!(
         out,
         "      at   {}",
@@ -268,6 +274,19 @@ pub fn problem_report(ps: &Problems) -> String {
     out
 }
 
+/// `  [enforced by: …]` for a rule from the resolver; nothing from a resolver older than
+/// strata.v1 revision 3, which does not say
+fn enforcement_label(wire: &str) -> String {
+    let e = match wire {
+        "gateway" => strata_policy::Enforcement::Gateway,
+        "droid" => strata_policy::Enforcement::Droid,
+        "both" => strata_policy::Enforcement::Both,
+        "client" => strata_policy::Enforcement::Client,
+        _ => return String::new(),
+    };
+    format!("  [enforced by: {}]", e.label())
+}
+
 /// A decision from the resolver, as `explain` prints a local one
 pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> String {
     let mut out = String::new();
@@ -287,7 +306,13 @@ pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> S
             let level = strata_proto::v1::Level::try_from(r.level)
                 .map(|l| l.as_str_name().trim_start_matches("LEVEL_").to_lowercase())
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {} {}", r.effect, r.rule);
+            let _ = writeln!(
+                out,
+                "  {} {}{}",
+                r.effect,
+                r.rule,
+                enforcement_label(&r.enforced_by)
+            );
             let line = if r.line > 0 {
                 format!(":{}", r.line)
             } else {
@@ -303,7 +328,15 @@ pub fn remote_decision(d: &strata_proto::v1::DecideResponse, subject: &str) -> S
     if !d.admitted_by.is_empty() {
         let _ = writeln!(out, "\nadmitted by:");
         for r in &d.admitted_by {
-            let _ = writeln!(out, "  {} {} at {}:{}", r.rule, r.matched, r.file, r.line);
+            let _ = writeln!(
+                out,
+                "  {} {} at {}:{}{}",
+                r.rule,
+                r.matched,
+                r.file,
+                r.line,
+                enforcement_label(&r.enforced_by)
+            );
             let _ = writeln!(out, "      why  {}", r.reason);
         }
     }

@@ -83,6 +83,39 @@ fn explain_model_deny_human() {
 }
 
 #[test]
+fn explain_marks_where_each_determining_rule_is_enforced() {
+    // a model ban of the org: the gateway on every request, Droid through its org modelPolicy
+    let r = policy(&with_layers(
+        &["explain", "model", "gpt-4o"],
+        &["--as", "alice"],
+    ));
+    assert!(
+        r.stdout
+            .contains("forbid org#modelPolicy.blockedModelIds  [enforced by: gateway and Droid]"),
+        "{}",
+        r.stdout
+    );
+    // a hand-written Cedar rule: Droid knows no Cedar, only the gateway enforces it
+    let r = policy(&with_layers(
+        &["explain", "model", "claude-opus-4-1"],
+        &["--as", "bob"],
+    ));
+    assert!(
+        r.stdout.contains(
+            "forbid org#policies/frontier.cedar/frontier-leads-only  [enforced by: gateway]"
+        ),
+        "{}",
+        r.stdout
+    );
+    let r = policy(&with_layers(
+        &["explain", "model", "claude-opus-4-1"],
+        &["--as", "bob", "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["determinedBy"][0]["enforcedBy"], "gateway", "{v:#}");
+}
+
+#[test]
 fn explain_model_deny_json() {
     let r = policy(&with_layers(
         &["explain", "model", "gpt-4o"],
@@ -95,6 +128,7 @@ fn explain_model_deny_json() {
         v["determinedBy"][0]["rule"],
         "org#modelPolicy.blockedModelIds"
     );
+    assert_eq!(v["determinedBy"][0]["enforcedBy"], "both");
     assert_eq!(
         v["determinedBy"][0]["pointer"],
         "/modelPolicy/blockedModelIds/0"
@@ -230,10 +264,11 @@ fn explain_settings_human_and_json() {
     ));
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert!(!j.stdout.contains("sk-ant-secret"));
+    // a session default: the project's beats the org's, which is only a default (as in Droid)
     let leaf = &v["settings"]["sessionDefaultSettings"]["model"];
-    assert_eq!(leaf["value"], "claude-sonnet-4-5");
-    assert_eq!(leaf["level"], "org");
-    assert_eq!(leaf["line"], 8);
+    assert_eq!(leaf["value"], "acme-ft-1");
+    assert_eq!(leaf["level"], "project");
+    assert_eq!(leaf["line"], 1);
     let models: Vec<&str> = v["models"]
         .as_array()
         .unwrap()

@@ -21,7 +21,8 @@ use crate::provenance::{
 };
 
 pub use crate::decision::{
-    Decision, Determining, Effect, KeyMode, McpRef, Obligations, Request, RuleEffect, Target,
+    Decision, Determining, Effect, Enforcement, KeyMode, McpRef, Obligations, Request, RuleEffect,
+    Target,
 };
 pub use crate::provenance::Provenance;
 pub use crate::scope::ScopeRef;
@@ -199,6 +200,7 @@ fn token_binding(snap: &Snapshot, req: &Request) -> Option<Decision> {
             effect: crate::decision::RuleEffect::Forbid,
             matched: req.project.clone(),
             reason: why.clone(),
+            enforced_by: crate::rules::enforced_by(TOKEN_PROJECTS),
         }],
         reason: format!("denied: {why} (rule `{TOKEN_PROJECTS}`)"),
         canonical_model: None,

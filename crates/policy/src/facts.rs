@@ -67,13 +67,25 @@ pub(crate) fn model_facts<'s>(
     if scope.org.allowed.is_none() {
         list(&mut parents, Level::Org, Field::NoAllowlist);
     }
+    // as in Droid, a person's own `allowedModelIds` counts only where no level above sets a list
+    // (the first level that sets one wins): the org's (or the org's list for this person,
+    // `userModelPolicies`, which the org document serves as the person's `modelPolicy`), a
+    // project's or a folder's. It only ever narrows: it is a forbid.
+    let listed_above = scope
+        .layers()
+        .any(|l| l.level != Level::User && l.allowed.is_some())
+        || scope
+            .org
+            .user_policies
+            .get(&req.user)
+            .is_some_and(|p| p.allowed.is_some());
     for l in scope.layers() {
         let level = l.level;
         if l.blocked.as_ref().is_some_and(|m| m.is_match(model)) {
             list(&mut parents, level, Field::Blocked);
         }
         if level == Level::User {
-            if l.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
+            if !listed_above && l.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
                 triggers.push(RuleKey::new(level, Field::UserAllowlist));
             }
         } else if l.adds_models && l.allowed.as_ref().is_some_and(|m| m.is_match(model)) {

@@ -253,6 +253,9 @@ pub struct SettingsSource {
     pub doc: Doc,
     /// the legacy snake_case `config.json`
     pub legacy: bool,
+    /// this file's top-level keys that its level's `settings.local.json` replaces
+    /// ([`crate::merge::local_replaces`]): they are read from the local file alone
+    pub replaced: Vec<String>,
 }
 
 /// A layer read and checked: its files as typed values, each with provenance
@@ -309,16 +312,40 @@ impl Layer {
         };
 
         let mut settings = Settings::default();
+        // Droid's rule for one directory: a top-level key of settings.local.json replaces the
+        // same key of settings.json (except what Strata governs above the user level)
+        let mut local_keys: Vec<String> = Vec::new();
         for rel in ["settings.local.json", "settings.json"] {
             if let Some(d) = doc(rel, &mut problems) {
                 let mut s = Settings::read(&d, env, &mut problems);
-                if rel == "settings.local.json" && matches!(level, Level::Project | Level::Folder) {
-                    s = s.without_widening(&d, &mut problems);
+                let mut replaced = Vec::new();
+                if rel == "settings.local.json" {
+                    if matches!(level, Level::Project | Level::Folder) {
+                        s = s.without_widening(&d, &mut problems);
+                    }
+                    local_keys = d
+                        .value
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                } else {
+                    replaced = d
+                        .value
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|m| m.keys())
+                        .filter(|k| {
+                            local_keys.contains(k) && crate::merge::local_replaces(level, k)
+                        })
+                        .cloned()
+                        .collect();
+                    s.drop_keys(&replaced);
                 }
                 settings = settings.overlay(s);
                 layer.sources.push(SettingsSource {
                     doc: d,
                     legacy: false,
+                    replaced,
                 });
             }
         }
@@ -329,6 +356,7 @@ impl Layer {
                     layer.sources.push(SettingsSource {
                         doc: d,
                         legacy: true,
+                        replaced: Vec::new(),
                     });
                 }
             } else {

@@ -27,7 +27,9 @@ pub mod scope;
 pub mod testcase;
 
 pub use compile::{Bundle, ProjectTrees, Revision, Snapshot, compile};
-pub use decide::{Decision, Determining, Effect, KeyMode, McpRef, Request, Target, decide};
+pub use decide::{
+    Decision, Determining, Effect, Enforcement, KeyMode, McpRef, Request, Target, decide,
+};
 pub use files::settings::Provider;
 pub use layer::{FileTree, Layer};
 pub use origin::{Level, Origin};

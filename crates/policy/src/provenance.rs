@@ -89,6 +89,10 @@ pub(crate) fn determining(
         effect: info.effect.into(),
         matched,
         reason,
+        enforced_by: info
+            .key
+            .map(RuleKey::enforced_by)
+            .unwrap_or_else(|| crate::rules::enforced_by(&info.name)),
     })
 }
 
@@ -266,6 +270,7 @@ fn admission(key: RuleKey, entry: &Spanned<String>, reason: String) -> Determini
         effect: RuleEffect::Forbid,
         matched: Some(entry.value.clone()),
         reason,
+        enforced_by: key.enforced_by(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::decision::Enforcement;
 use crate::origin::Level;
 
 /// The Cedar schema every policy is validated against
@@ -143,7 +144,185 @@ impl fmt::Display for RuleKey {
     }
 }
 
+impl Field {
+    /// Where this field's rule is enforced at `level` (the table in `docs/merge.md`, "Strata
+    /// and Droid"). The gateway decides with the published org, projects and folders; Droid with
+    /// the org document Strata serves (model ids only as exact ids of its catalogue) and the
+    /// repository's `.factory/` files, by its own merge: a list or switch below the org counts
+    /// in Droid only where no level above it sets its own (the first level that sets one wins),
+    /// so those rules are the gateway's alone. A person's own files never reach the gateway.
+    pub fn enforced_by(self, level: Level) -> Enforcement {
+        if level == Level::User {
+            return Enforcement::Client;
+        }
+        let org = level == Level::Org;
+        match self {
+            // Strata's own keys (policy.json): Droid's schema has nothing like them
+            Field::GatewayRequired
+            | Field::ByokProviders
+            | Field::ByokBaseUrls
+            | Field::McpBlocklist
+            | Field::McpExecEnv => Enforcement::Gateway,
+            // Droid unions bans, offers every level's custom models, and admits anything when
+            // no level sets a list
+            Field::Blocked
+            | Field::CustomModels
+            | Field::NoAllowlist
+            | Field::ByokDefault
+            | Field::McpDefault => Enforcement::Both,
+            // resolved into the person's own `modelPolicy` by the org document Strata serves
+            Field::UserPolicyBlocked | Field::UserPolicyAllowed => Enforcement::Both,
+            // the first level that sets it wins in Droid: the org's; a project's or folder's
+            // only where the org sets none
+            Field::Allowed
+            | Field::AllowCustomModels
+            | Field::AllowedBaseUrls
+            | Field::McpAllowlist => {
+                if org {
+                    Enforcement::Both
+                } else {
+                    Enforcement::Gateway
+                }
+            }
+            // the org document cannot define MCP servers; a project's or folder's mcp.json is
+            // read by Droid too
+            Field::McpDisabled => {
+                if org {
+                    Enforcement::Gateway
+                } else {
+                    Enforcement::Both
+                }
+            }
+            Field::UserAllowlist => Enforcement::Client,
+        }
+    }
+}
+
+impl RuleKey {
+    pub fn enforced_by(self) -> Enforcement {
+        self.field.enforced_by(self.level)
+    }
+}
+
+/// Where the rule with policy id `id` is enforced: a base rule by its field and level; the
+/// token's project binding (`token#projects`) and hand-written Cedar rules only by the gateway
+/// (Droid knows neither gateway tokens nor Cedar)
+pub fn enforced_by(id: &str) -> Enforcement {
+    RuleKey::parse(id)
+        .map(RuleKey::enforced_by)
+        .unwrap_or(Enforcement::Gateway)
+}
+
+/// The top-level settings keys Strata's decisions govern: the gateway enforces them as well as
+/// Droid
+pub const GOVERNED_KEYS: &[&str] = &[
+    "modelPolicy",
+    "customModels",
+    "userModelPolicies",
+    "mcpPolicy",
+    "mcpServers",
+];
+
+/// Where a top-level settings key (or file kind: `droids`, `commands`) is enforced when no
+/// decision rule is involved: the governed keys by both, everything else (`hooks`,
+/// `allowManagedHooksOnly`, command lists, `maxAutonomyLevel`, `sessionDefaultSettings`, `env`,
+/// `telemetry`, droids, commands, ...) by Droid alone: no model request carries it
+pub fn setting_enforced_by(key: &str) -> Enforcement {
+    if GOVERNED_KEYS.contains(&key) {
+        Enforcement::Both
+    } else {
+        Enforcement::Droid
+    }
+}
+
 /// The ModelList / McpList entity id, and the trigger string, of a rule: its policy id
 pub fn list_id(key: RuleKey) -> String {
     key.id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_and_mcp_rules_of_the_org_are_enforced_by_both() {
+        for id in [
+            "org#modelPolicy.blockedModelIds",
+            "org#modelPolicy.allowedModelIds",
+            "org#customModels",
+            "org#default.noAllowlist",
+            "org#userModelPolicies.allowedModelIds",
+            "org#mcpPolicy.allowlist",
+            "org#modelPolicy.allowCustomModels",
+            "project#modelPolicy.blockedModelIds",
+            "folder#mcpServers.disabled",
+        ] {
+            assert_eq!(enforced_by(id), Enforcement::Both, "{id}");
+        }
+    }
+
+    #[test]
+    fn strata_only_keys_tokens_and_cedar_are_the_gateways() {
+        for id in [
+            "org#policy.gateway.requiredBaseUrls",
+            "org#policy.byok.allowedProviders",
+            "org#policy.byok.allowedBaseUrls",
+            "org#policy.mcpBlocklist",
+            "org#policy.mcpExecEnv",
+            "token#projects",
+            "org#policies/frontier.cedar/frontier-leads-only",
+            "project:web#policies/web.cedar/1",
+            // a project's list counts in Droid only where the org sets none
+            "project#modelPolicy.allowedModelIds",
+            "folder#modelPolicy.allowedBaseUrls",
+            "folder#mcpPolicy.allowlist",
+            // the org document cannot define MCP servers
+            "org#mcpServers.disabled",
+        ] {
+            assert_eq!(enforced_by(id), Enforcement::Gateway, "{id}");
+        }
+    }
+
+    #[test]
+    fn a_persons_own_rules_are_the_clients() {
+        for id in [
+            "user#modelPolicy.blockedModelIds",
+            "user#modelPolicy.allowedModelIds",
+            "user#modelPolicy.allowCustomModels",
+            "user#mcpPolicy.allowlist",
+            "user#mcpServers.disabled",
+        ] {
+            assert_eq!(enforced_by(id), Enforcement::Client, "{id}");
+        }
+    }
+
+    #[test]
+    fn settings_no_request_carries_are_droids() {
+        for key in [
+            "hooks",
+            "allowManagedHooksOnly",
+            "commandDenylist",
+            "maxAutonomyLevel",
+            "sessionDefaultSettings",
+            "env",
+            "telemetry",
+            "droids",
+            "commands",
+        ] {
+            assert_eq!(setting_enforced_by(key), Enforcement::Droid, "{key}");
+        }
+        assert_eq!(setting_enforced_by("modelPolicy"), Enforcement::Both);
+    }
+
+    #[test]
+    fn every_base_rule_has_an_enforcement_point() {
+        for level in Level::ALL {
+            for field in FIELDS {
+                let key = RuleKey::new(level, field);
+                if RuleKey::parse(&key.id()) == Some(key) {
+                    assert_eq!(enforced_by(&key.id()), key.enforced_by(), "{key}");
+                }
+            }
+        }
+    }
 }

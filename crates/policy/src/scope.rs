@@ -1,5 +1,6 @@
-//! The layers that apply to one request: org, the project, the folders on the request's path
-//! (outermost first) and the user, with the rule sets of the innermost scope.
+//! The layers that apply to one request: org, the folders on the request's path, the project and
+//! the user (in Droid's precedence: [`ScopeRef::layers`]), with the rule sets of the innermost
+//! scope.
 
 use crate::compile::{CompiledLayer, ScopeSets, Snapshot};
 use crate::decision::{KeyMode, Request};
@@ -12,17 +13,21 @@ use crate::origin::Level;
 pub struct ScopeRef<'s> {
     pub org: &'s CompiledLayer,
     pub project: Option<&'s CompiledLayer>,
+    /// outermost first
     pub folders: Vec<&'s CompiledLayer>,
     pub user: Option<&'s CompiledLayer>,
     pub sets: &'s ScopeSets,
 }
 
 impl<'s> ScopeRef<'s> {
-    /// From org down to the user
+    /// In Droid's precedence, highest first: the org, the folders nearest first, the project,
+    /// the user. Where one value wins (a custom model's or an MCP server's definition, a scalar
+    /// of the effective-settings view), it is the first of these that sets it; the rules of
+    /// every layer apply whatever the order.
     pub fn layers(&self) -> impl Iterator<Item = &'s CompiledLayer> + '_ {
         std::iter::once(self.org)
+            .chain(self.folders.iter().rev().copied())
             .chain(self.project)
-            .chain(self.folders.iter().copied())
             .chain(self.user)
     }
 
@@ -55,15 +60,21 @@ impl<'s> ScopeRef<'s> {
             .find_map(|l| l.mcp_servers.get(name).filter(|s| !s.toggle_only))
     }
 
-    /// The lowest layer that says whether `name` is disabled, and what it says
+    /// The layer that says whether `name` is disabled, and what it says: the person's own
+    /// `mcp.json` first (their opt-out or opt-in), else the highest of the folders (nearest
+    /// first), the project and the org that says
     pub fn mcp_disabled(&self, name: &str) -> Option<(Level, &'s McpServer)> {
-        let mut out = None;
-        for l in self.layers() {
-            if let Some(s) = l.mcp_servers.get(name).filter(|s| s.disabled.is_some()) {
-                out = Some((l.level, s));
-            }
-        }
-        out
+        self.user
+            .into_iter()
+            .chain(self.folders.iter().rev().copied())
+            .chain(self.project)
+            .chain(std::iter::once(self.org))
+            .find_map(|l| {
+                l.mcp_servers
+                    .get(name)
+                    .filter(|s| s.disabled.is_some())
+                    .map(|s| (l.level, s))
+            })
     }
 }
 

@@ -10,7 +10,7 @@
 //! the `user` level, or a local decision that changes without the user layers), and each case
 //! that depends on a person's files is on it. And the resolver's answer is, for every case, the
 //! local view's answer without the user layers: same decision, same rules. See `docs/merge.md`,
-//! "What the gateway can enforce and what only Droid can".
+//! "Strata and Droid".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +27,7 @@ mod server;
 use server::{ADMIN, SERVICE, Server, auth};
 
 /// The cases only the client can enforce, by file and name, with why
-const CLIENT_SIDE: [(&str, &str, &str); 9] = [
+const CLIENT_SIDE: [(&str, &str, &str); 7] = [
     (
         "byok.json",
         "a personal custom model through the gateway URL is allowed with the user's own key",
@@ -64,18 +64,8 @@ const CLIENT_SIDE: [(&str, &str, &str); 9] = [
     ),
     (
         "models.json",
-        "the user's own blockedModelIds (settings.json) restricts that user",
-        "`user#modelPolicy.blockedModelIds`: alice's own settings.json",
-    ),
-    (
-        "models.json",
         "the user's own blockedModelIds (settings.local.json) restricts that user",
         "`user#modelPolicy.blockedModelIds`: alice's own settings.local.json",
-    ),
-    (
-        "models.json",
-        "the user's own allowedModelIds narrows that user's set",
-        "`user#modelPolicy.allowedModelIds`: carol's own settings.json",
     ),
 ];
 

@@ -287,6 +287,20 @@ impl Settings {
         self
     }
 
+    /// Forget the governed values read under these top-level keys (the level's
+    /// `settings.local.json` replaces them: [`crate::merge::local_replaces`])
+    pub fn drop_keys(&mut self, keys: &[String]) {
+        for k in keys {
+            match k.as_str() {
+                "modelPolicy" => self.model_policy = ModelPolicy::default(),
+                "userModelPolicies" => self.user_model_policies.clear(),
+                "mcpPolicy" => self.mcp_policy = McpPolicy::default(),
+                "customModels" => self.custom_models.clear(),
+                _ => {}
+            }
+        }
+    }
+
     /// Read the legacy `config.json` (snake_case, no `${VAR}` expansion)
     pub fn read_legacy(doc: &Doc, problems: &mut Problems) -> Settings {
         let mut r = Reader::new(doc, problems);

@@ -26,7 +26,10 @@ use crate::layer::SettingsSource;
 use crate::origin::{Level, Origin};
 use crate::problem::{Problem, Problems, Severity, warn_at};
 
-pub use algebra::{Kind, RULES, kind_at, restrictive_value, sticky};
+pub use algebra::{
+    Kind, ORG_ONLY_KEYS, RULES, SESSION_DEFAULTS, default_rank, kind_at, local_replaces,
+    restrictive_value, sticky,
+};
 
 pub mod algebra;
 
@@ -44,12 +47,27 @@ pub fn view<'a>(layers: impl Iterator<Item = &'a CompiledLayer>) -> View {
     };
     let mut root = Node::Object(BTreeMap::new());
     for l in layers {
-        for SettingsSource { doc, legacy } in &l.layer.sources {
+        for SettingsSource {
+            doc,
+            legacy,
+            replaced,
+        } in &l.layer.sources
+        {
             if *legacy {
                 let v = legacy_value(&doc.value);
                 merger.insert(&mut root, "", &v, &|p: &str| doc.origin(&legacy_pointer(p)));
             } else {
-                merger.insert(&mut root, "", &doc.value, &|p: &str| doc.origin(p));
+                // the keys the level's settings.local.json replaces are not read here
+                let v = match &doc.value {
+                    Value::Object(m) if !replaced.is_empty() => Value::Object(
+                        m.iter()
+                            .filter(|(k, _)| !replaced.contains(k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    v => v.clone(),
+                };
+                merger.insert(&mut root, "", &v, &|p: &str| doc.origin(p));
             }
         }
     }
@@ -120,6 +138,13 @@ impl Merger {
                     if is_secret_key(k) && pointer.is_empty() {
                         continue;
                     }
+                    // as in Droid, read from the org level alone
+                    if pointer.is_empty()
+                        && ORG_ONLY_KEYS.contains(&k.as_str())
+                        && origin(&p).level != Level::Org
+                    {
+                        continue;
+                    }
                     match m.get_mut(k) {
                         Some(existing) => self.insert(existing, &p, child, origin),
                         None => {
@@ -162,6 +187,17 @@ impl Merger {
                     return;
                 }
                 let o = origin(pointer);
+                // a session default: the nearest level wins, the org's is only a default
+                if kind_at(pointer) == Kind::Default {
+                    if default_rank(o.level) < default_rank(above.level) {
+                        *cur = v.clone();
+                        *above = o;
+                    } else if above.level != o.level {
+                        self.diagnostics
+                            .push(locked(&o, above, &format!("`{pointer}`")));
+                    }
+                    return;
+                }
                 if let Some(restrictive) = restrictive_value(pointer)
                     && v.as_bool() == Some(restrictive)
                 {
@@ -308,8 +344,13 @@ fn legacy_pointer(p: &str) -> String {
 /// Drop what a lower layer may not redefine, with a warning for each
 pub fn lock(problems: &mut Problems, upper: &[&CompiledLayer], lower: &mut CompiledLayer) {
     let level = lower.level;
+    // what the org sets is locked; below the org the nearer level's entry wins, as in Droid (a
+    // folder's over its project's)
     lower.custom_models.retain(|m| {
-        let above = upper.iter().find_map(|u| u.custom_model(&m.model).map(|x| (u.level, x)));
+        let above = upper
+            .iter()
+            .filter(|u| u.level == Level::Org)
+            .find_map(|u| u.custom_model(&m.model).map(|x| (u.level, x)));
         match above {
             Some((l, x)) => {
                 problems.push(warn_at(
@@ -331,6 +372,10 @@ pub fn lock(problems: &mut Problems, upper: &[&CompiledLayer], lower: &mut Compi
                 .map(|x| (u.level, x))
         });
         match above {
+            // a folder's own definition of a project's server replaces it, as in Droid
+            Some((l, x)) if !s.toggle_only && !s.same_definition(x) && l != Level::Org => {
+                kept.insert(name, s);
+            }
             Some((l, x)) if !s.toggle_only && !s.same_definition(x) => {
                 problems.push(warn_at(
                     &s.origin,
