@@ -136,6 +136,18 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
             }
         }
     }
+    if let Some(v) = &x.droid_model {
+        let line = match (v.refuses, x.decision == strata_policy::Effect::Allow) {
+            (true, _) => {
+                "refuses it locally (`Model blocked by organization policy`): the org level Strata serves this person blocks it"
+            }
+            (false, true) => "lets it through to the gateway",
+            (false, false) => {
+                "lets it through (another scope of this person allows it): the gateway refuses it"
+            }
+        };
+        let _ = writeln!(out, "\nDroid, under the org level Strata serves: {line}");
+    }
     if !x.considered.is_empty() {
         let _ = writeln!(out, "\nalso considered (did not apply):");
         for c in &x.considered {
@@ -143,7 +155,10 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
         }
     }
     let o = &x.obligations;
-    if o.upstream_base_url.is_some() || o.max_output_tokens.is_some() || o.credential_env.is_some()
+    if o.upstream_base_url.is_some()
+        || o.max_output_tokens.is_some()
+        || o.credential_env.is_some()
+        || o.require_org_settings
     {
         let _ = writeln!(out, "\nobligations:");
         if let Some(u) = &o.upstream_base_url {
@@ -154,6 +169,12 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
         }
         if let Some(m) = o.max_output_tokens {
             let _ = writeln!(out, "  max output tokens {m}");
+        }
+        if o.require_org_settings {
+            let _ = writeln!(
+                out,
+                "  only from a client that loaded the org level from the gateway (droid.requireOrgSettings)"
+            );
         }
     }
     if !x.diagnostics.is_empty() {

@@ -44,6 +44,10 @@ pub struct Explanation {
     /// starts); absent when no level in scope enables `mcpPolicy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub droid: Option<crate::droid::DroidMcpVerdict>,
+    /// for a model of Droid's catalogue: whether Droid refuses it locally under the org level
+    /// Strata serves this person (absent for other ids: Droid's id lists never govern them)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub droid_model: Option<crate::droid::DroidModelVerdict>,
     pub diagnostics: Vec<Problem>,
     pub obligations: crate::decide::Obligations,
     pub revision: String,
@@ -161,14 +165,32 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         })
         .cloned()
         .collect();
-    let droid = match &req.target {
+    // the gateway Droid is pointed at: the request's, else the base URL its traffic goes to
+    let via = req.gateway.as_deref().or(match &req.target {
+        Target::Model { base_url, .. } => base_url.as_deref(),
+        Target::Mcp { .. } => None,
+    });
+    let served = crate::droid::org::OrgRequest {
+        user: &req.user,
+        groups: &req.groups,
+        token_projects: req.token_projects.as_deref(),
+        gateway_url: via.unwrap_or_default(),
+    };
+    let (droid, droid_model) = match &req.target {
         Target::Mcp { server } => {
             let facts = crate::facts::mcp_facts(snap, &scope, server);
-            facts
+            let list = crate::droid::org::droid_mcp_allowlist(snap, &served);
+            let v = facts
                 .target()
-                .and_then(|t| crate::droid::mcp_verdict(&scope, &t))
+                .and_then(|t| crate::droid::mcp_verdict(&scope, &t, list.as_deref()));
+            (v, None)
         }
-        Target::Model { .. } => None,
+        Target::Model { model, .. } => {
+            let id = decision.canonical_model.as_deref().unwrap_or(model);
+            let v = crate::droid::org::droid_allows_model(snap, &served, id)
+                .map(|ok| crate::droid::DroidModelVerdict { refuses: !ok });
+            (None, v)
+        }
     };
     let Decision {
         effect,
@@ -189,6 +211,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         admitted_by,
         considered,
         droid,
+        droid_model,
         diagnostics,
         obligations,
         revision: revision.to_string(),

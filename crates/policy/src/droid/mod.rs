@@ -46,6 +46,14 @@ pub struct DroidMcpVerdict {
     pub lists: Vec<DroidListVerdict>,
 }
 
+/// What Droid itself does with a model of its catalogue under the org level Strata serves
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroidModelVerdict {
+    /// Droid refuses it locally (`Model blocked by organization policy`), before any request
+    pub refuses: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DroidListVerdict {
@@ -56,9 +64,27 @@ pub struct DroidListVerdict {
 
 /// Droid's verdict on `target` in `scope`, by Droid's own merge: the first level with
 /// `mcpPolicy.enabled: true`, in Droid's order (org, the folders nearest first, the project, the
-/// person), supplies the one allowlist. `None` when no level enables it: Droid then starts any
-/// server it is configured with.
-pub fn mcp_verdict(scope: &ScopeRef<'_>, target: &McpTarget<'_>) -> Option<DroidMcpVerdict> {
+/// person), supplies the one allowlist. The org level is the one Strata serves (`served`: its
+/// rendered allowlist, when it sets one), else the org's own file. `None` when no level enables
+/// it: Droid then starts any server it is configured with.
+pub fn mcp_verdict(
+    scope: &ScopeRef<'_>,
+    target: &McpTarget<'_>,
+    served: Option<&[String]>,
+) -> Option<DroidMcpVerdict> {
+    if let Some(list) = served {
+        let entry = list
+            .iter()
+            .find(|e| crate::matchers::mcp::droid_admits_entry(e, target))
+            .cloned();
+        return Some(DroidMcpVerdict {
+            starts: entry.is_some(),
+            lists: vec![DroidListVerdict {
+                level: Level::Org,
+                entry,
+            }],
+        });
+    }
     let droid_order = std::iter::once(scope.org)
         .chain(scope.folders.iter().rev().copied())
         .chain(scope.project)

@@ -158,7 +158,8 @@ fn scope(req: &OrgRequest<'_>, project: Option<&str>, folder: Option<&str>) -> R
         groups: req.groups.to_vec(),
         project: project.map(str::to_string),
         folder: folder.map(str::to_string),
-        gateway: Some(req.gateway_url.to_string()),
+        // no URL (`policy explain` without a gateway): decided as a request that names none
+        gateway: (!req.gateway_url.is_empty()).then(|| req.gateway_url.to_string()),
         token_projects: req.token_projects.map(<[String]>::to_vec),
         target: Target::none(),
     }
@@ -198,6 +199,24 @@ fn scopes(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Request> {
     org.into_iter()
         .chain(projects.into_iter().flat_map(|p| project_scopes(req, p)))
         .collect()
+}
+
+/// Does the org level Strata serves this person let Droid use catalogue model `id`; `None` for
+/// an id outside Droid's catalogue (Droid's id lists never govern it)
+pub fn droid_allows_model(snap: &Snapshot, req: &OrgRequest<'_>, id: &str) -> Option<bool> {
+    catalogue::known_model_id(id).then(|| {
+        scopes(snap, req)
+            .iter()
+            .any(|s| decide(snap, &model_request(s, id)).allowed())
+    })
+}
+
+/// The `mcpPolicy.allowlist` of the org level Strata serves this person (`None`: it sets no
+/// `mcpPolicy`, and Droid takes the first level of its own files that enables one)
+pub fn droid_mcp_allowlist(snap: &Snapshot, req: &OrgRequest<'_>) -> Option<Vec<String>> {
+    let mut problems = Vec::new();
+    let v = mcp_policy(snap, &scopes(snap, req), &mut problems)?;
+    serde_json::from_value(v["allowlist"].clone()).ok()
 }
 
 fn model_request(scope: &Request, model: &str) -> Request {
