@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use futures::StreamExt;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::error::CatalogueError;
@@ -34,6 +34,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Anthropic's largest page
 const PAGE_LIMIT: u32 = 1000;
+/// What a query value escapes: all but RFC 3986's unreserved characters
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// One page of a catalogue, in either shape (OpenAI's has no `has_more`)
 #[derive(Deserialize)]
@@ -215,7 +221,7 @@ fn page_query(after: Option<&str>) -> String {
     match after {
         Some(id) => format!(
             "limit={PAGE_LIMIT}&after_id={}",
-            utf8_percent_encode(id, NON_ALPHANUMERIC)
+            utf8_percent_encode(id, QUERY_VALUE)
         ),
         None => format!("limit={PAGE_LIMIT}"),
     }
@@ -271,6 +277,9 @@ mod tests {
         .unwrap();
         assert!(!o.has_more && o.data.len() == 2 && o.data[1].id.is_empty());
         assert_eq!(page_query(None), "limit=1000");
-        assert_eq!(page_query(Some("a b/c")), "limit=1000&after_id=a%20b%2Fc");
+        assert_eq!(
+            page_query(Some("claude-3.5_x~ b/c")),
+            "limit=1000&after_id=claude-3.5_x~%20b%2Fc"
+        );
     }
 }
