@@ -19,11 +19,14 @@ use axum::routing::get;
 use common::{CENTRAL_ANTHROPIC, CENTRAL_OPENAI};
 use serde_json::{Value, json};
 
+/// A catalogue request's headers, and its `after_id`
+type Seen = (HeaderMap, Option<String>);
+
 #[derive(Clone, Default)]
 struct Mock {
     failing: Arc<AtomicBool>,
-    /// every catalogue request's headers and query
-    seen: Arc<Mutex<Vec<(HeaderMap, Option<String>)>>>,
+    /// every catalogue request
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 /// Anthropic's catalogue (asked with `x-api-key`) in two pages; OpenAI's (Bearer) in one
