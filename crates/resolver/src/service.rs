@@ -231,7 +231,15 @@ impl PolicyService for PolicySvc {
             Some(t) if self.resolver.is_service(t) => {}
             _ => return Err(ResolverError::Unauthenticated.into()),
         }
-        let stream = WatchStream::new(self.resolver.subscribe()).filter_map(|e| e.map(Ok));
+        // every revision, until the server shuts down (`None` marks that)
+        let events = WatchStream::new(self.resolver.subscribe()).filter_map(|e| e.map(Some));
+        let stop = WatchStream::new(self.resolver.stopping())
+            .filter(|stopping| *stopping)
+            .map(|_| None);
+        let stream = events
+            .merge(stop)
+            .take_while(Option::is_some)
+            .filter_map(|e| e.map(Ok));
         Ok(Response::new(Box::pin(stream)))
     }
 }

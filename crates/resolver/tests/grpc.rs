@@ -572,7 +572,27 @@ async fn watch_sees_every_publish() {
     // a watch channel keeps the latest value: a subscriber sees the last revision for sure
     assert_eq!(seen.last(), published.last());
     assert!(seen.iter().all(|r| published.contains(r)));
+    // a shutdown ends the stream at once (a gateway follows revisions on one for as long as it
+    // runs; the drain must not wait for it), and the server stops well within its grace period
+    let started = std::time::Instant::now();
+    let ended = tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                _ => return std::time::Instant::now(),
+            }
+        }
+    });
     s.stop().await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(
+        ended - started < strata_resolver::DRAIN_GRACE / 2,
+        "{:?}",
+        ended - started
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
