@@ -304,6 +304,7 @@ impl From<&strata_policy::explain::ModelView> for v1::ModelView {
                 .unwrap_or_default(),
             base_url: m.base_url.clone().unwrap_or_default(),
             max_output_tokens: m.max_output_tokens.unwrap_or(0),
+            credential_env: m.credential_env.clone().unwrap_or_default(),
             key_mode: m.key_mode.as_str().to_string(),
             level: level(m.level) as i32,
             decision: effect(m.decision) as i32,

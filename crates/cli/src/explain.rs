@@ -220,7 +220,7 @@ pub fn run(cmd: ExplainCmd) -> u8 {
                 Err(code) => return code,
             };
             let req = base_request(&r, user, c.groups.clone(), Target::none());
-            let s = effective_settings(&r.snapshot, &req, base_url.as_deref());
+            let s = effective_settings(&r.snapshot, &req, base_url.as_deref(), &[]);
             if c.json {
                 if !print_json(&s) {
                     return exit::FAILURE;

@@ -235,7 +235,7 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     // decided as the gateway decides each request, through its own URL: when none of them gets
     // through (the org's gateway requirement, say), that is better said now than on each request
     let (models, hidden) =
-        strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url));
+        strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url), &[]);
     let refused = if models.is_empty() {
         hidden.first().map(|m| (m.model.clone(), m.reason.clone()))
     } else {

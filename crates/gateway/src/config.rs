@@ -20,6 +20,8 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
 pub const DEFAULT_CLIENT_TIMEOUT_SECS: u64 = 60;
 /// Default bound on client connections open at once
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time between two fetches of the upstreams' model catalogues
+pub const DEFAULT_MODEL_CATALOG_REFRESH_SECS: u64 = 600;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
@@ -47,6 +49,9 @@ fn default_max_connections() -> usize {
 }
 fn default_resolver_calls_in_flight() -> usize {
     DEFAULT_RESOLVER_CALLS_IN_FLIGHT
+}
+fn default_model_catalog_refresh() -> u64 {
+    DEFAULT_MODEL_CATALOG_REFRESH_SECS
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +103,12 @@ pub struct GatewayConfig {
     /// call (one BatchDecide)
     #[serde(default = "default_resolver_calls_in_flight")]
     pub resolver_calls_in_flight: usize,
+    /// seconds between two fetches of each upstream's model catalogue (`GET /v1/models` with its
+    /// central key), at start and then this often: the ids the policy allows are listed by
+    /// `/v1/models` and `/strata/v1/droid-settings`; 0: never fetched (only models the bundle
+    /// names are listed)
+    #[serde(default = "default_model_catalog_refresh")]
+    pub model_catalog_refresh_secs: u64,
     /// by provider: `anthropic`, `openai`, `generic-chat-completion-api`
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
@@ -318,6 +329,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("g.toml") && e.contains("max_connections"), "{e}");
+    }
+
+    #[test]
+    fn model_catalogs_refresh_every_ten_minutes_unless_told() {
+        let cfg = GatewayConfig::parse("g.toml", "").unwrap();
+        assert_eq!(cfg.model_catalog_refresh_secs, 600);
+        let cfg = GatewayConfig::parse("g.toml", "model_catalog_refresh_secs = 0").unwrap();
+        assert_eq!(cfg.model_catalog_refresh_secs, 0);
     }
 
     #[test]

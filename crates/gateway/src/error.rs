@@ -264,6 +264,27 @@ impl GatewayError {
     }
 }
 
+/// Why an upstream's model catalogue could not be read (the last one read is kept)
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("no complete answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("{0}")]
+    Send(crate::upstream::SendError),
+    #[error("the upstream answered {0}")]
+    Status(u16),
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Body(crate::upstream::BodyError),
+    #[error("the answer is not a model list: {0}")]
+    Json(serde_json::Error),
+    #[error("more than {0} model ids")]
+    TooMany(usize),
+    #[error("cannot build the catalogue's URL: {0}")]
+    Url(String),
+}
+
 /// Why the gateway cannot start
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -12,6 +12,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use strata_proto::v1::policy_service_client::PolicyServiceClient;
 use tonic::transport::Channel;
 
+use crate::catalogue::Catalogues;
 use crate::config::{AuditTarget, GatewayConfig, secret};
 use crate::decider::Decider;
 use crate::error::StartError;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub(crate) public_base_url: String,
     /// the upstreams and keys org `customModels` entries name, worked out once each
     pub(crate) models: ModelUpstreams,
+    /// the upstreams' own model catalogues, read in the background
+    pub catalogues: Catalogues,
     /// metrics and the audit log
     pub telemetry: Arc<Telemetry>,
     /// every request's decision, batched under load
@@ -90,6 +93,7 @@ impl Gateway {
             bases,
             models: ModelUpstreams::new(&public_base_url),
             org_fetches: Default::default(),
+            catalogues: Catalogues::default(),
             public_base_url,
             cfg,
         })
@@ -106,6 +110,14 @@ impl Gateway {
     pub(crate) fn grpc<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.set_timeout(Duration::from_millis(self.cfg.decision_timeout_ms));
+        r.metadata_mut()
+            .insert("authorization", self.service_auth.clone());
+        r
+    }
+
+    /// A request to the resolver that opens a stream (`Watch`): the service token, no deadline
+    pub(crate) fn grpc_stream<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
         r.metadata_mut()
             .insert("authorization", self.service_auth.clone());
         r

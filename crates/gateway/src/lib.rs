@@ -3,7 +3,9 @@
 pub mod api;
 pub mod audit;
 pub mod balance;
+pub mod catalogue;
 pub mod config;
+pub mod credentials;
 pub mod decider;
 pub mod droid;
 pub mod error;
@@ -60,7 +62,7 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        gw.telemetry.metrics.render(),
+        gw.telemetry.metrics.render() + &metrics::render_catalogues(&gw.catalogues.sizes()),
     )
 }
 
@@ -182,6 +184,11 @@ pub async fn serve(
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let builder = Arc::new(builder);
     let tick = tokio::spawn(timer_tick());
+    // the upstreams' model catalogues, and the key variables each revision names
+    let background = [
+        tokio::spawn(catalogue::run(Arc::clone(&gw))),
+        tokio::spawn(credentials::watch(Arc::clone(&gw))),
+    ];
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     // a slot per open connection: with none free, the loop stops accepting (the kernel's backlog
@@ -248,5 +255,8 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     tick.abort();
+    for task in background {
+        task.abort();
+    }
     Ok(())
 }

@@ -150,6 +150,8 @@ pub struct Metrics {
     batched_decisions: AtomicU64,
     org_settings_served: AtomicU64,
     without_org_settings: AtomicU64,
+    /// org models whose key variable the gateway's environment lacks (active revision)
+    missing_credentials: AtomicI64,
 }
 
 /// Add `by` to `key`'s series; a new series past [`MAX_SERIES`] goes to `other`'s instead
@@ -212,6 +214,12 @@ impl Metrics {
             self.batched_decisions
                 .fetch_add(decisions as u64, Ordering::Relaxed);
         }
+    }
+
+    /// How many org models of the active revision take their key from an unset variable
+    pub fn set_missing_credentials(&self, n: usize) {
+        self.missing_credentials
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// One audit record dropped; returns how many so far
@@ -368,11 +376,31 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP strata_gateway_missing_credentials Org models of the active revision whose key variable is not set in the gateway's environment\n# TYPE strata_gateway_missing_credentials gauge\nstrata_gateway_missing_credentials {}",
+            self.missing_credentials.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP strata_gateway_audit_dropped_total Audit records dropped because the writer fell behind (its queue was full) or its database refused them\n# TYPE strata_gateway_audit_dropped_total counter\nstrata_gateway_audit_dropped_total {}",
             self.audit_dropped.load(Ordering::Relaxed)
         );
         out
     }
+}
+
+/// The catalogue gauge: how many model ids each upstream's last catalogue holds
+pub fn render_catalogues(sizes: &[(String, usize)]) -> String {
+    let mut out = String::from(
+        "# HELP strata_gateway_model_catalogue_models Model ids in the upstream's last catalogue read\n# TYPE strata_gateway_model_catalogue_models gauge\n",
+    );
+    for (provider, n) in sizes {
+        let _ = writeln!(
+            out,
+            "strata_gateway_model_catalogue_models{{provider=\"{}\"}} {n}",
+            esc(provider)
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -189,8 +189,27 @@ impl Upstream {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        self.send(Method::POST, uri, headers, body).await
+    }
+
+    /// GET `uri` (a model catalogue), as [`Upstream::post`] sends
+    pub async fn get(
+        &self,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        self.send(Method::GET, uri, headers, Bytes::new()).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<UpstreamBody>, SendError> {
         let mut req = Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
+        *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         match tokio::time::timeout(self.read_timeout, self.client.request(req)).await {

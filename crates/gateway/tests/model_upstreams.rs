@@ -342,6 +342,7 @@ public_base_url = "http://127.0.0.1:8787"
 resolver = "http://{resolver_addr}"
 service_token_file = "{svc}"
 decision_timeout_ms = 2000
+model_catalog_refresh_secs = 0
 [upstreams.anthropic]
 base_url = "http://{a_addr}"
 key_file = "{ka}"
@@ -354,12 +355,13 @@ key_file = "{ko}"
                     ko = common::write(d, "ko", CENTRAL_OPENAI),
                 ),
             );
+            let log = d.join("gateway.log");
             let mut child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["gateway_process", "--exact", "--ignored", "--nocapture"])
                 .env(GATEWAY_TOML, &toml)
                 .env_remove(UNSET_VAR)
                 .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .unwrap();
             let stdout = child.stdout.take().unwrap();
@@ -378,18 +380,42 @@ key_file = "{ko}"
             };
             // the gateway that installs it for the other tests runs elsewhere here
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let r = reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap()
+            let http = reqwest::Client::builder().no_proxy().build().unwrap();
+            // said at start, before any request needs the key: the gauge counts the one model
+            missing_credentials_become(&http, &addr, 1).await;
+            let r = http
                 .post(format!("http://{addr}/v1/chat/completions"))
                 .bearer_auth(&bob)
                 .json(&json!({"model": "acme-unset-coder", "messages": []}))
                 .send()
                 .await
                 .unwrap();
+            // a new revision without that entry: checked again, nothing missing
+            let admin = strata_transport::endpoint(&format!("http://{resolver_addr}"), None)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            strata_proto::v1::admin_service_client::AdminServiceClient::new(admin)
+                .publish_org(common::auth(strata_proto::v1::PublishOrgRequest {
+                    files: common::files(&common::examples().join("org")),
+                    message: String::new(),
+                }))
+                .await
+                .unwrap();
+            missing_credentials_become(&http, &addr, 0).await;
             let _ = child.kill();
             let _ = child.wait();
+            // one warning, naming the model and the variable, never a value
+            let log = std::fs::read_to_string(&log).unwrap();
+            let warned: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("acme-unset-coder"))
+                .collect();
+            assert_eq!(warned.len(), 1, "{log}");
+            assert!(warned[0].contains(UNSET_VAR), "{log}");
+            assert!(!log.contains("sk-only-the-resolver-has-this"), "{log}");
+            assert!(!log.contains(B_KEY), "{log}");
             let status = r.status().as_u16();
             let source = r
                 .headers()
@@ -409,6 +435,27 @@ key_file = "{ko}"
     );
 }
 
+/// Wait (at most 10 s) until the gateway at `addr` reports `n` missing credentials
+async fn missing_credentials_become(http: &reqwest::Client, addr: &str, n: u64) {
+    let want = format!("strata_gateway_missing_credentials {n}\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {want}: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The environment variable naming the configuration [`gateway_process`] runs
 const GATEWAY_TOML: &str = "STRATA_TEST_GATEWAY_TOML";
 /// The line [`gateway_process`] prints, before its address
@@ -422,6 +469,11 @@ fn gateway_process() {
     let Ok(path) = std::env::var(GATEWAY_TOML) else {
         return;
     };
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -141,12 +141,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                     d.obligations = Obligations {
                         upstream_base_url: c.base_url.clone().filter(|_| org),
                         provider: c.provider,
-                        credential_env: match &c.api_key {
-                            Some(ApiKey::Env { var }) if org && *key_mode == KeyMode::Central => {
-                                Some(var.clone())
-                            }
-                            _ => None,
-                        },
+                        credential_env: credential_env(layer, c, *key_mode),
                         max_output_tokens: c.max_output_tokens,
                         require_org_settings: false,
                     };
@@ -165,6 +160,24 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
             d
         }
         Target::Mcp { server } => decide_mcp(snap, &scope, req, server, native),
+    }
+}
+
+/// The environment variable a gateway reads the key for `c` from: an org entry's `${VAR}`
+/// `apiKey`, in central mode. Only the org's entries choose the gateway's secrets: a project
+/// naming a variable of the gateway's environment could otherwise send it where it likes.
+pub fn credential_env(
+    layer: &crate::compile::CompiledLayer,
+    c: &crate::files::settings::CustomModel,
+    key_mode: KeyMode,
+) -> Option<String> {
+    match &c.api_key {
+        Some(ApiKey::Env { var })
+            if layer.level == crate::origin::Level::Org && key_mode == KeyMode::Central =>
+        {
+            Some(var.clone())
+        }
+        _ => None,
     }
 }
 

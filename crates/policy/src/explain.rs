@@ -232,7 +232,12 @@ pub struct ModelView {
     pub base_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
+    /// the environment variable a gateway reads this model's key from (an org entry's `${VAR}`
+    /// `apiKey`, central key), as a decision's obligations name it
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_env: Option<String>,
     pub key_mode: KeyMode,
+    /// the level that defines or lists it; `org` for a model known only from a catalogue
     pub level: Level,
     pub decision: Effect,
     pub reason: String,
@@ -260,7 +265,8 @@ pub struct EffectiveSettings {
     pub settings: Value,
     /// models this user may use
     pub models: Vec<ModelView>,
-    /// models named in scope that this user may not use, with the reason
+    /// models named in scope (or in the catalogue asked about) that this user may not use, with
+    /// the reason
     pub hidden_models: Vec<ModelView>,
     pub mcp_servers: Vec<NamedView>,
     pub droids: Vec<NamedView>,
@@ -268,10 +274,13 @@ pub struct EffectiveSettings {
     pub diagnostics: Vec<Problem>,
 }
 
-/// Candidate models of a scope: every custom model, and every literal entry of an allow list
+/// Candidate models of a scope: every custom model, every literal entry of an allow list, then
+/// every id of `catalogue` (ids the caller knows of, e.g. an upstream's model catalogue) that is
+/// not one of those; each model once, by its canonical id
 fn candidates<'s>(
     snap: &'s Snapshot,
     scope: &ScopeRef<'s>,
+    catalogue: &[String],
 ) -> Vec<(
     String,
     Option<&'s crate::files::settings::CustomModel>,
@@ -315,6 +324,9 @@ fn candidates<'s>(
             push(lit, None, Level::Org);
         }
     }
+    for m in catalogue.iter().filter(|m| !m.trim().is_empty()) {
+        push(m, None, Level::Org);
+    }
     out
 }
 
@@ -325,22 +337,29 @@ fn candidates<'s>(
 /// no base URL: the `customModels` entry that governs the model in this scope supplies it, as
 /// it does for any such request (an entry of a layer whose additions do not count supplies
 /// nothing, there or here).
+///
+/// The candidates are the models the scope names (custom models, exact allowlist and category
+/// entries) and the ids of `catalogue` (what the caller knows exists, e.g. the upstreams' own
+/// model lists), so that a model allowed only by a pattern (`claude-sonnet-4-*`) is listed once
+/// someone knows of it. Every candidate is decided exactly as a request for it would be.
 pub fn models(
     snap: &Snapshot,
     base: &Request,
     via: Option<&str>,
+    catalogue: &[String],
 ) -> (Vec<ModelView>, Vec<ModelView>) {
     let scope = snap.scope(base);
     let mut shown = Vec::new();
     let mut hidden = Vec::new();
-    for (model, custom, level) in candidates(snap, &scope) {
+    for (model, custom, level) in candidates(snap, &scope, catalogue) {
         let key_mode = if level == Level::User && custom.is_some() {
             KeyMode::Byok
         } else {
             KeyMode::Central
         };
         // the entry a request for this model is decided with (and forwarded by)
-        let entry = scope.custom_entry(&model, key_mode).map(|(_, c)| c);
+        let found = scope.custom_entry(&model, key_mode);
+        let entry = found.map(|(_, c)| c);
         let req = Request {
             target: Target::Model {
                 model: model.clone(),
@@ -359,6 +378,7 @@ pub fn models(
             provider: entry.and_then(|c| c.provider),
             base_url: entry.and_then(|c| c.base_url.clone()),
             max_output_tokens: entry.and_then(|c| c.max_output_tokens),
+            credential_env: found.and_then(|(l, c)| crate::decide::credential_env(l, c, key_mode)),
             key_mode,
             level,
             decision: d.effect,
@@ -384,11 +404,16 @@ fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
     }
 }
 
-/// The effective settings of `base`'s scope
-pub fn effective_settings(snap: &Snapshot, base: &Request, via: Option<&str>) -> EffectiveSettings {
+/// The effective settings of `base`'s scope; `catalogue` as for [`models`]
+pub fn effective_settings(
+    snap: &Snapshot,
+    base: &Request,
+    via: Option<&str>,
+    catalogue: &[String],
+) -> EffectiveSettings {
     let scope = snap.scope(base);
     let view = crate::merge::view(scope.layers());
-    let (models, hidden_models) = models(snap, base, via);
+    let (models, hidden_models) = models(snap, base, via, catalogue);
 
     let mut mcp_servers = Vec::new();
     let mut seen = Vec::new();

@@ -17,11 +17,16 @@
 //!   allowlist names) or a custom model, of a layer whose additions count;
 //! - a listed model is never one `decide` denies, whatever its spelling.
 //!
-//! What is not checked: a model allowed only by a pattern (`alpha-*`, a category member that is a
-//! glob, or every model when the org sets no allowlist) and named by no list in scope. Listing
-//! those needs the upstreams' own model catalogues (issue 15, item 2), which the core does not
-//! have. They are counted, as are the models that must be listed, and the test fails if the
-//! generated cases never exercise either.
+//! Every listing is made twice: without a catalogue, and with a generated one (ids the caller
+//! knows of, as a gateway passes its upstreams' model catalogues, in several spellings, with
+//! blanks). With it, every catalogue id `decide` allows is listed, whatever made it allowed (a
+//! pattern such as `alpha-*`, a category member that is a glob, or no allowlist at all), and every
+//! one it denies is hidden.
+//!
+//! What is not checked: a model allowed only by a pattern and named neither by a list in scope
+//! nor by the catalogue: nothing can list a model nobody names. Those are counted, as are the
+//! models that must be listed and those listed from the catalogue alone, and the test fails if
+//! the generated cases never exercise each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -53,6 +58,18 @@ const PATTERNS: [&str; 3] = ["alpha-*", "beta-*", "*-2"];
 const CUSTOM: [&str; 4] = ["ft-org", "ft-proj", "ft-fold", "alpha-2"];
 /// ids no list names; `alpha-9` and `beta-7` match patterns
 const OUTSIDE: [&str; 3] = ["alpha-9", "beta-7", "omega"];
+/// what a catalogue may hold: ids in and out of the bundle, other spellings, a blank
+const CATALOGUE: [&str; 9] = [
+    "alpha-9",
+    "Alpha-9",
+    "openai/beta-7",
+    "omega",
+    "beta-1",
+    "ft-org",
+    "ALPHA-1",
+    "delta",
+    "  ",
+];
 const CATEGORY: &str = "cat";
 const CATEGORY_MEMBERS: [&str; 3] = ["beta-1", "delta", "alpha-*"];
 const GW: &str = "https://gw.acme.internal/v1";
@@ -360,6 +377,10 @@ fn world() -> impl Strategy<Value = World> {
         )
 }
 
+fn catalogue() -> impl Strategy<Value = Vec<&'static str>> {
+    prop::sample::subsequence(CATALOGUE.to_vec(), 0..=5)
+}
+
 fn asker() -> impl Strategy<Value = Asker> {
     (
         prop::sample::select(USERS.to_vec()),
@@ -381,6 +402,8 @@ fn asker() -> impl Strategy<Value = Asker> {
 /// Models that had to be listed, and models allowed by a pattern alone (not checked)
 static MUST_LIST: AtomicUsize = AtomicUsize::new(0);
 static PATTERN_ONLY: AtomicUsize = AtomicUsize::new(0);
+/// models listed because the catalogue names them, and no list in scope
+static FROM_CATALOGUE: AtomicUsize = AtomicUsize::new(0);
 /// listings that offered at least one model
 static NON_EMPTY: AtomicUsize = AtomicUsize::new(0);
 
@@ -413,92 +436,134 @@ fn through(base: &Request, model: &str, via: Option<&str>) -> Request {
     }
 }
 
-fn check(w: &World, a: &Asker, snap: &Snapshot) -> Result<(), TestCaseError> {
-    let candidates = w.candidates();
+fn check(w: &World, a: &Asker, snap: &Snapshot, cat: &[&str]) -> Result<(), TestCaseError> {
+    let mut candidates = w.candidates();
+    candidates.extend(cat.iter().filter(|m| !m.trim().is_empty()));
+    candidates.sort();
+    candidates.dedup();
+    let cat: Vec<String> = cat.iter().map(|m| m.to_string()).collect();
     for scope in SCOPES {
-        let base = base(a, scope);
         for via in [Some(GW), None] {
-            let (shown, hidden) = models(snap, &base, via);
-            let ctx = || format!("scope {scope:?}, via {via:?}");
-            if !shown.is_empty() {
-                NON_EMPTY.fetch_add(1, Ordering::Relaxed);
+            for known in [&[][..], &cat[..]] {
+                check_listing(w, snap, &base(a, scope), scope, via, &candidates, known)?;
             }
-            // each candidate decided once (a case stays cheap); a listed id the candidates do
-            // not hold is decided on its own
-            let decided: Vec<(&str, Decision)> = candidates
-                .iter()
-                .map(|m| (*m, decide(snap, &through(&base, m, via))))
-                .collect();
-            let decision = |m: &str| {
-                decided
-                    .iter()
-                    .find(|(c, _)| *c == m)
-                    .map(|(_, d)| d.clone())
-                    .unwrap_or_else(|| decide(snap, &through(&base, m, via)))
-            };
-            for v in &shown {
-                prop_assert_eq!(v.key_mode, KeyMode::Central);
-                let d = decision(&v.model);
-                prop_assert_eq!(
-                    d.effect,
-                    Effect::Allow,
-                    "{}: `{}` is listed but the gateway denies it: {}",
-                    ctx(),
-                    v.model,
-                    d.reason
-                );
-            }
-            for v in &hidden {
-                let d = decision(&v.model);
-                prop_assert_eq!(
-                    d.effect,
-                    Effect::Deny,
-                    "{}: `{}` is hidden but the gateway allows it: {}",
-                    ctx(),
-                    v.model,
-                    d.reason
-                );
-            }
-            let listed = |m: &str| {
-                let c = canonical_str(m);
-                shown.iter().any(|v| canonical_str(&v.model) == c)
-            };
-            for (m, d) in &decided {
-                if d.effect == Effect::Deny {
-                    prop_assert!(
-                        !listed(m),
-                        "{}: `{}` is denied but listed (in another spelling): {}",
-                        ctx(),
-                        m,
-                        d.reason
-                    );
-                    continue;
-                }
-                if !w.named_in_scope(scope, m) {
-                    PATTERN_ONLY.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                MUST_LIST.fetch_add(1, Ordering::Relaxed);
-                prop_assert!(
-                    listed(m),
-                    "{}: the gateway allows `{}` ({}) but the listing does not offer it; listed: {:?}",
-                    ctx(),
-                    m,
-                    d.reason,
-                    shown.iter().map(|v| v.model.as_str()).collect::<Vec<_>>()
-                );
-            }
-            // the listing offers each model once, whatever spellings the bundle uses
-            let mut seen: Vec<String> = shown
-                .iter()
-                .map(|v| canonical_str(&v.model).into_owned())
-                .collect();
-            let n = seen.len();
-            seen.sort();
-            seen.dedup();
-            prop_assert_eq!(seen.len(), n, "{}: a model is listed twice", ctx());
         }
     }
+    Ok(())
+}
+
+/// One listing of `scope` through `via`, given the catalogue `known`, against the decisions
+fn check_listing(
+    w: &World,
+    snap: &Snapshot,
+    base: &Request,
+    scope: Scope,
+    via: Option<&str>,
+    candidates: &[&str],
+    known: &[String],
+) -> Result<(), TestCaseError> {
+    let (shown, hidden) = models(snap, base, via, known);
+    let ctx = || format!("scope {scope:?}, via {via:?}, catalogue {known:?}");
+    let in_catalogue = |m: &str| {
+        let c = canonical_str(m);
+        known.iter().any(|k| canonical_str(k) == c)
+    };
+    if !shown.is_empty() {
+        NON_EMPTY.fetch_add(1, Ordering::Relaxed);
+    }
+    // each candidate decided once (a case stays cheap); a listed id the candidates do
+    // not hold is decided on its own
+    let decided: Vec<(&str, Decision)> = candidates
+        .iter()
+        .map(|m| (*m, decide(snap, &through(base, m, via))))
+        .collect();
+    let decision = |m: &str| {
+        decided
+            .iter()
+            .find(|(c, _)| *c == m)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| decide(snap, &through(base, m, via)))
+    };
+    for v in &shown {
+        prop_assert_eq!(v.key_mode, KeyMode::Central);
+        prop_assert!(
+            !v.model.trim().is_empty(),
+            "{}: a blank id is listed",
+            ctx()
+        );
+        let d = decision(&v.model);
+        prop_assert_eq!(
+            d.effect,
+            Effect::Allow,
+            "{}: `{}` is listed but the gateway denies it: {}",
+            ctx(),
+            v.model,
+            d.reason
+        );
+    }
+    for v in &hidden {
+        let d = decision(&v.model);
+        prop_assert_eq!(
+            d.effect,
+            Effect::Deny,
+            "{}: `{}` is hidden but the gateway allows it: {}",
+            ctx(),
+            v.model,
+            d.reason
+        );
+    }
+    let listed = |m: &str| {
+        let c = canonical_str(m);
+        shown.iter().any(|v| canonical_str(&v.model) == c)
+    };
+    let is_hidden = |m: &str| {
+        let c = canonical_str(m);
+        hidden.iter().any(|v| canonical_str(&v.model) == c)
+    };
+    for (m, d) in &decided {
+        if d.effect == Effect::Deny {
+            prop_assert!(
+                !listed(m),
+                "{}: `{}` is denied but listed (in another spelling): {}",
+                ctx(),
+                m,
+                d.reason
+            );
+            prop_assert!(
+                !in_catalogue(m) || is_hidden(m),
+                "{}: the catalogue's `{}` is denied ({}) but not among the hidden models",
+                ctx(),
+                m,
+                d.reason
+            );
+            continue;
+        }
+        if !w.named_in_scope(scope, m) {
+            if !in_catalogue(m) {
+                PATTERN_ONLY.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            FROM_CATALOGUE.fetch_add(1, Ordering::Relaxed);
+        }
+        MUST_LIST.fetch_add(1, Ordering::Relaxed);
+        prop_assert!(
+            listed(m),
+            "{}: the gateway allows `{}` ({}) but the listing does not offer it; listed: {:?}",
+            ctx(),
+            m,
+            d.reason,
+            shown.iter().map(|v| v.model.as_str()).collect::<Vec<_>>()
+        );
+    }
+    // the listing offers each model once, whatever spellings the bundle uses
+    let mut seen: Vec<String> = shown
+        .iter()
+        .map(|v| canonical_str(&v.model).into_owned())
+        .collect();
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    prop_assert_eq!(seen.len(), n, "{}: a model is listed twice", ctx());
     Ok(())
 }
 
@@ -511,9 +576,9 @@ fn listings_agree_with_decisions() {
     };
     let mut runner = TestRunner::new(config);
     let started = std::time::Instant::now();
-    let result = runner.run(&(world(), asker()), |(w, a)| {
+    let result = runner.run(&(world(), asker(), catalogue()), |(w, a, cat)| {
         let snap = w.compile();
-        check(&w, &a, &snap)
+        check(&w, &a, &snap, &cat)
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -521,8 +586,9 @@ fn listings_agree_with_decisions() {
     let must = MUST_LIST.load(Ordering::Relaxed);
     let pattern = PATTERN_ONLY.load(Ordering::Relaxed);
     let non_empty = NON_EMPTY.load(Ordering::Relaxed);
+    let from_catalogue = FROM_CATALOGUE.load(Ordering::Relaxed);
     eprintln!(
-        "{} cases in {:?}: {must} models had to be listed, {pattern} allowed by a pattern alone (not checked), {non_empty} non-empty listings",
+        "{} cases in {:?}: {must} models had to be listed ({from_catalogue} known from the catalogue alone), {pattern} allowed by a pattern and named nowhere (not checked), {non_empty} non-empty listings",
         runner.config().cases,
         started.elapsed()
     );
@@ -535,13 +601,17 @@ fn listings_agree_with_decisions() {
         "no generated case had a model allowed by a pattern alone"
     );
     assert!(non_empty > 0, "every listing was empty");
+    assert!(
+        from_catalogue > 0,
+        "no generated case listed a model only the catalogue names"
+    );
 }
 
 // ---- what the property found, kept as plain tests
 
 fn assert_agrees(w: World, a: Asker) {
     let snap = w.compile();
-    if let Err(e) = check(&w, &a, &snap) {
+    if let Err(e) = check(&w, &a, &snap, &CATALOGUE) {
         panic!("{e}");
     }
 }
@@ -602,4 +672,45 @@ fn an_entry_whose_additions_do_not_count_supplies_no_base_url() {
         },
         anyone(),
     );
+}
+
+/// `alpha-9` is allowed by the pattern `alpha-*` alone: no list names it, so it is listed only
+/// once a catalogue names it (in the catalogue's spelling, once for all its spellings); a
+/// catalogue id the org bans is hidden with the ban as its reason; a catalogue id a custom model
+/// already names is that custom model, listed once with its entry
+#[test]
+fn a_catalogue_lists_what_patterns_allow_and_hides_what_is_banned() {
+    let w = World {
+        org: LayerSpec {
+            allowed: Some(vec!["alpha-*", "beta-*", "ft-org"]),
+            blocked: vec!["beta-*"],
+            custom: vec![("ft-org", GW)],
+        },
+        ..plain()
+    };
+    let snap = w.compile();
+    let base = base(&anyone(), Scope::Org);
+    let ids = |v: &[strata_policy::explain::ModelView]| {
+        v.iter().map(|m| m.model.clone()).collect::<Vec<_>>()
+    };
+
+    let (shown, hidden) = models(&snap, &base, Some(GW), &[]);
+    assert_eq!(ids(&shown), ["ft-org"]);
+    assert!(hidden.is_empty(), "{:?}", ids(&hidden));
+
+    let catalogue: Vec<String> = ["Alpha-9", "openai/alpha-9", "beta-7", "FT-ORG", " ", ""]
+        .map(String::from)
+        .to_vec();
+    let (shown, hidden) = models(&snap, &base, Some(GW), &catalogue);
+    assert_eq!(ids(&shown), ["ft-org", "Alpha-9"]);
+    assert_eq!(shown[0].base_url.as_deref(), Some(GW));
+    assert_eq!(shown[1].level, strata_policy::Level::Org);
+    assert_eq!(ids(&hidden), ["beta-7"]);
+    assert_eq!(hidden[0].decision, Effect::Deny);
+    assert!(
+        hidden[0].reason.contains("blockedModelIds") && hidden[0].reason.contains("beta-*"),
+        "{}",
+        hidden[0].reason
+    );
+    assert_agrees(w, anyone());
 }

@@ -112,6 +112,7 @@ pub async fn serve_with(
     .max_encoding_message_size(MAX_ADMIN_MESSAGE);
     let watch = resolver.store_watch();
     let follower_resolver = resolver.clone();
+    let stopping_resolver = resolver.clone();
     let admin = AdminServiceServer::new(service::AdminSvc { resolver })
         .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -176,6 +177,8 @@ pub async fn serve_with(
         stopping_health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
+        // revision streams end, so that the drain waits for calls only
+        stopping_resolver.stop_watches();
         let _ = tx.send(true);
         std::future::pending::<()>().await
     };

@@ -15,6 +15,8 @@ use crate::state::{Active, Resolver};
 
 /// Most requests one BatchDecide may carry
 pub const MAX_BATCH: usize = 1_000;
+/// Most `candidate_models` one ResolveSettings may carry (a provider's catalogue holds hundreds)
+pub const MAX_CANDIDATE_MODELS: usize = 10_000;
 
 fn bearer<T>(req: &Request<T>) -> Option<&str> {
     let v = req.metadata().get("authorization")?.to_str().ok()?;
@@ -171,6 +173,13 @@ impl PolicyService for PolicySvc {
     ) -> Result<Response<v1::ResolveSettingsResponse>, Status> {
         let active = self.auth(&req)?;
         let r = req.get_ref();
+        if r.candidate_models.len() > MAX_CANDIDATE_MODELS {
+            return Err(ResolverError::BadRequest(format!(
+                "{} candidate models, more than the limit of {MAX_CANDIDATE_MODELS}",
+                r.candidate_models.len()
+            ))
+            .into());
+        }
         let identity = r.identity.clone().map(|i| match i {
             v1::resolve_settings_request::Identity::Token(t) => Identity::Token(t),
             v1::resolve_settings_request::Identity::Principal(p) => Identity::Principal(p),
@@ -187,6 +196,7 @@ impl PolicyService for PolicySvc {
             &active.snapshot,
             &base,
             (!r.base_url.is_empty()).then_some(r.base_url.as_str()),
+            &r.candidate_models,
         );
         strata_proto::resolve_settings_response(active.snapshot.revision.to_string(), &settings)
             .map(Response::new)
@@ -255,7 +265,15 @@ impl PolicyService for PolicySvc {
             Some(t) if self.resolver.is_service(t) => {}
             _ => return Err(ResolverError::Unauthenticated.into()),
         }
-        let stream = WatchStream::new(self.resolver.subscribe()).filter_map(|e| e.map(Ok));
+        // every revision, until the server shuts down (`None` marks that)
+        let events = WatchStream::new(self.resolver.subscribe()).filter_map(|e| e.map(Some));
+        let stop = WatchStream::new(self.resolver.stopping())
+            .filter(|stopping| *stopping)
+            .map(|_| None);
+        let stream = events
+            .merge(stop)
+            .take_while(Option::is_some)
+            .filter_map(|e| e.map(Ok));
         Ok(Response::new(Box::pin(stream)))
     }
 }

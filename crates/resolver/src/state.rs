@@ -39,6 +39,9 @@ pub struct Resolver {
     /// revision as this resolver last saw it (what the next commit replaces)
     publish: Mutex<Option<String>>,
     events: watch::Sender<Option<RevisionEvent>>,
+    /// `true` once the server is shutting down: `Watch` streams end then, so that the drain
+    /// does not wait for them (a gateway follows revisions on one for as long as it runs)
+    stopping: watch::Sender<bool>,
     admin_hash: [u8; 32],
     service_hash: [u8; 32],
     /// Droid's org documents of the active revision
@@ -238,6 +241,7 @@ impl Resolver {
             tokens: ArcSwap::from_pointee(tokens),
             publish: Mutex::new(stored_active.clone()),
             events,
+            stopping: watch::channel(false).0,
             admin_hash,
             service_hash,
             droid_docs: Default::default(),
@@ -355,6 +359,16 @@ impl Resolver {
 
     pub fn subscribe(&self) -> watch::Receiver<Option<RevisionEvent>> {
         self.events.subscribe()
+    }
+
+    /// Whether the server is shutting down ([`Resolver::stop_watches`]), and every change
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// End every `Watch` stream: the server is shutting down
+    pub fn stop_watches(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub fn is_admin(&self, token: &str) -> bool {

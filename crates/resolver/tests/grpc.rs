@@ -204,6 +204,7 @@ async fn decide_by_token_resolves_identity_in_one_call() {
                     project: project.into(),
                     folder: String::new(),
                     base_url: String::new(),
+                    candidate_models: Vec::new(),
                 },
             ))
             .await
@@ -571,7 +572,27 @@ async fn watch_sees_every_publish() {
     // a watch channel keeps the latest value: a subscriber sees the last revision for sure
     assert_eq!(seen.last(), published.last());
     assert!(seen.iter().all(|r| published.contains(r)));
+    // a shutdown ends the stream at once (a gateway follows revisions on one for as long as it
+    // runs; the drain must not wait for it), and the server stops well within its grace period
+    let started = std::time::Instant::now();
+    let ended = tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                _ => return std::time::Instant::now(),
+            }
+        }
+    });
     s.stop().await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(
+        ended - started < strata_resolver::DRAIN_GRACE / 2,
+        "{:?}",
+        ended - started
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -748,30 +769,31 @@ async fn explain_and_resolve_settings_over_grpc() {
     );
     assert!(v["considered"].as_array().is_some_and(|c| !c.is_empty()));
     // the effective settings for alice in project web, as a gateway at `base_url` asks for them
-    let listed = |base_url: &'static str| {
+    let request = |base_url: &str, candidate_models: Vec<String>| v1::ResolveSettingsRequest {
+        identity: Some(v1::resolve_settings_request::Identity::Principal(
+            v1::Principal {
+                user: "alice".into(),
+                groups: vec!["leads".into()],
+            },
+        )),
+        project: "web".into(),
+        folder: String::new(),
+        base_url: base_url.into(),
+        candidate_models,
+    };
+    let listed_with = |base_url: &'static str, candidates: &[&str]| {
         let mut p = p.clone();
+        let req = request(base_url, candidates.iter().map(|c| c.to_string()).collect());
         async move {
             let r = p
-                .resolve_settings(auth(
-                    SERVICE,
-                    v1::ResolveSettingsRequest {
-                        identity: Some(v1::resolve_settings_request::Identity::Principal(
-                            v1::Principal {
-                                user: "alice".into(),
-                                groups: vec!["leads".into()],
-                            },
-                        )),
-                        project: "web".into(),
-                        folder: String::new(),
-                        base_url: base_url.into(),
-                    },
-                ))
+                .resolve_settings(auth(SERVICE, req))
                 .await
                 .unwrap()
                 .into_inner();
             serde_json::from_str::<serde_json::Value>(&r.settings_json).unwrap()
         }
     };
+    let listed = |base_url: &'static str| listed_with(base_url, &[]);
     let v = listed("").await;
     assert!(v["settings"]["modelPolicy"].is_object());
 
@@ -808,6 +830,46 @@ async fn explain_and_resolve_settings_over_grpc() {
             "{model}: {elsewhere}"
         );
     }
+
+    // ids from an upstream's catalogue: listed when the policy allows them (the org allows
+    // `claude-sonnet-4-*`, which names no model), hidden with the reason when it bans them
+    // (`gpt-4o*`); the same ids unasked are in neither list
+    let dated = "claude-sonnet-4-5-20250929";
+    assert!(!ids(&through, "models").contains(&dated.to_string()));
+    let known = listed_with(
+        "http://127.0.0.1:8787",
+        &[dated, "gpt-4o", "claude-opus-4-1"],
+    )
+    .await;
+    let shown = ids(&known, "models");
+    assert!(shown.contains(&dated.to_string()), "{known}");
+    assert_eq!(
+        shown.iter().filter(|m| *m == "claude-opus-4-1").count(),
+        1,
+        "{known}"
+    );
+    let banned = known["hiddenModels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "gpt-4o")
+        .unwrap_or_else(|| panic!("gpt-4o is not hidden: {known}"));
+    assert!(
+        banned["reason"]
+            .as_str()
+            .unwrap()
+            .contains("blockedModelIds"),
+        "{banned}"
+    );
+    // more candidates than a request may carry: INVALID_ARGUMENT, saying so
+    let many = vec!["m".to_string(); strata_resolver::service::MAX_CANDIDATE_MODELS + 1];
+    let e = p
+        .clone()
+        .resolve_settings(auth(SERVICE, request("", many)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("candidate models"), "{}", e.message());
     s.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! The settings endpoints, answered from the resolver's effective settings for the caller rather
 //! than by forwarding: `GET /v1/models` (only the models this user may use) and
-//! `GET /strata/v1/droid-settings`.
+//! `GET /strata/v1/droid-settings`. Every ask carries the upstreams' model catalogues
+//! ([`crate::catalogue`]) as candidates, so that models allowed by a pattern are listed too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,16 @@ pub async fn droid_settings(State(gw): State<Arc<Gateway>>, headers: HeaderMap) 
     let Some(caller) = caller(&headers) else {
         return GatewayError::MissingApiKey.response(false);
     };
-    let settings = match resolve(&gw, &caller, &headers).await {
+    let mut settings = match resolve(&gw, &caller, &headers).await {
         Ok(s) => s,
         Err(e) => return e.response(false),
     };
+    // a model known from a catalogue has no entry to say its provider: the upstream that lists it
+    for m in settings.models.iter_mut().filter(|m| m.provider.is_empty()) {
+        if let Some(p) = gw.catalogues.provider_of(&m.model) {
+            m.provider = p;
+        }
+    }
     let body = serde_json::json!({ "customModels": crate::droid::custom_models(&settings.models, &gw.public_base_url, &caller.token) });
     let mut r = Response::new(Body::from(body.to_string()));
     r.headers_mut()
@@ -50,6 +57,7 @@ async fn resolve(
             .unwrap_or_default()
             .to_string(),
         base_url: gw.public_base_url.clone(),
+        candidate_models: gw.catalogues.ids(),
     };
     let mut client = gw.policy.clone();
     let deadline = Duration::from_millis(gw.cfg.decision_timeout_ms.max(1000));

@@ -289,6 +289,13 @@ async fn stack_full(
         }
     };
 
+    // the upstreams' model catalogues are read only by the tests that say so: the mock upstreams
+    // of the others count what reaches them
+    let settings = if settings.contains("model_catalog_refresh_secs") {
+        settings.to_string()
+    } else {
+        format!("model_catalog_refresh_secs = 0\n{settings}")
+    };
     let cfg = GatewayConfig::parse(
         "e2e.toml",
         &format!(

@@ -308,7 +308,8 @@ fn custom_models(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Value> {
     let several = projects.len() > 1;
     let mut out = Vec::new();
     for project in projects {
-        let (shown, _) = models(snap, &scope(req, project, None), Some(req.gateway_url));
+        // catalogue ids are not custom models: Droid offers them itself
+        let (shown, _) = models(snap, &scope(req, project, None), Some(req.gateway_url), &[]);
         for m in shown.iter().filter(|m| m.key_mode == KeyMode::Central) {
             if catalogue::known_model_id(&m.model) {
                 // a catalogue id is offered by Droid itself (and listed in modelPolicy)
