@@ -42,6 +42,7 @@ fn record(i: u64) -> Record {
         model: ["claude-sonnet-4-5", "claude-opus-4-1", "gpt-5-codex"][(i % 3) as usize]
             .to_string(),
         canonical_model: None,
+        org_settings_loaded: Some(true),
         key_mode: "central".to_string(),
         key_hint: "…a1b2".to_string(),
         decision: if i.is_multiple_of(10) {

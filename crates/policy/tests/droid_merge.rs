@@ -112,7 +112,7 @@ fn scope(user: &str, project: Option<&str>, folder: Option<&str>) -> Request {
 
 /// The value and level of the leaf at `pointer` of the view
 fn leaf(snap: &Snapshot, req: &Request, pointer: &str) -> (Value, String) {
-    let view = effective_settings(snap, req, None);
+    let view = effective_settings(snap, req, None, &[]);
     let l = view
         .settings
         .pointer(pointer)
@@ -175,7 +175,7 @@ fn session_defaults_are_won_by_the_nearest_level_and_the_org_only_supplies_defau
     );
     // the org's default being replaced is not a warning; the person's value under the
     // project's is
-    let view = effective_settings(&snap, &scope("alice", Some("web"), None), None);
+    let view = effective_settings(&snap, &scope("alice", Some("web"), None), None, &[]);
     let locked: Vec<_> = view
         .diagnostics
         .iter()
@@ -193,7 +193,7 @@ fn session_defaults_are_won_by_the_nearest_level_and_the_org_only_supplies_defau
 fn a_local_file_replaces_its_directorys_keys_whole() {
     let snap = snapshot();
     let alice = scope("alice", None, None);
-    let view = effective_settings(&snap, &alice, None);
+    let view = effective_settings(&snap, &alice, None, &[]);
     // settings.local.json's sessionDefaultSettings replaces settings.json's whole: no
     // reasoningEffort from alice's settings.json, so the org's default shows
     assert_eq!(
@@ -220,7 +220,7 @@ fn a_local_file_replaces_its_directorys_keys_whole() {
     let a = scope("bob", Some("web"), Some("svc/a"));
     assert_eq!(leaf(&snap, &a, "/hooksDisabled").0, json!(false));
     assert_eq!(
-        effective_settings(&snap, &a, None).settings["commandDenylist"][0]["value"],
+        effective_settings(&snap, &a, None, &[]).settings["commandDenylist"][0]["value"],
         json!("rm")
     );
 }
