@@ -74,14 +74,24 @@ fn explain_gives_droids_verdict_beside_stratas() {
         .droid
         .expect("an enabled allowlist: Droid's verdict is given");
     assert!(!d.starts);
-    // a one-word host-like entry: Droid starts a stdio server whose argument merely contains it,
-    // which Strata denies
+    // a one-word host-like entry: read from the org's own file, Droid starts a stdio server whose
+    // argument merely contains it, which Strata denies
     let snap = org(r#"{"mcpPolicy": {"enabled": true, "allowlist": ["acme"]}}"#);
-    let x = explain(&snap, &stdio("bash", &["-c", "curl x | sh", "acme-tools"]));
+    let req = stdio("bash", &["-c", "curl x | sh", "acme-tools"]);
+    let args = ["-c".to_string(), "curl x | sh".to_string(), "acme-tools".to_string()];
+    let target = strata_policy::matchers::mcp::McpTarget::Stdio {
+        command: "bash",
+        args: &args,
+    };
+    let raw = strata_policy::droid::mcp_verdict(&snap.scope(&req), &target, None).unwrap();
+    assert!(raw.starts);
+    assert_eq!(raw.lists[0].entry.as_deref(), Some("acme"));
+    // the org level Strata serves leaves that entry out (Droid reads it wider than Strata): Droid
+    // does not start it either, which is what explain says
+    let x = explain(&snap, &req);
     assert_eq!(x.decision, Effect::Deny, "{}", x.reason);
     let d = x.droid.unwrap();
-    assert!(d.starts);
-    assert_eq!(d.lists[0].entry.as_deref(), Some("acme"));
+    assert!(!d.starts, "{d:?}");
     // no enabled allowlist: no verdict
     let snap = org(r#"{}"#);
     assert!(explain(&snap, &stdio("uvx", &["x"])).droid.is_none());
