@@ -29,6 +29,26 @@ pub const OFFLINE: &[(&str, &str)] = &[
     ("FACTORY_DISABLE_KEYRING", "1"),
 ];
 
+/// Droid loading its org level from Strata's gateway: Factory's API at `FACTORY_API_BASE_URL`
+/// (whoami, managed-settings), no telemetry updates or keyring; [`with_api`] adds the two
+/// variables. Not [`OFFLINE`]: `FACTORY_AIRGAP_ENABLED` switches the API off.
+pub const WITH_API: &[(&str, &str)] = &[
+    ("FACTORY_DROID_AUTO_UPDATE_ENABLED", "false"),
+    ("FACTORY_DISABLE_KEYRING", "1"),
+];
+
+/// [`WITH_API`] with `FACTORY_API_BASE_URL=gateway` and `FACTORY_API_KEY=token`
+pub fn with_api<'a>(gateway: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+    WITH_API
+        .iter()
+        .copied()
+        .chain([
+            ("FACTORY_API_BASE_URL", gateway),
+            ("FACTORY_API_KEY", token),
+        ])
+        .collect()
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -72,9 +92,23 @@ impl Droid {
         args: &[&str],
         timeout: Duration,
     ) -> Run {
+        let args: Vec<&str> = std::iter::once("exec")
+            .chain(args.iter().copied())
+            .collect();
+        self.run(sandbox, cwd, env, &args, timeout)
+    }
+
+    /// `droid ARGS` (any command) as [`Droid::exec`] runs `droid exec`
+    pub fn run(
+        &self,
+        sandbox: &Sandbox,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        timeout: Duration,
+    ) -> Run {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("exec")
-            .args(args)
+        cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -250,6 +284,11 @@ impl Sandbox {
     /// `~/.factory/settings.json`
     pub fn user_settings(&self) -> PathBuf {
         self.home.join(".factory/settings.json")
+    }
+
+    /// Removes `~/.factory/logs/`, so that the next run's logs are its own
+    pub fn clear_logs(&self) {
+        let _ = std::fs::remove_dir_all(self.home.join(".factory/logs"));
     }
 
     pub fn logs(&self) -> Vec<(String, String)> {
