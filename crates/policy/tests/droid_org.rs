@@ -62,7 +62,12 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn allowed_through_gateway(snap: &Snapshot, user: &str, project: Option<&str>, model: &str) -> bool {
+fn allowed_through_gateway(
+    snap: &Snapshot,
+    user: &str,
+    project: Option<&str>,
+    model: &str,
+) -> bool {
     let req = Request {
         gateway: Some(GW.into()),
         target: Target::Model {
@@ -92,10 +97,21 @@ fn globs_become_the_catalogue_ids_strata_allows() {
     let s = snap(&[("settings.json", ORG)], None);
     let d = doc(&s, "alice", None);
     let (allowed, blocked) = (ids(&d, "allowedModelIds"), ids(&d, "blockedModelIds"));
-    assert!(allowed.contains(&"claude-sonnet-4-5-20250929".to_string()), "{allowed:?}");
-    assert!(blocked.contains(&"gpt-5-mini".to_string()) || !catalogue::known_model_id("gpt-5-mini"));
-    assert!(!allowed.iter().any(|m| m.contains('*')), "no glob reaches Droid");
-    assert_eq!(allowed.len() + blocked.len(), catalogue::model_ids().count());
+    assert!(
+        allowed.contains(&"claude-sonnet-4-5-20250929".to_string()),
+        "{allowed:?}"
+    );
+    assert!(
+        blocked.contains(&"gpt-5-mini".to_string()) || !catalogue::known_model_id("gpt-5-mini")
+    );
+    assert!(
+        !allowed.iter().any(|m| m.contains('*')),
+        "no glob reaches Droid"
+    );
+    assert_eq!(
+        allowed.len() + blocked.len(),
+        catalogue::model_ids().count()
+    );
     // every id in the document agrees with a request through the gateway
     for id in catalogue::model_ids() {
         assert_eq!(
@@ -114,7 +130,10 @@ fn user_model_policies_are_resolved_into_the_persons_own_lists() {
     let ivan_allowed = ids(&ivan, "allowedModelIds");
     assert!(alice.contains(&"claude-sonnet-4-5-20250929".to_string()));
     assert!(!ivan_allowed.contains(&"claude-sonnet-4-5-20250929".to_string()));
-    assert!(ivan.get("userModelPolicies").is_none(), "Droid ignores the key");
+    assert!(
+        ivan.get("userModelPolicies").is_none(),
+        "Droid ignores the key"
+    );
 }
 
 #[test]
@@ -132,7 +151,10 @@ fn the_orgs_droid_keys_pass_through_and_sessions_stay_local() {
 fn settings_local_replaces_the_orgs_keys_one_by_one() {
     let s = snap(
         &[
-            ("settings.json", r#"{"maxAutonomyLevel": "high", "commandDenylist": ["a"]}"#),
+            (
+                "settings.json",
+                r#"{"maxAutonomyLevel": "high", "commandDenylist": ["a"]}"#,
+            ),
             ("settings.local.json", r#"{"maxAutonomyLevel": "low"}"#),
         ],
         None,
@@ -177,20 +199,33 @@ const PROJECT: &str = r#"{
 #[test]
 fn an_unbound_token_gets_the_union_a_bound_one_its_projects() {
     let org = r#"{"modelPolicy": {"allowedModelIds": ["claude-sonnet-4-*"]}}"#;
-    let s = snap(&[("settings.json", org)], Some(&[("settings.json", PROJECT)]));
+    let s = snap(
+        &[("settings.json", org)],
+        Some(&[("settings.json", PROJECT)]),
+    );
     let unbound = doc(&s, "alice", None);
     let a = ids(&unbound, "allowedModelIds");
     // org scope allows sonnet; the project adds gpt-5-codex: Droid allows both, the gateway
     // decides each request in its own scope
-    assert!(a.contains(&"claude-sonnet-4-5-20250929".to_string()), "{a:?}");
+    assert!(
+        a.contains(&"claude-sonnet-4-5-20250929".to_string()),
+        "{a:?}"
+    );
     if catalogue::known_model_id("gpt-5-codex") {
         assert!(a.contains(&"gpt-5-codex".to_string()));
     }
     let bound = doc(&s, "alice", Some(&["web".to_string()]));
     let b = ids(&bound, "allowedModelIds");
-    assert!(!b.contains(&"claude-sonnet-4-5-20250929".to_string()), "banned in web: {b:?}");
+    assert!(
+        !b.contains(&"claude-sonnet-4-5-20250929".to_string()),
+        "banned in web: {b:?}"
+    );
     for id in catalogue::model_ids() {
-        assert_eq!(b.contains(&id.to_string()), allowed_through_gateway(&s, "alice", Some("web"), id), "{id}");
+        assert_eq!(
+            b.contains(&id.to_string()),
+            allowed_through_gateway(&s, "alice", Some("web"), id),
+            "{id}"
+        );
     }
     let cm = bound["customModels"].as_array().unwrap();
     let ft = cm.iter().find(|m| m["model"] == "acme-ft-web").unwrap();
@@ -229,8 +264,16 @@ fn mcp_entries_admit_what_strata_allows_and_nothing_it_denies() {
     // `*.acme.internal` would let Droid start the blocked scratch server: replaced by docs' host
     assert!(!list.contains(&"*.acme.internal"), "{list:?}");
     assert!(list.contains(&"docs.acme.internal"), "{list:?}");
-    assert!(list.contains(&"modelcontextprotocolserverfilesystem"), "{list:?}");
-    assert!(!list.iter().any(|e| e.contains("puppeteer") || e.contains("scratch")), "{list:?}");
+    assert!(
+        list.contains(&"modelcontextprotocolserverfilesystem"),
+        "{list:?}"
+    );
+    assert!(
+        !list
+            .iter()
+            .any(|e| e.contains("puppeteer") || e.contains("scratch")),
+        "{list:?}"
+    );
 }
 
 #[test]

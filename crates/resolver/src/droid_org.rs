@@ -22,7 +22,11 @@ pub struct OrgDocs {
 
 /// Droid's `revision` is a number: the first 52 bits of the revision hash (exact in a double)
 fn droid_revision(revision: &str) -> u64 {
-    let hex: String = revision.chars().filter(char::is_ascii_hexdigit).take(13).collect();
+    let hex: String = revision
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(13)
+        .collect();
     u64::from_str_radix(&hex, 16).unwrap_or(0)
 }
 

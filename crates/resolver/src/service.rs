@@ -220,7 +220,11 @@ impl PolicyService for PolicySvc {
                 &r.gateway_url,
             )
             .map(|d| Response::new((*d).clone()))
-            .map_err(|e| Status::failed_precondition(format!("the active revision cannot be rendered as Droid's org level: {e}")))
+            .map_err(|e| {
+                Status::failed_precondition(format!(
+                    "the active revision cannot be rendered as Droid's org level: {e}"
+                ))
+            })
     }
 
     async fn explain(

@@ -205,18 +205,30 @@ struct ReportedTokens {
 }
 
 /// `POST /api/llm/custom/usage`: one audit record, `decision: "client-reported"`
-pub async fn usage(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+pub async fn usage(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     let token = match bearer(&headers) {
         Ok(Some(t)) => t,
         Ok(None) => return refusal(&GatewayError::MissingApiKey),
         Err(e) => return refusal(&e),
     };
     if body.len() > MAX_USAGE_BODY {
-        return failure(StatusCode::PAYLOAD_TOO_LARGE, "the usage report is too large");
+        return failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the usage report is too large",
+        );
     }
     let report: UsageReport = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, &format!("invalid usage report: {e}")),
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid usage report: {e}"),
+            );
+        }
     };
     let who = match fetch(&gw, Identity::Token(token.clone()), Vec::new()).await {
         Ok(d) => d,

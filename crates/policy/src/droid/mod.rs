@@ -3,8 +3,8 @@
 //! stdio servers than Strata's (`docs/merge.md`, "MCP allowlist entries: Strata and Droid").
 
 pub mod catalogue;
-pub mod schema;
 pub mod org;
+pub mod schema;
 
 use serde::Serialize;
 

@@ -57,9 +57,12 @@ pub fn org_document(snap: &Snapshot, req: &OrgRequest<'_>) -> OrgDocument {
     passthrough(snap, &mut out);
     let scopes = scopes(snap, req);
     let custom = custom_models(snap, req);
+    out.settings.insert(
+        "modelPolicy".into(),
+        model_policy(snap, req, &scopes, !custom.is_empty()),
+    );
     out.settings
-        .insert("modelPolicy".into(), model_policy(snap, req, &scopes, !custom.is_empty()));
-    out.settings.insert("customModels".into(), Value::Array(custom));
+        .insert("customModels".into(), Value::Array(custom));
     if let Some(mcp) = mcp_policy(snap, &scopes, &mut out.problems) {
         out.settings.insert("mcpPolicy".into(), mcp);
     }
@@ -72,7 +75,11 @@ pub fn org_document(snap: &Snapshot, req: &OrgRequest<'_>) -> OrgDocument {
 pub fn render(snap: &Snapshot, req: &OrgRequest<'_>) -> Result<OrgDocument, Vec<Problem>> {
     let doc = org_document(snap, req);
     let errors = schema_errors(snap, &doc);
-    if errors.is_empty() { Ok(doc) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(doc)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Droid's schema errors in `doc`, each at the org file and line it comes from (a computed
@@ -93,7 +100,11 @@ pub fn schema_errors(snap: &Snapshot, doc: &OrgDocument) -> Vec<Problem> {
                 crate::problem::Severity::Error,
                 &origin,
                 "droid.schema",
-                format!("Droid {} would reject this and ignore the whole org level: {}", crate::droid::catalogue::DROID_VERSION, e.message),
+                format!(
+                    "Droid {} would reject this and ignore the whole org level: {}",
+                    crate::droid::catalogue::DROID_VERSION,
+                    e.message
+                ),
             )
         })
         .collect()
@@ -337,7 +348,10 @@ fn known_servers<'s>(snap: &'s Snapshot, scopes: &[Request]) -> Vec<Known<'s>> {
     let mut out: Vec<Known<'s>> = Vec::new();
     for s in scopes {
         let sc = snap.scope(s);
-        for l in sc.layers().filter(|l| l.level != crate::origin::Level::User) {
+        for l in sc
+            .layers()
+            .filter(|l| l.level != crate::origin::Level::User)
+        {
             for (name, def) in l.mcp_servers.iter().filter(|(_, d)| !d.toggle_only) {
                 let req = Request {
                     target: Target::Mcp {
@@ -456,7 +470,13 @@ mod tests {
 
     #[test]
     fn gateway_base_follows_what_droid_appends() {
-        assert_eq!(gateway_base("http://gw:8787/", Provider::Anthropic), "http://gw:8787");
-        assert_eq!(gateway_base("http://gw:8787", Provider::OpenAi), "http://gw:8787/v1");
+        assert_eq!(
+            gateway_base("http://gw:8787/", Provider::Anthropic),
+            "http://gw:8787"
+        );
+        assert_eq!(
+            gateway_base("http://gw:8787", Provider::OpenAi),
+            "http://gw:8787/v1"
+        );
     }
 }
