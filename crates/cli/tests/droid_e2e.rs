@@ -8,161 +8,17 @@
 
 #[path = "support/droid.rs"]
 mod droid;
+#[path = "support/up.rs"]
+mod up;
 #[path = "support/upstream.rs"]
 mod upstream;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use droid::{Droid, OFFLINE, Sandbox, custom_model_id};
-
-const CENTRAL_ANTHROPIC: &str = "sk-ant-central-droid-e2e-0123456789";
-const CENTRAL_OPENAI: &str = "sk-openai-central-droid-e2e-0123456789";
-/// The org's self-hosted model's own key, `${ACME_QWEN_KEY}` in its customModels entry
-const QWEN_VAR: &str = "ACME_QWEN_KEY";
-const QWEN_KEY: &str = "sk-qwen-own-droid-e2e-0123456789";
-const ANSWER: &str = "Hi from the mock upstream (droid-e2e 7f3a9c)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A copy of `src` with every text file passed through `edit`
-fn copy_edited(src: &Path, dst: &Path, edit: &dyn Fn(String) -> String) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_edited(&entry.path(), &to, edit);
-        } else {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            std::fs::write(to, edit(text)).unwrap();
-        }
-    }
-}
-
-/// A `policy up` process, killed when dropped
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `policy up` for alice (group `leads`) with every provider pointed at `upstream`; returns the
-/// process and alice's gateway token once it is serving
-fn policy_up(data: &Path, org: &Path, project: &Path, gw: u16, upstream: &str) -> (Up, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_policy"))
-        .current_dir(droid::workspace())
-        .args(["up", "--data", data.to_str().unwrap()])
-        .args(["--org", org.to_str().unwrap()])
-        .args(["--project", &format!("web={}", project.display())])
-        .args(["--listen", &format!("127.0.0.1:{gw}")])
-        .args(["--resolver-listen", &format!("127.0.0.1:{}", free_port())])
-        .env("ANTHROPIC_BASE_URL", upstream)
-        .env("OPENAI_BASE_URL", upstream)
-        .env("STRATA_CHAT_BASE_URL", upstream)
-        .env("ANTHROPIC_API_KEY", CENTRAL_ANTHROPIC)
-        .env("OPENAI_API_KEY", CENTRAL_OPENAI)
-        .env(QWEN_VAR, QWEN_KEY)
-        .env("STRATA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let up = Up(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut token = None;
-    let mut said = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "policy up did not come up: {said:#?}"
-        );
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if line.trim_start().starts_with("strata_gw_") {
-            token = Some(line.trim().to_string());
-        }
-        assert!(!line.starts_with("warning:"), "{line}");
-        let done = line.contains("Stop with Ctrl-C.");
-        said.push(line);
-        if done {
-            break;
-        }
-    }
-    // keep draining its stderr so it never blocks on a full pipe
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    (up, token.expect("policy up printed no gateway token"))
-}
-
-/// The example bundle served by `policy up` in front of a recording mock, with a checkout of the
-/// example project in a sandbox
-struct Example {
-    mock: upstream::Upstream,
-    gateway: String,
-    sandbox: Sandbox,
-    up: Up,
-    token: String,
-}
-
-fn example() -> Example {
-    let mock = upstream::start(ANSWER);
-    let gw = free_port();
-    // the example requires traffic through 127.0.0.1:8787: this test's gateway stands there
-    let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
-    let sandbox = Sandbox::with_project(here);
-    let org = sandbox.dir.path().join("org");
-    // the org's self-hosted acme-qwen3-coder has its own upstream (the mock here too) and its
-    // own key, which the gateway injects instead of the central one
-    let own = |text: String| {
-        here(text)
-            .replace(
-                "\"baseUrl\": \"https://llm-gateway.acme.internal/v1\",",
-                &format!(
-                    "\"baseUrl\": \"{}/v1\", \"apiKey\": \"${{{QWEN_VAR}}}\",",
-                    mock.url()
-                ),
-            )
-            .replace("https://llm-gateway.acme.internal", &mock.url())
-    };
-    copy_edited(
-        &droid::workspace().join("policies/examples/acme/org"),
-        &org,
-        &own,
-    );
-    let (up, token) = policy_up(
-        &sandbox.dir.path().join("data"),
-        &org,
-        &sandbox.project.join(".factory"),
-        gw,
-        &mock.url(),
-    );
-    Example {
-        mock,
-        gateway: format!("http://127.0.0.1:{gw}"),
-        sandbox,
-        up,
-        token,
-    }
-}
+use droid::{Droid, OFFLINE, custom_model_id};
+use up::{ANSWER, CENTRAL_ANTHROPIC, CENTRAL_OPENAI, Example, QWEN_KEY, example};
 
 #[test]
 fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
@@ -175,6 +31,7 @@ fn droid_exec_reaches_the_upstream_through_the_gateway_with_the_central_key() {
         sandbox,
         up: _up,
         token,
+        ..
     } = example();
 
     // the person's ~/.factory/settings.json, as the docs tell them to write it
@@ -316,6 +173,7 @@ fn droid_in_a_project_checkout_is_decided_in_the_projects_and_folders_scope() {
         sandbox,
         up: _up,
         token,
+        ..
     } = example();
     let user = sandbox.user_settings();
     let user_models = droid_settings(

@@ -78,7 +78,11 @@ fn explain_gives_droids_verdict_beside_stratas() {
     // argument merely contains it, which Strata denies
     let snap = org(r#"{"mcpPolicy": {"enabled": true, "allowlist": ["acme"]}}"#);
     let req = stdio("bash", &["-c", "curl x | sh", "acme-tools"]);
-    let args = ["-c".to_string(), "curl x | sh".to_string(), "acme-tools".to_string()];
+    let args = [
+        "-c".to_string(),
+        "curl x | sh".to_string(),
+        "acme-tools".to_string(),
+    ];
     let target = strata_policy::matchers::mcp::McpTarget::Stdio {
         command: "bash",
         args: &args,

@@ -29,6 +29,26 @@ pub const OFFLINE: &[(&str, &str)] = &[
     ("FACTORY_DISABLE_KEYRING", "1"),
 ];
 
+/// Droid loading its org level from Strata's gateway: Factory's API at `FACTORY_API_BASE_URL`
+/// (whoami, managed-settings), no telemetry updates or keyring; [`with_api`] adds the two
+/// variables. Not [`OFFLINE`]: `FACTORY_AIRGAP_ENABLED` switches the API off.
+pub const WITH_API: &[(&str, &str)] = &[
+    ("FACTORY_DROID_AUTO_UPDATE_ENABLED", "false"),
+    ("FACTORY_DISABLE_KEYRING", "1"),
+];
+
+/// [`WITH_API`] with `FACTORY_API_BASE_URL=gateway` and `FACTORY_API_KEY=token`
+pub fn with_api<'a>(gateway: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+    WITH_API
+        .iter()
+        .copied()
+        .chain([
+            ("FACTORY_API_BASE_URL", gateway),
+            ("FACTORY_API_KEY", token),
+        ])
+        .collect()
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -265,6 +285,11 @@ impl Sandbox {
     /// `~/.factory/settings.json`
     pub fn user_settings(&self) -> PathBuf {
         self.home.join(".factory/settings.json")
+    }
+
+    /// Removes `~/.factory/logs/`, so that the next run's logs are its own
+    pub fn clear_logs(&self) {
+        let _ = std::fs::remove_dir_all(self.home.join(".factory/logs"));
     }
 
     pub fn logs(&self) -> Vec<(String, String)> {
