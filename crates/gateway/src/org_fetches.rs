@@ -17,31 +17,58 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// What this gateway knows of one token
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    /// when it last loaded the org document
+    loaded_ms: Option<i64>,
+    /// its person, as the resolver last said (for whoami while the resolver is away)
+    user: Option<String>,
+}
+
 #[derive(Default)]
 pub struct OrgFetches {
-    last: Mutex<HashMap<[u8; 32], i64>>,
+    last: Mutex<HashMap<[u8; 32], Seen>>,
 }
 
 impl OrgFetches {
-    /// `token` loaded the document now
-    pub fn record(&self, hash: [u8; 32], unix_ms: i64) {
+    fn update(&self, hash: [u8; 32], f: impl FnOnce(&mut Seen)) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.len() >= MAX_TOKENS && !last.contains_key(&hash) {
-            let mut times: Vec<i64> = last.values().copied().collect();
+            let mut times: Vec<i64> = last.values().map(|s| s.loaded_ms.unwrap_or(0)).collect();
             times.sort_unstable();
             let cut = times[times.len() / 2];
-            last.retain(|_, t| *t > cut);
+            last.retain(|_, s| s.loaded_ms.unwrap_or(0) > cut);
         }
-        last.insert(hash, unix_ms);
+        f(last.entry(hash).or_default());
     }
 
-    /// When `token` last loaded it, if ever
-    pub fn last(&self, hash: &[u8; 32]) -> Option<i64> {
+    /// `token` loaded the document now
+    pub fn record(&self, hash: [u8; 32], unix_ms: i64) {
+        self.update(hash, |s| s.loaded_ms = Some(unix_ms));
+    }
+
+    /// The resolver said `token` is `user`'s
+    pub fn record_user(&self, hash: [u8; 32], user: &str) {
+        self.update(hash, |s| s.user = Some(user.to_string()));
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<Seen> {
         self.last
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(hash)
-            .copied()
+            .cloned()
+    }
+
+    /// When `token` last loaded it, if ever
+    pub fn last(&self, hash: &[u8; 32]) -> Option<i64> {
+        self.get(hash).and_then(|s| s.loaded_ms)
+    }
+
+    /// `token`'s person as the resolver last said
+    pub fn user(&self, hash: &[u8; 32]) -> Option<String> {
+        self.get(hash).and_then(|s| s.user)
     }
 
     /// Tokens that have loaded it
@@ -65,6 +92,12 @@ mod tests {
         assert_eq!(f.last(&h), None);
         f.record(h, 5);
         assert_eq!(f.last(&h), Some(5));
+        assert_eq!(f.user(&h), None);
+        f.record_user(h, "alice");
+        assert_eq!(
+            (f.last(&h), f.user(&h).as_deref()),
+            (Some(5), Some("alice"))
+        );
         assert_ne!(token_hash("tok-a"), token_hash("tok-b"));
     }
 }

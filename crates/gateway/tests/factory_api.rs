@@ -226,3 +226,32 @@ async fn usage_droid_reports_lands_in_the_audit_as_client_reported() {
         .unwrap();
     assert_eq!(anon.status().as_u16(), 401);
 }
+
+/// Droid keeps enforcing the org level it cached only while whoami answers the same ids: with
+/// the resolver away, the gateway answers whoami for a token it has seen (and managed-settings
+/// fails, so Droid falls back to its cache); a token it never saw is not answered
+#[tokio::test]
+async fn whoami_outlives_the_resolver_for_tokens_the_gateway_has_seen() {
+    let up = upstream().await;
+    let mut s = common::stack(up).await;
+    let gw = s.gateway.clone();
+    let (status, who) = get(&format!("{gw}/api/cli/whoami"), Some(&s.alice)).await;
+    assert_eq!((status, who["userId"].as_str()), (200, Some("alice")));
+    s.resolver.take().unwrap().stop().await;
+
+    let (status, who) = get(&format!("{gw}/api/cli/whoami"), Some(&s.alice)).await;
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(who, json!({"userId": "alice", "orgId": "strata"}));
+    let (status, doc) = get(
+        &format!("{gw}/api/organization/managed-settings"),
+        Some(&s.alice),
+    )
+    .await;
+    assert_eq!(status, 503, "{doc}");
+    assert_eq!(doc["success"], false);
+    let (status, _) = get(&format!("{gw}/api/cli/whoami"), Some(&s.bob)).await;
+    assert_eq!(status, 503, "bob was never seen");
+    // and model traffic still fails closed
+    let (status, _) = message(&gw, &s.alice).await;
+    assert_eq!(status, 503);
+}

@@ -107,13 +107,25 @@ pub async fn whoami(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
         Ok(None) => return refusal(&GatewayError::MissingApiKey),
         Err(e) => return refusal(&e),
     };
-    match fetch(&gw, Identity::Token(token), Vec::new()).await {
-        Ok(d) => json(
-            StatusCode::OK,
-            serde_json::json!({"userId": d.user, "orgId": ORG_ID}).to_string(),
-        ),
-        Err(e) => refusal(&e),
-    }
+    let hash = crate::org_fetches::token_hash(&token);
+    let user = match fetch(&gw, Identity::Token(token), Vec::new()).await {
+        Ok(d) => {
+            gw.org_fetches.record_user(hash, &d.user);
+            d.user
+        }
+        // the resolver is away: the person this gateway last saw, so that Droid goes on
+        // enforcing the org level it cached (it keeps its cache only while whoami answers the
+        // same ids); a token the resolver refused is never remembered
+        Err(GatewayError::PolicyUnavailable(why)) => match gw.org_fetches.user(&hash) {
+            Some(u) => u,
+            None => return refusal(&GatewayError::PolicyUnavailable(why)),
+        },
+        Err(e) => return refusal(&e),
+    };
+    json(
+        StatusCode::OK,
+        serde_json::json!({"userId": user, "orgId": ORG_ID}).to_string(),
+    )
 }
 
 /// `GET /api/organization/managed-settings`
@@ -130,6 +142,7 @@ pub async fn managed_settings(
         Ok(d) => {
             if let Some(h) = hash {
                 gw.org_fetches.record(h, audit::now().1);
+                gw.org_fetches.record_user(h, &d.user);
             }
             gw.telemetry.metrics.org_settings_served();
             json(
