@@ -714,3 +714,80 @@ fn a_catalogue_lists_what_patterns_allow_and_hides_what_is_banned() {
     );
     assert_agrees(w, anyone());
 }
+
+// ---- the org level Strata serves Droid, on the same generated bundles
+
+/// The document rendered for a generated person is one Droid accepts, and it agrees with the
+/// decisions: a catalogue id it allows is allowed through the gateway in some scope the person
+/// may be in, one it blocks in none; every custom model it offers is allowed through the gateway
+/// in the scope its header names (the org's without one)
+fn check_org_document(a: &Asker, snap: &Snapshot) -> Result<(), TestCaseError> {
+    use strata_policy::droid::org::{OrgRequest, render};
+    let groups: Vec<String> = a.groups.iter().map(|g| g.to_string()).collect();
+    let bound: Option<Vec<String>> = a
+        .token
+        .as_ref()
+        .map(|t| t.iter().map(|p| p.to_string()).collect());
+    let doc = render(
+        snap,
+        &OrgRequest {
+            user: a.user,
+            groups: &groups,
+            token_projects: bound.as_deref(),
+            gateway_url: GW,
+        },
+    )
+    .map_err(|e| TestCaseError::fail(format!("not renderable for Droid: {e:?}")))?;
+    let v = Value::Object(doc.settings);
+    let allowed_somewhere = |model: &str| {
+        SCOPES
+            .iter()
+            .any(|s| decide(snap, &through(&base(a, *s), model, Some(GW))).allowed())
+    };
+    let list = |key: &str| -> Vec<String> {
+        v["modelPolicy"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for id in list("allowedModelIds") {
+        prop_assert!(allowed_somewhere(&id), "Droid allows `{id}`, no scope does");
+    }
+    for id in list("blockedModelIds") {
+        prop_assert!(
+            !allowed_somewhere(&id),
+            "Droid blocks `{id}`, a scope allows it"
+        );
+    }
+    for m in v["customModels"].as_array().into_iter().flatten() {
+        let model = m["model"].as_str().unwrap_or_default();
+        let mut b = base(a, Scope::Org);
+        b.project = m["extraHeaders"]["X-Strata-Project"]
+            .as_str()
+            .map(str::to_string);
+        prop_assert!(
+            decide(snap, &through(&b, model, Some(GW))).allowed(),
+            "Droid offers `{model}` ({m}), the gateway refuses it"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn org_documents_agree_with_decisions_and_droids_schema() {
+    let config = Config {
+        source_file: Some(file!()),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&(world(), asker()), |(w, a)| {
+        check_org_document(&a, &w.compile())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

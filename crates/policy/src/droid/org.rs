@@ -184,19 +184,29 @@ fn project_scopes<'a>(
     )
 }
 
-/// The scopes the document covers (see the module's comment), in a stable order
+/// The scopes the document covers (see the module's comment), in a stable order. A bound
+/// project the bundle does not have is still covered: the gateway decides its requests with the
+/// org's layer alone.
 fn scopes(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Request> {
-    let mut projects: Vec<&CompiledProject> = match req.token_projects {
-        Some(bound) => bound.iter().filter_map(|p| snap.projects.get(p)).collect(),
-        None => snap
-            .projects
-            .values()
-            .filter(|p| shapes_droid(&p.layer) || p.folders.iter().any(|(_, l, _)| shapes_droid(l)))
-            .collect(),
-    };
+    if let Some(bound) = req.token_projects {
+        let mut bound: Vec<&String> = bound.iter().collect();
+        bound.sort();
+        bound.dedup();
+        return bound
+            .into_iter()
+            .flat_map(|id| match snap.projects.get(id) {
+                Some(p) => project_scopes(req, p).collect::<Vec<_>>(),
+                None => vec![scope(req, Some(id), None)],
+            })
+            .collect();
+    }
+    let mut projects: Vec<&CompiledProject> = snap
+        .projects
+        .values()
+        .filter(|p| shapes_droid(&p.layer) || p.folders.iter().any(|(_, l, _)| shapes_droid(l)))
+        .collect();
     projects.sort_by(|a, b| a.id.cmp(&b.id));
-    let org = req.token_projects.is_none().then(|| scope(req, None, None));
-    org.into_iter()
+    std::iter::once(scope(req, None, None))
         .chain(projects.into_iter().flat_map(|p| project_scopes(req, p)))
         .collect()
 }
