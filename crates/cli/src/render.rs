@@ -138,15 +138,15 @@ pub fn explanation(x: &Explanation, subject: &str) -> String {
     }
     if let Some(v) = &x.droid_model {
         let line = match (v.refuses, x.decision == strata_policy::Effect::Allow) {
-            (true, _) => {
-                "refuses it locally (`Model blocked by organization policy`): the org level Strata serves this person blocks it"
-            }
-            (false, true) => "lets it through to the gateway",
-            (false, false) => {
-                "lets it through (another scope of this person allows it): the gateway refuses it"
-            }
+            (true, _) => "refuses it locally (`Model blocked by organization policy`)",
+            (false, true) => "lets it through to the gateway, which allows it",
+            (false, false) => "lets it through, and the gateway refuses it (this request's scope)",
         };
-        let _ = writeln!(out, "\nDroid, under the org level Strata serves: {line}");
+        let _ = writeln!(
+            out,
+            "\nDroid, under the org level Strata serves: {line}; {}",
+            v.why
+        );
     }
     if !x.considered.is_empty() {
         let _ = writeln!(out, "\nalso considered (did not apply):");

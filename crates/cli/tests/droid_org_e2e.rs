@@ -178,6 +178,18 @@ fn a_model_the_org_bans_is_refused_by_droid_before_any_request() {
     // control: an org custom model, in the same sandbox, answers through the gateway
     let (run, seen) = exec(&droid, &ex, &env, &["-m", &sonnet(&doc), "say hi"]);
     answered(&run, &seen);
+
+    // a built-in model the org allows (`claude-opus-*`): Droid sends it to the gateway's
+    // /api/llm/a/v1/messages with the token as its bearer; decided, and forwarded with the
+    // central key
+    let allowed = ids(&doc["settings"]["modelPolicy"]["allowedModelIds"]);
+    assert!(allowed.contains(&"claude-opus-4-6"), "{doc:#}");
+    let (run, seen) = exec(&droid, &ex, &env, &["-m", "claude-opus-4-6", "say hi"]);
+    answered(&run, &seen);
+    assert!(
+        seen.iter().all(|r| !r.contains(&ex.token)),
+        "the upstream saw the gateway token"
+    );
 }
 
 /// A minimal MCP server over stdio (newline-delimited JSON-RPC) that first appends

@@ -55,10 +55,31 @@ impl Api {
     }
 }
 
-/// What is left of a path once every leading base-URL segment (`anthropic`, `openai`, `v1`) and
-/// trailing slash is stripped
+/// Where Droid sends its built-in (catalogue) models when `FACTORY_API_BASE_URL` points at this
+/// gateway: `/api/llm/a/v1/messages` (Anthropic), `/api/llm/o/v1/responses` and
+/// `/api/llm/o/v1/chat/completions` (OpenAI and others), with the gateway token as the bearer.
+/// (`/api/llm/g/…`, Google's own API, is not one this gateway speaks.)
+pub const FACTORY_ROUTES: [&str; 3] = [
+    "/api/llm/a/v1/messages",
+    "/api/llm/o/v1/responses",
+    "/api/llm/o/v1/chat/completions",
+];
+
+/// Is `path` one of Droid's routes for built-in models
+pub fn is_factory_route(path: &str) -> bool {
+    path.starts_with("/api/llm/")
+}
+
+/// What is left of a path once every leading base-URL segment (`anthropic`, `openai`, `v1`, and
+/// Droid's `api/llm/a`, `api/llm/o`) and trailing slash is stripped
 fn endpoint(path: &str) -> &str {
     let mut rest = path.trim_end_matches('/');
+    for prefix in ["/api/llm/a/", "/api/llm/o/"] {
+        if let Some(r) = rest.strip_prefix(prefix) {
+            rest = r;
+            break;
+        }
+    }
     loop {
         let trimmed = rest.trim_start_matches('/');
         let next = ["anthropic/", "openai/", "v1/"]
@@ -126,6 +147,9 @@ mod tests {
             ("/v1/models/claude-sonnet-4-5", Api::Models),
             ("/openai/v1/models/gpt-5-mini/", Api::Models),
             ("/v1/models/", Api::Models),
+            ("/api/llm/a/v1/messages", Api::Messages),
+            ("/api/llm/o/v1/responses", Api::Responses),
+            ("/api/llm/o/v1/chat/completions", Api::ChatCompletions),
         ] {
             assert_eq!(classify(path), Some(api), "{path}");
         }
@@ -135,6 +159,7 @@ mod tests {
             "/v1/completions",
             "/v1/messages/batches",
             "/v2/messages",
+            "/api/llm/g/v1/generate",
             "/admin",
         ] {
             assert_eq!(classify(path), None, "{path}");

@@ -48,6 +48,9 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             get(factory_api::managed_settings),
         )
         .route("/api/llm/custom/usage", post(factory_api::usage))
+        .route(api::FACTORY_ROUTES[0], post(pipeline::handle))
+        .route(api::FACTORY_ROUTES[1], post(pipeline::handle))
+        .route(api::FACTORY_ROUTES[2], post(pipeline::handle))
         .route("/api/{*rest}", any(factory_api::not_offered))
         .fallback(pipeline::handle)
         .with_state(gw)

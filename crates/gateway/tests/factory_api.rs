@@ -255,3 +255,60 @@ async fn whoami_outlives_the_resolver_for_tokens_the_gateway_has_seen() {
     let (status, _) = message(&gw, &s.alice).await;
     assert_eq!(status, 503);
 }
+
+/// Droid sends its built-in models to `FACTORY_API_BASE_URL` under `/api/llm/a/…` with the
+/// gateway token as the bearer and `x-api-key: placeholder`: decided and forwarded like any
+/// Messages request, with the central key
+#[tokio::test]
+async fn droids_built_in_model_route_is_decided_and_forwarded() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let rec = seen.clone();
+    let up = common::serve(Router::new().route(
+        "/v1/messages",
+        post(move |h: axum::http::HeaderMap| {
+            let rec = rec.clone();
+            async move {
+                rec.lock().unwrap().push(
+                    h.get("x-api-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                (
+                    [("content-type", "application/json")],
+                    r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"model":"m","stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#,
+                )
+            }
+        }),
+    ))
+    .await;
+    let s = common::stack(up).await;
+    let send = |model: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/llm/a/v1/messages", s.gateway))
+            .bearer_auth(&s.alice)
+            .header("x-api-key", "placeholder")
+            .header("x-api-provider", "anthropic")
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    let ok = send("claude-sonnet-4-5-20250929").await.unwrap();
+    let status = ok.status().as_u16();
+    assert_eq!(status, 200, "{}", ok.text().await.unwrap());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![common::CENTRAL_ANTHROPIC.to_string()]
+    );
+    // a banned one is refused, nothing reaches the upstream
+    let banned = send("claude-3-5-sonnet-20241022").await.unwrap();
+    assert_eq!(banned.status().as_u16(), 403);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Google's own API is not one the gateway speaks
+    let (status, _) = get(
+        &format!("{}/api/llm/g/v1/generate", s.gateway),
+        Some(&s.alice),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

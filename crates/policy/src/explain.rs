@@ -187,8 +187,19 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         }
         Target::Model { model, .. } => {
             let id = decision.canonical_model.as_deref().unwrap_or(model);
-            let v = crate::droid::org::droid_allows_model(snap, &served, id)
-                .map(|ok| crate::droid::DroidModelVerdict { refuses: !ok });
+            let v = crate::droid::org::droid_allows_model(snap, &served, id).map(|ok| {
+                let why = if !crate::droid::org::gateway_carries(id) {
+                    "Droid sends this model to Google's own API, which the gateway does not carry: the org level blocks it"
+                } else if ok {
+                    "a scope this person may be in allows it through the gateway"
+                } else {
+                    "no scope this person may be in allows it through the gateway: the org level blocks it"
+                };
+                crate::droid::DroidModelVerdict {
+                    refuses: !ok,
+                    why: why.to_string(),
+                }
+            });
             (None, v)
         }
     };

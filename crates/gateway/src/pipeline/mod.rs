@@ -103,11 +103,16 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Bo
 /// The request's way through the stages
 async fn proxy(
     gw: &Gateway,
-    req: Request,
+    mut req: Request,
     pending: &mut Pending,
     ex: &mut Exchange,
 ) -> Result<Response<Body>, GatewayError> {
     let api = api(&req, pending, ex)?;
+    if crate::api::is_factory_route(req.uri().path()) {
+        // Droid's built-in models: the gateway token is the bearer (`FACTORY_API_KEY`), the
+        // `x-api-key` it sends beside it a placeholder
+        req.headers_mut().remove("x-api-key");
+    }
     let caller = authenticate::authenticate(req.headers(), pending)?;
     if api == Api::Models {
         let id = model_id(req.uri().path());

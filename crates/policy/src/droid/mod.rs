@@ -52,6 +52,8 @@ pub struct DroidMcpVerdict {
 pub struct DroidModelVerdict {
     /// Droid refuses it locally (`Model blocked by organization policy`), before any request
     pub refuses: bool,
+    /// why, in a few words
+    pub why: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

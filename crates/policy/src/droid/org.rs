@@ -211,14 +211,27 @@ fn scopes(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Request> {
         .collect()
 }
 
+/// Can the gateway carry Droid's built-in model `id`: Droid sends Gemini models to Google's own
+/// API (`/api/llm/g/v1/generate`), which the gateway does not speak; every other catalogue model
+/// goes to `/api/llm/a/…` (Messages) or `/api/llm/o/…` (Responses, Chat Completions), which it
+/// serves. A model it cannot carry is blocked in the document, so Droid says so before a request
+/// fails.
+pub fn gateway_carries(id: &str) -> bool {
+    !id.starts_with("gemini-")
+}
+
+/// Would some scope the document covers let `id` through the gateway
+fn allowed_somewhere(snap: &Snapshot, scopes: &[Request], id: &str) -> bool {
+    gateway_carries(id)
+        && scopes
+            .iter()
+            .any(|s| decide(snap, &model_request(s, id)).allowed())
+}
+
 /// Does the org level Strata serves this person let Droid use catalogue model `id`; `None` for
 /// an id outside Droid's catalogue (Droid's id lists never govern it)
 pub fn droid_allows_model(snap: &Snapshot, req: &OrgRequest<'_>, id: &str) -> Option<bool> {
-    catalogue::known_model_id(id).then(|| {
-        scopes(snap, req)
-            .iter()
-            .any(|s| decide(snap, &model_request(s, id)).allowed())
-    })
+    catalogue::known_model_id(id).then(|| allowed_somewhere(snap, &scopes(snap, req), id))
 }
 
 /// The `mcpPolicy.allowlist` of the org level Strata serves this person (`None`: it sets no
@@ -248,10 +261,7 @@ fn model_request(scope: &Request, model: &str) -> Request {
 fn model_policy(snap: &Snapshot, req: &OrgRequest<'_>, scopes: &[Request], custom: bool) -> Value {
     let (mut allowed, mut blocked) = (Vec::new(), Vec::new());
     for id in catalogue::model_ids() {
-        if scopes
-            .iter()
-            .any(|s| decide(snap, &model_request(s, id)).allowed())
-        {
+        if allowed_somewhere(snap, scopes, id) {
             allowed.push(id)
         } else {
             blocked.push(id)
