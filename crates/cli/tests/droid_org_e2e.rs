@@ -539,3 +539,87 @@ fn droid_doctor_accepts_the_served_org_document() {
         "{report:#}"
     );
 }
+
+/// `policy explain model ID --json` for alice (group `leads`) in the sandbox's project, through
+/// the gateway: what Strata says Droid will do with a catalogue model
+fn explain_droid(ex: &Example, model: &str) -> (bool, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_policy"))
+        .args(["explain", "model", model, "--json", "--no-user"])
+        .args(["--org", ex.org.to_str().unwrap()])
+        .args([
+            "--project",
+            ex.sandbox.project.join(".factory").to_str().unwrap(),
+        ])
+        .args(["--project-id", "web", "--as", "alice", "--group", "leads"])
+        .args(["--base-url", &ex.gateway])
+        // the org's self-hosted model reads its key from the environment, as `policy up` did
+        .env(up::QWEN_VAR, up::QWEN_KEY)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let refuses = v["droidModel"]["refuses"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no Droid verdict for {model}: {v:#}"));
+    (refuses, v["decision"] == "allow")
+}
+
+/// Differential: on catalogue models Droid offers (chosen by a fixed seed across providers and
+/// verdicts), `policy explain` says whether Droid refuses each one locally, and Droid does
+/// exactly that; a model Droid lets through is then answered through the gateway exactly when
+/// explain says the gateway allows it
+#[test]
+fn explain_predicts_what_droid_does_with_catalogue_models() {
+    let Some(droid) = Droid::find("explain_predicts_what_droid_does_with_catalogue_models") else {
+        return;
+    };
+    let ex = example();
+    let env = with_api(&ex.gateway, &ex.token);
+    // offered by `droid exec -m` in 0.225.2 (docs/droid-observed.md)
+    let offered = [
+        "claude-opus-4-6",
+        "claude-sonnet-4-5-20250929",
+        "claude-haiku-4-5-20251001",
+        "claude-sonnet-5",
+        "gpt-5.2",
+        "gpt-5.3-codex",
+        "gemini-3.5-flash",
+        "gemini-3-flash-preview",
+        "glm-5",
+        "kimi-k2.5",
+    ];
+    let mut seed: u64 = 0x5eed_0016;
+    let mut cases: Vec<&str> = offered.to_vec();
+    cases.sort_by_key(|m| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) ^ m.len() as u64
+    });
+    let cases = &cases[..7];
+    let (mut refused, mut through) = (0, 0);
+    for model in cases {
+        let (refuses, gateway_allows) = explain_droid(&ex, model);
+        let (run, seen) = exec(&droid, &ex, &env, &["-m", model, "say hi"]);
+        let why = format!(
+            "{model}: explain says Droid refuses={refuses}\n{}",
+            describe(&run, &seen)
+        );
+        assert_eq!(refused_as_blocked(&run), refuses, "{why}");
+        if refuses {
+            refused += 1;
+            assert!(seen.is_empty(), "{why}");
+        } else {
+            through += 1;
+            assert_eq!(
+                run.success() && run.stdout.contains(ANSWER),
+                gateway_allows,
+                "{why}"
+            );
+        }
+    }
+    assert!(
+        refused > 0 && through > 0,
+        "the cases covered both verdicts: {cases:?}"
+    );
+}
