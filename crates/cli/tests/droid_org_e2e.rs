@@ -623,3 +623,143 @@ fn explain_predicts_what_droid_does_with_catalogue_models() {
         "the cases covered both verdicts: {cases:?}"
     );
 }
+
+/// A child process, killed when dropped
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_policy"));
+    cmd.args(args)
+        .env("STRATA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().unwrap())
+}
+
+/// `policy ARGS` against the resolver, retried while it starts; its stdout
+fn policy(args: &[&str], env: &[(&str, &str)]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_policy"));
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "policy {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The production shape, resolver and gateway apart: with the resolver stopped after one
+/// successful load, the gateway still answers whoami for the token (from memory) while
+/// managed-settings fails, and Droid keeps enforcing the org level from its cache
+#[test]
+fn with_the_resolver_stopped_droid_keeps_enforcing_from_its_cache() {
+    let Some(droid) = Droid::find("with_the_resolver_stopped_droid_keeps_enforcing") else {
+        return;
+    };
+    let mock = upstream::start(ANSWER);
+    let (gw, rs) = (up::free_port(), up::free_port());
+    let here = |text: String| text.replace("127.0.0.1:8787", &format!("127.0.0.1:{gw}"));
+    let sandbox = Sandbox::with_project(here);
+    without_project_model_policy(&sandbox);
+    let root = sandbox.dir.path();
+    let org = root.join("org");
+    up::copy_edited(
+        &droid::workspace().join("policies/examples/acme/org"),
+        &org,
+        &here,
+    );
+    let resolver_url = format!("http://127.0.0.1:{rs}");
+    let secrets = [
+        ("STRATA_ADMIN_TOKEN", "split-admin-token-0123456789"),
+        ("STRATA_SERVICE_TOKEN", "split-service-token-0123456789"),
+        ("STRATA_RESOLVER", resolver_url.as_str()),
+        ("STRATA_TOKEN", "split-admin-token-0123456789"),
+        ("ANTHROPIC_API_KEY", CENTRAL_ANTHROPIC),
+    ];
+    let data = root.join("data");
+    let listen = format!("127.0.0.1:{rs}");
+    let resolver = spawn(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+        &secrets,
+    );
+    policy(
+        &["publish", "org", org.to_str().unwrap(), "-m", "split"],
+        &secrets,
+    );
+    let token = policy(
+        &["token", "create", "--user", "alice", "--group", "leads"],
+        &secrets,
+    );
+    let config = root.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{gw}\"\npublic_base_url = \"http://127.0.0.1:{gw}\"\nresolver = \"{resolver_url}\"\n\
+             [audit]\ndir = \"{}\"\nretention_days = 1\n[upstreams.anthropic]\nbase_url = \"{}\"\nkey_env = \"ANTHROPIC_API_KEY\"\n",
+            root.join("audit").display(),
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let _gateway = spawn(&["gateway", "--config", config.to_str().unwrap()], &secrets);
+    let gateway = format!("http://127.0.0.1:{gw}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(&format!("{gateway}/readyz"), "").0 != 200 {
+        assert!(Instant::now() < deadline, "the gateway never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let env = with_api(&gateway, &token);
+    let run = |what: &str| {
+        sandbox.clear_logs();
+        let r = droid.exec(
+            &sandbox,
+            &sandbox.project,
+            &env,
+            &["-m", BANNED, "say hi"],
+            TIMEOUT,
+        );
+        // (the gateway reads the upstream's model catalogue with GETs of its own)
+        let seen: Vec<upstream::Recorded> = mock
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect();
+        assert!(refused_as_blocked(&r), "{what}: {}", describe(&r, &seen));
+        assert!(seen.is_empty(), "{what}: {}", describe(&r, &seen));
+        r
+    };
+    run("with the resolver");
+    drop(resolver);
+    let r = run("with the resolver stopped");
+    assert!(
+        r.log_text().contains(ORG_FAILED),
+        "the org level came from the cache, not the API: {}",
+        r.describe()
+    );
+}
