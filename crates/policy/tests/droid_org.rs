@@ -11,6 +11,9 @@ use strata_policy::{Bundle, FileTree, ProjectTrees, Request, Snapshot, Target, c
 
 const GW: &str = "http://127.0.0.1:8787";
 
+/// A layer's files: (name, content)
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 fn tree(root: &str, files: &[(&str, &str)]) -> FileTree {
     FileTree::from_files(
         root,
@@ -314,7 +317,7 @@ fn a_blocklisted_host_no_server_uses_still_narrows_a_host_glob() {
 
 #[test]
 fn every_rendered_document_passes_droids_schema() {
-    let cases: [(&[(&str, &str)], Option<&[(&str, &str)]>); 4] = [
+    let cases: [(Files, Option<Files>); 4] = [
         (&[("settings.json", ORG)], None),
         (&[("settings.json", CUSTOM)], None),
         (
