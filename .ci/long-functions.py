@@ -5,7 +5,7 @@ A function's length counts from its `fn` line to its closing brace, both include
 left out: `#[cfg(test)]` items (a `mod tests { … }` block, a helper) and the files of modules
 declared `#[cfg(test)] mod name;`. A long function passes when a comment right above it (its doc
 comment, or `//` lines among its attributes) or the comment lines that open its body contain
-"long on purpose", e.g. `// Long on purpose: one pass over the input, …`: either split it into
+"Longer than a screen:" and the reason, e.g. `// Longer than a screen: one pass over the input, …`: split it into
 named steps or say why one sequence reads better.
 
 Usage: .ci/long-functions.py [--all] [crate_src_dir ...]
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 LIMIT = 80
-MARKER = re.compile(r"long on purpose", re.I)
+MARKER = re.compile(r"longer than a screen:", re.I)
 FN = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")
 IMPL = re.compile(r"\bimpl\b")
 CFG_TEST = re.compile(r"#\[cfg\(test\)\]")
@@ -116,7 +116,7 @@ def test_files(src: Path) -> set[Path]:
 
 
 def why_comment(lines: list[str], fn_line: int, open_line: int) -> bool:
-    """Whether the comments just above `fn` or opening the body say "long on purpose"""
+    """Whether the comments just above `fn` or opening the body say "Longer than a screen:"""
     said = []
     k = fn_line - 1
     while k >= 0:
@@ -182,7 +182,7 @@ def main() -> int:
         if not why:
             print(
                 f"{f}:{line}: `{name}` is {length} lines (over {LIMIT}): split it, or say why in a"
-                ' comment containing "long on purpose"',
+                ' comment starting \"Longer than a screen:\"',
                 file=sys.stderr,
             )
             bad += 1
