@@ -227,6 +227,9 @@ pub fn scoped_entries(
     out
 }
 
+// Longer than a screen: the steps of `policy droid-settings` in the order they run (the org
+// document, the entries for the scope, the settings file to write, the dry run); each step reports
+// its own failure with its exit code.
 pub async fn run(args: DroidSettingsArgs) -> Result<u8, Failed> {
     let fail = |code: u8, m: String| {
         eprintln!("error: {m}");

@@ -67,6 +67,9 @@ pub fn problems(out: &mut String, ps: &[Problem]) {
     }
 }
 
+// Longer than a screen: it writes the sections of `policy explain` in the order they are printed
+// (request, deciding rules, Droid's verdicts, rules considered, obligations, diagnostics); read top
+// to bottom it is the output, which the insta snapshots pin.
 pub fn explanation(x: &Explanation, subject: &str) -> String {
     let mut out = String::new();
     let r = &x.request;

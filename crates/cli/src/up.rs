@@ -151,40 +151,20 @@ fn upstream(base_env: &str, default: &str, key_env: &str) -> String {
     format!("base_url = {base:?}\nkey_env = {key_env:?}\n")
 }
 
+fn fail(m: String) -> Failed {
+    eprintln!("error: {m}");
+    Failed(exit::FAILURE)
+}
+
 pub async fn up(args: UpArgs) -> Result<u8, Failed> {
     init_logging();
-    let fail = |m: String| {
-        eprintln!("error: {m}");
-        Failed(exit::FAILURE)
-    };
     let admin =
         strata_resolver::state::new_secret("strata_admin_").map_err(|e| fail(e.to_string()))?;
     let service =
         strata_resolver::state::new_secret("strata_svc_").map_err(|e| fail(e.to_string()))?;
     let resolver =
         crate::serve::open(&args.data, Some(admin.clone()), Some(service.clone())).await?;
-
-    let org = crate::remote::read_tree_files(&args.org)?;
-    let (rev, _, warnings) = resolver
-        .publish_org(org, "policy up".to_string())
-        .await
-        .map_err(|e| report(&resolver, e))?;
-    for (id, dir) in args.projects.iter().filter_map(|p| p.split_once('=')) {
-        let dir = std::path::Path::new(dir);
-        let files = crate::remote::read_tree_files(dir)?;
-        let mut folders = Vec::new();
-        for (path, tree) in folder_layers(dir) {
-            folders.push(strata_proto::v1::FolderLayer {
-                path,
-                files: crate::remote::read_tree_files(&tree)?,
-            });
-        }
-        resolver
-            .publish_project(id.to_string(), files, folders, "policy up".to_string())
-            .await
-            .map_err(|e| report(&resolver, e))?;
-    }
-    let _ = (rev, warnings);
+    publish(&resolver, &args).await?;
     let (token, _) = resolver
         .create_token(
             args.user.clone(),
@@ -203,11 +183,58 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         rl.local_addr().map_err(|e| fail(e.to_string()))?
     );
     let gateway_url = format!("http://{}", args.listen);
+    let cfg = gateway_config(&args, &resolver_url, &gateway_url, &service)?;
+
+    let active = resolver
+        .active()
+        .ok_or_else(|| fail("nothing is active".to_string()))?;
+    let (snippet, refused) = droid_models(&active.snapshot, &args, &gateway_url, &token);
+    let urls = Urls {
+        resolver: &resolver_url,
+        gateway: &gateway_url,
+    };
+    let revision = active.revision.to_string();
+    print_next_steps(&args, &urls, &revision, &admin, &token, &snippet, refused);
+    serve_both(resolver, rl, cfg).await
+}
+
+/// The org bundle and each `--project ID=DIR` (with its folder layers), published
+async fn publish(resolver: &Resolver, args: &UpArgs) -> Result<(), Failed> {
+    let org = crate::remote::read_tree_files(&args.org)?;
+    resolver
+        .publish_org(org, "policy up".to_string())
+        .await
+        .map_err(|e| report(resolver, e))?;
+    for (id, dir) in args.projects.iter().filter_map(|p| p.split_once('=')) {
+        let dir = std::path::Path::new(dir);
+        let files = crate::remote::read_tree_files(dir)?;
+        let mut folders = Vec::new();
+        for (path, tree) in folder_layers(dir) {
+            folders.push(strata_proto::v1::FolderLayer {
+                path,
+                files: crate::remote::read_tree_files(&tree)?,
+            });
+        }
+        resolver
+            .publish_project(id.to_string(), files, folders, "policy up".to_string())
+            .await
+            .map_err(|e| report(resolver, e))?;
+    }
+    Ok(())
+}
+
+/// The in-process gateway's configuration, with the service token written to a private file
+fn gateway_config(
+    args: &UpArgs,
+    resolver_url: &str,
+    gateway_url: &str,
+    service: &str,
+) -> Result<GatewayConfig, Failed> {
     // the service token reaches the in-process gateway through a private file, never argv
     let token_file = args.data.join("service-token");
-    std::fs::write(&token_file, &service)
+    std::fs::write(&token_file, service)
         .map_err(|e| fail(format!("cannot write {}: {e}", token_file.display())))?;
-    let cfg = GatewayConfig::parse(
+    GatewayConfig::parse(
         "policy up",
         &format!(
             "listen = {:?}\npublic_base_url = {gateway_url:?}\nresolver = {resolver_url:?}\nservice_token_file = {:?}\n[audit]\ndir = {:?}\n[upstreams.anthropic]\n{}[upstreams.openai]\n{}[upstreams.generic-chat-completion-api]\n{}",
@@ -219,23 +246,23 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
             upstream("STRATA_CHAT_BASE_URL", "https://api.openai.com", "OPENAI_API_KEY"),
         ),
     )
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| fail(e.to_string()))
+}
 
-    let active = resolver
-        .active()
-        .ok_or_else(|| fail("nothing is active".to_string()))?;
+/// The `customModels` snippet for the user's own Droid settings, and, when the gateway would
+/// refuse every model, the first refused model with the reason
+fn droid_models(
+    snapshot: &strata_policy::Snapshot,
+    args: &UpArgs,
+    gateway_url: &str,
+    token: &str,
+) -> (String, Option<(String, String)>) {
     // the person's own settings: the org's scope, as the gateway decides a request that names no
     // project (Droid sends a project only from the project's own .factory/settings.json, below)
-    let project = args
-        .projects
-        .first()
-        .and_then(|p| p.split_once('='))
-        .map(|(id, dir)| (id.to_string(), dir.to_string()));
     let base = Request::scope(args.user.clone(), args.groups.clone(), None, None);
     // decided as the gateway decides each request, through its own URL: when none of them gets
     // through (the org's gateway requirement, say), that is better said now than on each request
-    let (models, hidden) =
-        strata_policy::explain::models(&active.snapshot, &base, Some(&gateway_url), &[]);
+    let (models, hidden) = strata_policy::explain::models(snapshot, &base, Some(gateway_url), &[]);
     let refused = if models.is_empty() {
         hidden.first().map(|m| (m.model.clone(), m.reason.clone()))
     } else {
@@ -245,9 +272,28 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .iter()
         .map(strata_proto::v1::ModelView::from)
         .collect();
-    let entries = strata_gateway::droid::custom_models(&views, &gateway_url, &token);
+    let entries = strata_gateway::droid::custom_models(&views, gateway_url, token);
     let snippet = serde_json::to_string_pretty(&serde_json::json!({ "customModels": entries }))
         .unwrap_or_default();
+    (snippet, refused)
+}
+
+struct Urls<'a> {
+    resolver: &'a str,
+    gateway: &'a str,
+}
+
+/// What to do next: the tokens, how to point Droid at the gateway, the audit directory
+fn print_next_steps(
+    args: &UpArgs,
+    urls: &Urls<'_>,
+    revision: &str,
+    admin: &str,
+    token: &str,
+    snippet: &str,
+    refused: Option<(String, String)>,
+) {
+    let (resolver_url, gateway_url) = (urls.resolver, urls.gateway);
     eprintln!(
         "\nStrata is up: resolver {resolver_url}, gateway {gateway_url}, revision {}\n\n\
          admin token (for `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
@@ -256,11 +302,16 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
          bundle forbids (models, MCP servers, hooks, commands, autonomy), with this gateway's models offered:\n  \
          export FACTORY_API_BASE_URL={gateway_url} FACTORY_API_KEY={token}\n\n\
          Or, without the org level, paste into ~/.factory/settings.json the models this user may use through the gateway:\n",
-        active.revision,
+        revision,
         args.user,
         args.groups.join(", ")
     );
     outln!("{snippet}");
+    let project = args
+        .projects
+        .first()
+        .and_then(|p| p.split_once('='))
+        .map(|(id, dir)| (id.to_string(), dir.to_string()));
     if let Some((id, dir)) = &project {
         let checkout = std::path::Path::new(dir)
             .parent()
@@ -287,7 +338,14 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         args.data.join("audit").display(),
         args.data.join("audit").display()
     );
+}
 
+/// The resolver on `rl` and the gateway, until Ctrl-C stops both
+async fn serve_both(
+    resolver: Arc<Resolver>,
+    rl: tokio::net::TcpListener,
+    cfg: GatewayConfig,
+) -> Result<u8, Failed> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx2 = rx.clone();
     let resolver_task = tokio::spawn(strata_resolver::serve(resolver.clone(), rl, async move {

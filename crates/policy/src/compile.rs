@@ -454,81 +454,11 @@ impl Compiler {
 /// snapshot carries the warnings.
 pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems> {
     let schema = schema()?;
-    let base = base_rules()?;
-    let mut c = Compiler {
-        problems: Problems::default(),
-        base,
-        rules: FastMap::default(),
-        hand_rules: HashMap::new(),
-        all: PolicySet::new(),
-        patterns_ok: false,
-        categories: Vec::new(),
-        exec_env_deny: false,
-    };
-    for (key, p) in &c.base {
-        c.rules.insert(
-            p.id().clone(),
-            RuleInfo {
-                id: p.id().clone(),
-                name: p.id().to_string(),
-                effect: p.effect(),
-                level: key.level,
-                key: Some(*key),
-                hand: None,
-                text: p.to_string(),
-            },
-        );
-        let _ = c.all.add(p.clone());
-    }
+    let mut c = Compiler::new(base_rules()?);
 
     let org_layer = c.load(Level::Org, &bundle.org, env, None);
-    let pf = &org_layer.policy;
-    let mut scratch = Problems::default();
-    let categories: Vec<(String, Matcher)> = pf
-        .model_categories
-        .iter()
-        .map(|(n, l)| {
-            (
-                n.clone(),
-                Matcher::build(l, MatchKind::Model, &[], &mut scratch),
-            )
-        })
-        .collect();
-    let org_policy = OrgPolicy {
-        categories,
-        projects_may_add_models: pf.projects_may_add_models.clone(),
-        byok_providers: pf.byok_allowed_providers.clone(),
-        byok_base_urls: pf
-            .byok_allowed_base_urls
-            .as_ref()
-            .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
-        mcp_exec_env_deny: pf
-            .mcp_exec_env_deny
-            .as_ref()
-            .filter(|b| b.value)
-            .map(|b| b.origin.clone()),
-        mcp_blocklist: pf
-            .mcp_blocklist
-            .as_ref()
-            .map(crate::compiled::McpList::build),
-        gateway_required: pf
-            .gateway_required_base_urls
-            .as_ref()
-            .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
-        require_org_settings: pf
-            .require_org_settings
-            .as_ref()
-            .filter(|b| b.value)
-            .map(|b| b.origin.clone()),
-    };
-    c.problems.extend(scratch);
+    let org_policy = c.org_policy(&org_layer);
     let cats = org_layer.policy.model_categories.clone();
-    c.categories = cats.iter().map(|(n, _)| n.clone()).collect();
-    c.exec_env_deny = pf.mcp_exec_env_deny.as_ref().is_some_and(|b| b.value);
-    c.patterns_ok = pf
-        .projects_may_add_model_patterns
-        .as_ref()
-        .is_some_and(|b| b.value);
     let may_add = org_policy
         .projects_may_add_models
         .as_ref()
@@ -547,66 +477,16 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     let user_layers: Vec<CompiledLayer> = users.values().cloned().collect();
     let any_users: Vec<&CompiledLayer> = user_layers.iter().collect();
 
-    let mut projects = FastMap::default();
-    for pt in &bundle.projects {
-        let layer = c.load(Level::Project, &pt.project, env, Some(&pt.id));
-        let mut pl = CompiledLayer::build(layer.clone(), &cats, may_add, &mut c.problems);
-        crate::merge::lock(&mut c.problems, &[&org], &mut pl);
-        c.add_hand(&layer.cedar);
-        let mut folders = Vec::new();
-        for (path, tree) in &pt.folders {
-            let path = path.trim_matches('/').to_string();
-            let fl = c.load(Level::Folder, tree, env, Some(&format!("{}/{path}", pt.id)));
-            let mut cf = CompiledLayer::build(fl, &cats, may_add, &mut c.problems);
-            crate::merge::lock(&mut c.problems, &[&org, &pl], &mut cf);
-            c.add_hand(&cf.layer.cedar.clone());
-            folders.push((path, cf));
-        }
-        let project_hand: Vec<&HandPolicy> = org_hand.iter().chain(layer.cedar.iter()).collect();
-        let sets = c.sets(&[&org, &pl], &org_policy, &project_hand, &any_users);
-        // a folder's scope holds every folder layer on its path, outermost first
-        let folder_sets: Vec<ScopeSets> = folders
-            .iter()
-            .map(|(path, _)| {
-                let on_path: Vec<&CompiledLayer> = folders
-                    .iter()
-                    .filter(|(p, _)| crate::layer::is_path_prefix(p, path))
-                    .map(|(_, l)| l)
-                    .collect();
-                let mut layers = vec![&org, &pl];
-                layers.extend(on_path.iter().copied());
-                let hand: Vec<&HandPolicy> = project_hand
-                    .iter()
-                    .copied()
-                    .chain(on_path.iter().flat_map(|l| l.layer.cedar.iter()))
-                    .collect();
-                c.sets(&layers, &org_policy, &hand, &any_users)
-            })
-            .collect();
-        let folders = folders
-            .into_iter()
-            .zip(folder_sets)
-            .map(|((path, cf), s)| (path, cf, s))
-            .collect();
-        if projects.contains_key(&pt.id) {
-            c.problems.push(cedar::problem(
-                &Arc::from(pt.project.root.as_str()),
-                0,
-                0,
-                "bundle.duplicate_project",
-                format!("project `{}` is given twice", pt.id),
-            ));
-        }
-        projects.insert(
-            pt.id.clone(),
-            CompiledProject {
-                id: pt.id.clone(),
-                layer: pl,
-                folders,
-                sets,
-            },
-        );
-    }
+    let org_scope = OrgScope {
+        env,
+        layer: &org,
+        policy: &org_policy,
+        categories: &cats,
+        hand: &org_hand,
+        may_add,
+        users: &any_users,
+    };
+    let projects = c.projects(&bundle.projects, &org_scope);
     let org_refs: Vec<&HandPolicy> = org_hand.iter().collect();
     let org_sets = c.sets(&[&org], &org_policy, &org_refs, &any_users);
 
@@ -619,27 +499,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
     if c.problems.has_errors() {
         return Err(c.problems);
     }
-    let expanded: Vec<String> = std::iter::once(&org)
-        .chain(
-            projects
-                .values()
-                .flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))),
-        )
-        .chain(users.values())
-        .flat_map(|l| l.mcp_servers.values())
-        .map(|s| {
-            format!(
-                "{}|{}|{}|{}",
-                s.name,
-                s.url.as_deref().unwrap_or(""),
-                s.command.as_deref().unwrap_or(""),
-                s.args.join(" ")
-            )
-        })
-        .collect();
-    // projects and users live in hash maps: one order whatever the iteration order
-    let mut expanded = expanded;
-    expanded.sort();
+    let expanded = mcp_server_lines(&org, &projects, &users);
     let mut uids = build_uids(&c.base, &org_policy).map_err(internal)?;
     uids.actions = schema
         .action_entities()
@@ -666,6 +526,204 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         });
     }
     Ok(snap)
+}
+
+/// What a project's compilation reads from the org level and the users
+struct OrgScope<'a> {
+    env: EnvLookup<'a>,
+    layer: &'a CompiledLayer,
+    policy: &'a OrgPolicy,
+    categories: &'a [(String, crate::files::settings::List)],
+    hand: &'a [HandPolicy],
+    /// the org lets projects and folders add models
+    may_add: bool,
+    users: &'a [&'a CompiledLayer],
+}
+
+impl Compiler {
+    /// A compiler that starts from the base rules
+    fn new(base: Vec<(RuleKey, Policy)>) -> Compiler {
+        let mut c = Compiler {
+            problems: Problems::default(),
+            base,
+            rules: FastMap::default(),
+            hand_rules: HashMap::new(),
+            all: PolicySet::new(),
+            patterns_ok: false,
+            categories: Vec::new(),
+            exec_env_deny: false,
+        };
+        for (key, p) in &c.base {
+            c.rules.insert(
+                p.id().clone(),
+                RuleInfo {
+                    id: p.id().clone(),
+                    name: p.id().to_string(),
+                    effect: p.effect(),
+                    level: key.level,
+                    key: Some(*key),
+                    hand: None,
+                    text: p.to_string(),
+                },
+            );
+            let _ = c.all.add(p.clone());
+        }
+        c
+    }
+
+    /// The org's `policy.json` compiled, and the switches it sets for the layers below
+    fn org_policy(&mut self, org_layer: &Layer) -> OrgPolicy {
+        let pf = &org_layer.policy;
+        let mut scratch = Problems::default();
+        let categories: Vec<(String, Matcher)> = pf
+            .model_categories
+            .iter()
+            .map(|(n, l)| {
+                (
+                    n.clone(),
+                    Matcher::build(l, MatchKind::Model, &[], &mut scratch),
+                )
+            })
+            .collect();
+        let org_policy = OrgPolicy {
+            categories,
+            projects_may_add_models: pf.projects_may_add_models.clone(),
+            byok_providers: pf.byok_allowed_providers.clone(),
+            byok_base_urls: pf
+                .byok_allowed_base_urls
+                .as_ref()
+                .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
+            mcp_exec_env_deny: pf
+                .mcp_exec_env_deny
+                .as_ref()
+                .filter(|b| b.value)
+                .map(|b| b.origin.clone()),
+            mcp_blocklist: pf
+                .mcp_blocklist
+                .as_ref()
+                .map(crate::compiled::McpList::build),
+            gateway_required: pf
+                .gateway_required_base_urls
+                .as_ref()
+                .map(|l| crate::compiled::UrlList::build(l, &mut scratch)),
+            require_org_settings: pf
+                .require_org_settings
+                .as_ref()
+                .filter(|b| b.value)
+                .map(|b| b.origin.clone()),
+        };
+        self.problems.extend(scratch);
+        self.categories = pf.model_categories.iter().map(|(n, _)| n.clone()).collect();
+        self.exec_env_deny = pf.mcp_exec_env_deny.as_ref().is_some_and(|b| b.value);
+        self.patterns_ok = pf
+            .projects_may_add_model_patterns
+            .as_ref()
+            .is_some_and(|b| b.value);
+        org_policy
+    }
+
+    /// Every project of the bundle by id; an id given twice is an error
+    fn projects(
+        &mut self,
+        trees: &[ProjectTrees],
+        org: &OrgScope<'_>,
+    ) -> FastMap<String, CompiledProject> {
+        let mut projects = FastMap::default();
+        for pt in trees {
+            let project = self.project(pt, org);
+            if projects.contains_key(&pt.id) {
+                self.problems.push(cedar::problem(
+                    &Arc::from(pt.project.root.as_str()),
+                    0,
+                    0,
+                    "bundle.duplicate_project",
+                    format!("project `{}` is given twice", pt.id),
+                ));
+            }
+            projects.insert(pt.id.clone(), project);
+        }
+        projects
+    }
+
+    /// A project and its folders: each layer loaded, locked under the layers above it, and the
+    /// sets of every scope
+    fn project(&mut self, pt: &ProjectTrees, org: &OrgScope<'_>) -> CompiledProject {
+        let (env, cats, may_add) = (org.env, org.categories, org.may_add);
+        let layer = self.load(Level::Project, &pt.project, env, Some(&pt.id));
+        let mut pl = CompiledLayer::build(layer.clone(), cats, may_add, &mut self.problems);
+        crate::merge::lock(&mut self.problems, &[org.layer], &mut pl);
+        self.add_hand(&layer.cedar);
+        let mut folders = Vec::new();
+        for (path, tree) in &pt.folders {
+            let path = path.trim_matches('/').to_string();
+            let fl = self.load(Level::Folder, tree, env, Some(&format!("{}/{path}", pt.id)));
+            let mut cf = CompiledLayer::build(fl, cats, may_add, &mut self.problems);
+            crate::merge::lock(&mut self.problems, &[org.layer, &pl], &mut cf);
+            self.add_hand(&cf.layer.cedar.clone());
+            folders.push((path, cf));
+        }
+        let project_hand: Vec<&HandPolicy> = org.hand.iter().chain(layer.cedar.iter()).collect();
+        let sets = self.sets(&[org.layer, &pl], org.policy, &project_hand, org.users);
+        // a folder's scope holds every folder layer on its path, outermost first
+        let folder_sets: Vec<ScopeSets> = folders
+            .iter()
+            .map(|(path, _)| {
+                let on_path: Vec<&CompiledLayer> = folders
+                    .iter()
+                    .filter(|(p, _)| crate::layer::is_path_prefix(p, path))
+                    .map(|(_, l)| l)
+                    .collect();
+                let mut layers = vec![org.layer, &pl];
+                layers.extend(on_path.iter().copied());
+                let hand: Vec<&HandPolicy> = project_hand
+                    .iter()
+                    .copied()
+                    .chain(on_path.iter().flat_map(|l| l.layer.cedar.iter()))
+                    .collect();
+                self.sets(&layers, org.policy, &hand, org.users)
+            })
+            .collect();
+        let folders = folders
+            .into_iter()
+            .zip(folder_sets)
+            .map(|((path, cf), s)| (path, cf, s))
+            .collect();
+        CompiledProject {
+            id: pt.id.clone(),
+            layer: pl,
+            folders,
+            sets,
+        }
+    }
+}
+
+/// Every MCP server of every layer as one line each, sorted: projects and users live in hash
+/// maps, so one order whatever the iteration order (they go into the revision)
+fn mcp_server_lines(
+    org: &CompiledLayer,
+    projects: &FastMap<String, CompiledProject>,
+    users: &FastMap<String, CompiledLayer>,
+) -> Vec<String> {
+    let mut expanded: Vec<String> = std::iter::once(org)
+        .chain(
+            projects
+                .values()
+                .flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))),
+        )
+        .chain(users.values())
+        .flat_map(|l| l.mcp_servers.values())
+        .map(|s| {
+            format!(
+                "{}|{}|{}|{}",
+                s.name,
+                s.url.as_deref().unwrap_or(""),
+                s.command.as_deref().unwrap_or(""),
+                s.args.join(" ")
+            )
+        })
+        .collect();
+    expanded.sort();
+    expanded
 }
 
 fn build_uids(base: &[(RuleKey, Policy)], org_policy: &OrgPolicy) -> Result<Uids, String> {

@@ -11,9 +11,10 @@ use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 use crate::FastSet;
 use crate::compile::Snapshot;
 use crate::eval::Mode;
+use crate::eval::cedar::CedarInputs;
 use crate::eval::cedar_subset as hand;
 use crate::eval::native::evaluate;
-use crate::facts::{context, euid, mcp_facts, model_facts, principal};
+use crate::facts::{ModelFacts, context, euid, mcp_facts, model_facts, principal};
 use crate::files::settings::{ApiKey, Provider};
 use crate::matchers::model_id::canonical_str;
 use crate::provenance::{
@@ -71,10 +72,7 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                 *key_mode,
                 base_url.as_deref(),
             );
-            let (idx, action) = match key_mode {
-                KeyMode::Central => (0, &snap.uids.invoke_model),
-                KeyMode::Byok => (1, &snap.uids.use_byok),
-            };
+            let (idx, action) = model_action(snap, *key_mode);
             let attrs = [("id", model)];
             let hf = hand::Facts {
                 resource_type: hand::MODEL,
@@ -96,33 +94,9 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                 action,
                 &hf,
                 native,
-                || {
-                    let ctx = context(
-                        snap,
-                        req,
-                        *key_mode,
-                        facts.provider,
-                        facts.base_url.as_deref(),
-                        &facts.triggers,
-                    )?;
-                    let attrs = HashMap::from([(
-                        "id".to_string(),
-                        RestrictedExpression::new_string(model.to_string()),
-                    )]);
-                    let resource = Entity::new(
-                        euid(&snap.uids.model_type, model),
-                        attrs,
-                        facts.parents.iter().cloned().collect(),
-                    )
-                    .map_err(|e| format!("cannot build the model entity: {e}"))?;
-                    Ok((principal(snap, req), resource, ctx))
-                },
+                || model_inputs(snap, req, *key_mode, &facts, model),
             );
-            let what = if sent == model {
-                format!("model `{model}`")
-            } else {
-                format!("model `{sent}` (read as `{model}`)")
-            };
+            let what = model_subject(sent, model);
             let mut d = finish(snap, &scope, req, out, &what, |key| {
                 model_provenance(snap, &scope, req, key, model, &facts)
             });
@@ -133,34 +107,89 @@ fn decide_with(snap: &Snapshot, req: &Request, native: Mode) -> Decision {
                 admit(&mut d, model_admissions(snap, &scope, *key_mode, &facts));
             }
             if d.allowed() {
-                if let Some((layer, c)) = facts.entry {
-                    // only the org's entries choose an upstream and the gateway secret for it: a
-                    // project naming a URL (and a variable of the gateway's environment) could
-                    // otherwise send the org's key where it likes. Every entry's output cap holds.
-                    let org = layer.level == crate::origin::Level::Org;
-                    d.obligations = Obligations {
-                        upstream_base_url: c.base_url.clone().filter(|_| org),
-                        provider: c.provider,
-                        credential_env: credential_env(layer, c, *key_mode),
-                        max_output_tokens: c.max_output_tokens,
-                        require_org_settings: false,
+                oblige(&mut d, snap, &facts, *key_mode);
+                // the request's MCP servers: the first one refused refuses it
+                if let Some(md) = mcp_servers
+                    .iter()
+                    .map(|server| decide_mcp(snap, &scope, req, server, native))
+                    .find(|md| !md.allowed())
+                {
+                    return Decision {
+                        obligations: Obligations::default(),
+                        ..md
                     };
-                }
-                d.obligations.require_org_settings = snap.org_policy.require_org_settings.is_some();
-                for server in mcp_servers {
-                    let md = decide_mcp(snap, &scope, req, server, native);
-                    if !md.allowed() {
-                        return Decision {
-                            obligations: Obligations::default(),
-                            ..md
-                        };
-                    }
                 }
             }
             d
         }
         Target::Mcp { server } => decide_mcp(snap, &scope, req, server, native),
     }
+}
+
+/// The index of a key mode's policy sets in a scope, and its Cedar action
+fn model_action(snap: &Snapshot, key_mode: KeyMode) -> (usize, &EntityUid) {
+    match key_mode {
+        KeyMode::Central => (0, &snap.uids.invoke_model),
+        KeyMode::Byok => (1, &snap.uids.use_byok),
+    }
+}
+
+/// How a decision names the model: as sent, and as read when that differs
+fn model_subject(sent: &str, model: &str) -> String {
+    if sent == model {
+        format!("model `{model}`")
+    } else {
+        format!("model `{sent}` (read as `{model}`)")
+    }
+}
+
+/// The Cedar request for a model: the principal, the model entity with its lists as parents,
+/// and the context
+fn model_inputs(
+    snap: &Snapshot,
+    req: &Request,
+    key_mode: KeyMode,
+    facts: &ModelFacts<'_>,
+    model: &str,
+) -> CedarInputs {
+    let ctx = context(
+        snap,
+        req,
+        key_mode,
+        facts.provider,
+        facts.base_url.as_deref(),
+        &facts.triggers,
+    )?;
+    let attrs = HashMap::from([(
+        "id".to_string(),
+        RestrictedExpression::new_string(model.to_string()),
+    )]);
+    let resource = Entity::new(
+        euid(&snap.uids.model_type, model),
+        attrs,
+        facts.parents.iter().cloned().collect(),
+    )
+    .map_err(|e| format!("cannot build the model entity: {e}"))?;
+    Ok((principal(snap, req), resource, ctx))
+}
+
+/// What an allowed model request obliges the gateway to do: the entry's upstream, credential
+/// and output cap, and whether Droid must load the org's settings
+fn oblige(d: &mut Decision, snap: &Snapshot, facts: &ModelFacts<'_>, key_mode: KeyMode) {
+    if let Some((layer, c)) = facts.entry {
+        // only the org's entries choose an upstream and the gateway secret for it: a
+        // project naming a URL (and a variable of the gateway's environment) could
+        // otherwise send the org's key where it likes. Every entry's output cap holds.
+        let org = layer.level == crate::origin::Level::Org;
+        d.obligations = Obligations {
+            upstream_base_url: c.base_url.clone().filter(|_| org),
+            provider: c.provider,
+            credential_env: credential_env(layer, c, key_mode),
+            max_output_tokens: c.max_output_tokens,
+            require_org_settings: false,
+        };
+    }
+    d.obligations.require_org_settings = snap.org_policy.require_org_settings.is_some();
 }
 
 /// The environment variable a gateway reads the key for `c` from: an org entry's `${VAR}`
@@ -244,6 +273,9 @@ fn request_facts(req: &Request) -> hand::Facts<'_> {
     }
 }
 
+// Longer than a screen: the facts of an MCP server, their Cedar form for the reference evaluation,
+// and the decision with its admissions, over the same locals in one sequence, mirroring the model
+// path in `decide_with`.
 fn decide_mcp(
     snap: &Snapshot,
     scope: &ScopeRef<'_>,

@@ -110,6 +110,9 @@ fn field_origin(
 }
 
 /// Decide `req` and say everything about how
+// Longer than a screen: it gathers every part of an `Explanation` (the decision, the rules
+// considered with their origins, the diagnostics that name the request, Droid's own verdict) from
+// one decision and one scope; each part is a short block over the same locals.
 pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
     let decision = decide(snap, req);
     let scope = snap.scope(req);
@@ -416,6 +419,8 @@ fn named(name: &str, o: &Origin, d: &Decision) -> NamedView {
 }
 
 /// The effective settings of `base`'s scope; `catalogue` as for [`models`]
+// Longer than a screen: the parts of the effective settings (models, MCP servers, droids and
+// commands, each decided as the gateway would) assembled from one scope and one merged view.
 pub fn effective_settings(
     snap: &Snapshot,
     base: &Request,

@@ -27,6 +27,9 @@ pub(crate) struct ModelFacts<'s> {
     pub(crate) entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
 }
 
+// Longer than a screen: one walk over the scope that gives each base rule of rules.rs its list
+// parent or trigger, level by level; the conditions sit side by side as the table they implement,
+// and the BYOK default at the end reads the parents the walk collected.
 pub(crate) fn model_facts<'s>(
     snap: &'s Snapshot,
     scope: &ScopeRef<'s>,

@@ -289,120 +289,21 @@ impl Layer {
             cedar: Vec::new(),
             policy: PolicyFile::default(),
         };
-        let doc = |rel: &str, problems: &mut Problems| -> Option<Doc> {
-            let bytes = tree.files.get(rel)?;
-            match Doc::parse(level, tree.display(rel), bytes) {
-                Ok(d) => Some(d),
-                Err(p) => {
-                    problems.push(p);
-                    None
-                }
-            }
-        };
-        let warn_ignored = |problems: &mut Problems, rel: &str, why: &str| {
-            problems.push(Problem {
-                severity: Severity::Warning,
-                code: "layer.ignored_file",
-                file: tree.display(rel).to_string(),
-                line: 0,
-                col: 0,
-                pointer: String::new(),
-                message: format!("ignored: {why}"),
-            })
-        };
-
-        let mut settings = Settings::default();
-        // Droid's rule for one directory: a top-level key of settings.local.json replaces the
-        // same key of settings.json (except what Strata governs above the user level)
-        let mut local_keys: Vec<String> = Vec::new();
-        for rel in ["settings.local.json", "settings.json"] {
-            if let Some(d) = doc(rel, &mut problems) {
-                let mut s = Settings::read(&d, env, &mut problems);
-                let mut replaced = Vec::new();
-                if rel == "settings.local.json" {
-                    if matches!(level, Level::Project | Level::Folder) {
-                        s = s.without_widening(&d, &mut problems);
-                    }
-                    local_keys = d
-                        .value
-                        .as_object()
-                        .map(|m| m.keys().cloned().collect())
-                        .unwrap_or_default();
-                } else {
-                    replaced = d
-                        .value
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|m| m.keys())
-                        .filter(|k| {
-                            local_keys.contains(k) && crate::merge::local_replaces(level, k)
-                        })
-                        .cloned()
-                        .collect();
-                    s.drop_keys(&replaced);
-                }
-                settings = settings.overlay(s);
-                layer.sources.push(SettingsSource {
-                    doc: d,
-                    legacy: false,
-                    replaced,
-                });
-            }
-        }
-        if tree.files.contains_key("config.json") {
-            if level == Level::User {
-                if let Some(d) = doc("config.json", &mut problems) {
-                    settings = settings.overlay(Settings::read_legacy(&d, &mut problems));
-                    layer.sources.push(SettingsSource {
-                        doc: d,
-                        legacy: true,
-                        replaced: Vec::new(),
-                    });
-                }
-            } else {
-                warn_ignored(
-                    &mut problems,
-                    "config.json",
-                    "the legacy config.json is read only in the user layer (~/.factory)",
-                );
-            }
-        }
-        if level != Level::Org && !settings.user_model_policies.is_empty() {
-            let origin = settings
-                .user_model_policies
-                .values()
-                .find_map(|p| {
-                    p.allowed_model_ids
-                        .as_ref()
-                        .or(p.blocked_model_ids.as_ref())
-                })
-                .map(|l| l.origin.clone());
-            if let Some(o) = origin {
-                problems.push(Problem {
-                    severity: Severity::Warning,
-                    code: "layer.ignored_field",
-                    file: o.file.to_string(),
-                    line: o.line,
-                    col: o.col,
-                    pointer: "/userModelPolicies".to_string(),
-                    message: "ignored: `userModelPolicies` is read only in the org layer"
-                        .to_string(),
-                });
-            }
-            settings.user_model_policies.clear();
-        }
+        let (settings, sources) = read_settings(level, tree, env, &mut problems);
         layer.settings = settings;
+        layer.sources = sources;
 
-        if let Some(d) = doc("mcp.json", &mut problems) {
+        if let Some(d) = doc(level, tree, "mcp.json", &mut problems) {
             layer.mcp_servers = mcp::read(&d, env, &mut problems);
         }
         if tree.files.contains_key("policy.json") {
             if level == Level::Org {
-                if let Some(d) = doc("policy.json", &mut problems) {
+                if let Some(d) = doc(level, tree, "policy.json", &mut problems) {
                     layer.policy = PolicyFile::read(&d, &mut problems);
                 }
             } else {
                 warn_ignored(
+                    tree,
                     &mut problems,
                     "policy.json",
                     "policy.json is read only in the org bundle",
@@ -414,73 +315,214 @@ impl Layer {
             let Some((dir, name)) = rel.split_once('/') else {
                 continue;
             };
-            let file = tree.display(rel);
             match dir {
                 "droids" | "commands" => {
-                    let kind = if dir == "droids" {
-                        ArtifactKind::Droid
-                    } else {
-                        ArtifactKind::Command
-                    };
-                    let stem = name.trim_end_matches(".md");
-                    match markdown::read(kind, level, &file, stem, bytes) {
-                        Ok(a) => {
-                            let list = if kind == ArtifactKind::Droid {
-                                &mut layer.droids
-                            } else {
-                                &mut layer.commands
-                            };
-                            if list.iter().any(|x| x.name == a.name) {
-                                problems.push(cedar::problem(
-                                    &file,
-                                    1,
-                                    1,
-                                    "layer.duplicate_name",
-                                    format!(
-                                        "{} `{}` is defined twice in this layer",
-                                        dir.trim_end_matches('s'),
-                                        a.name
-                                    ),
-                                ));
-                            } else {
-                                list.push(a);
-                            }
-                        }
-                        Err(p) => problems.push(p),
-                    }
+                    layer.read_artifact(tree, rel, dir, name, bytes, &mut problems)
                 }
-                "policies" => {
-                    if level == Level::User {
-                        warn_ignored(
-                            &mut problems,
-                            rel,
-                            "Cedar policies are read in org, project and folder layers only",
-                        );
-                        continue;
-                    }
-                    let (ps, probs) = cedar::read(level, &file, &format!("{level}#{rel}"), bytes);
-                    for p in &ps {
-                        if level != Level::Org && p.effect() != cedar_policy::Effect::Forbid {
-                            problems.push(cedar::problem(
-                                &file,
-                                p.origin.line,
-                                p.origin.col,
-                                "cedar.project_permit",
-                                format!(
-                                    "policy `{}` is a `permit`: {level} layers may only add `forbid` rules, a permit could lift a restriction from above",
-                                    p.id.to_string().split_once('#').map(|(_, name)| name).unwrap_or_default()
-                                ),
-                            ));
-                        }
-                    }
-                    problems.problems.extend(probs);
-                    layer.cedar.extend(ps);
-                }
+                "policies" => layer.read_cedar(tree, rel, bytes, &mut problems),
                 _ => {}
             }
         }
         (layer, problems)
     }
+
+    /// One file of `droids/` or `commands/`; a name given twice in the layer is an error
+    fn read_artifact(
+        &mut self,
+        tree: &FileTree,
+        rel: &str,
+        dir: &str,
+        name: &str,
+        bytes: &[u8],
+        problems: &mut Problems,
+    ) {
+        let file = tree.display(rel);
+        let kind = if dir == "droids" {
+            ArtifactKind::Droid
+        } else {
+            ArtifactKind::Command
+        };
+        let stem = name.trim_end_matches(".md");
+        match markdown::read(kind, self.level, &file, stem, bytes) {
+            Ok(a) => {
+                let list = if kind == ArtifactKind::Droid {
+                    &mut self.droids
+                } else {
+                    &mut self.commands
+                };
+                if list.iter().any(|x| x.name == a.name) {
+                    problems.push(cedar::problem(
+                        &file,
+                        1,
+                        1,
+                        "layer.duplicate_name",
+                        format!(
+                            "{} `{}` is defined twice in this layer",
+                            dir.trim_end_matches('s'),
+                            a.name
+                        ),
+                    ));
+                } else {
+                    list.push(a);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+
+    /// One file of `policies/`: ignored in the user layer, `forbid` only below the org
+    fn read_cedar(&mut self, tree: &FileTree, rel: &str, bytes: &[u8], problems: &mut Problems) {
+        let level = self.level;
+        if level == Level::User {
+            warn_ignored(
+                tree,
+                problems,
+                rel,
+                "Cedar policies are read in org, project and folder layers only",
+            );
+            return;
+        }
+        let file = tree.display(rel);
+        let (ps, probs) = cedar::read(level, &file, &format!("{level}#{rel}"), bytes);
+        for p in &ps {
+            if level != Level::Org && p.effect() != cedar_policy::Effect::Forbid {
+                problems.push(cedar::problem(
+                    &file,
+                    p.origin.line,
+                    p.origin.col,
+                    "cedar.project_permit",
+                    format!(
+                        "policy `{}` is a `permit`: {level} layers may only add `forbid` rules, a permit could lift a restriction from above",
+                        p.id.to_string().split_once('#').map(|(_, name)| name).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        problems.problems.extend(probs);
+        self.cedar.extend(ps);
+    }
+}
+
+/// The file `rel` of `tree` parsed, if it is there; a parse error goes to `problems`
+fn doc(level: Level, tree: &FileTree, rel: &str, problems: &mut Problems) -> Option<Doc> {
+    let bytes = tree.files.get(rel)?;
+    match Doc::parse(level, tree.display(rel), bytes) {
+        Ok(d) => Some(d),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    }
+}
+
+fn warn_ignored(tree: &FileTree, problems: &mut Problems, rel: &str, why: &str) {
+    problems.push(Problem {
+        severity: Severity::Warning,
+        code: "layer.ignored_file",
+        file: tree.display(rel).to_string(),
+        line: 0,
+        col: 0,
+        pointer: String::new(),
+        message: format!("ignored: {why}"),
+    })
+}
+
+/// A layer's settings from `settings.local.json`, `settings.json` and (user layer only) the
+/// legacy `config.json`, with the files they came from, highest priority first
+fn read_settings(
+    level: Level,
+    tree: &FileTree,
+    env: EnvLookup<'_>,
+    problems: &mut Problems,
+) -> (Settings, Vec<SettingsSource>) {
+    let mut settings = Settings::default();
+    let mut sources = Vec::new();
+    // Droid's rule for one directory: a top-level key of settings.local.json replaces the
+    // same key of settings.json (except what Strata governs above the user level)
+    let mut local_keys: Vec<String> = Vec::new();
+    for rel in ["settings.local.json", "settings.json"] {
+        if let Some(d) = doc(level, tree, rel, problems) {
+            let mut s = Settings::read(&d, env, problems);
+            let mut replaced = Vec::new();
+            if rel == "settings.local.json" {
+                if matches!(level, Level::Project | Level::Folder) {
+                    s = s.without_widening(&d, problems);
+                }
+                local_keys = d
+                    .value
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+            } else {
+                replaced = d
+                    .value
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                    .filter(|k| local_keys.contains(k) && crate::merge::local_replaces(level, k))
+                    .cloned()
+                    .collect();
+                s.drop_keys(&replaced);
+            }
+            settings = settings.overlay(s);
+            sources.push(SettingsSource {
+                doc: d,
+                legacy: false,
+                replaced,
+            });
+        }
+    }
+    if tree.files.contains_key("config.json") {
+        if level == Level::User {
+            if let Some(d) = doc(level, tree, "config.json", problems) {
+                settings = settings.overlay(Settings::read_legacy(&d, problems));
+                sources.push(SettingsSource {
+                    doc: d,
+                    legacy: true,
+                    replaced: Vec::new(),
+                });
+            }
+        } else {
+            warn_ignored(
+                tree,
+                problems,
+                "config.json",
+                "the legacy config.json is read only in the user layer (~/.factory)",
+            );
+        }
+    }
+    if level != Level::Org {
+        drop_user_model_policies(&mut settings, problems);
+    }
+    (settings, sources)
+}
+
+/// `userModelPolicies` below the org layer: dropped, with a warning
+fn drop_user_model_policies(settings: &mut Settings, problems: &mut Problems) {
+    if settings.user_model_policies.is_empty() {
+        return;
+    }
+    let origin = settings
+        .user_model_policies
+        .values()
+        .find_map(|p| {
+            p.allowed_model_ids
+                .as_ref()
+                .or(p.blocked_model_ids.as_ref())
+        })
+        .map(|l| l.origin.clone());
+    if let Some(o) = origin {
+        problems.push(Problem {
+            severity: Severity::Warning,
+            code: "layer.ignored_field",
+            file: o.file.to_string(),
+            line: o.line,
+            col: o.col,
+            pointer: "/userModelPolicies".to_string(),
+            message: "ignored: `userModelPolicies` is read only in the org layer".to_string(),
+        });
+    }
+    settings.user_model_policies.clear();
 }
 
 /// Whether folder path `prefix` is `path` or one of its ancestors (`""` is every path's)

@@ -199,6 +199,8 @@ fn rel(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Run one test file of the bundle at `bundle_dir`
+// Longer than a screen: read the test file, load its layers, compile, then check each case against
+// the decision; one sequence, as a reader of a failing test file follows it.
 pub fn run_file(
     bundle_dir: &Path,
     org: &FileTree,

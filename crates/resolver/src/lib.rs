@@ -99,6 +99,9 @@ pub async fn serve(
 }
 
 /// [`serve`], over TLS when `tls` is given (see [`strata_proto::transport::server_tls`])
+// Longer than a screen: wiring in the order the server needs it (services, health, reflection, the
+// accepted sockets, TLS, the drain on shutdown); the steps share the shutdown channels and the
+// health reporter.
 pub async fn serve_with(
     resolver: Arc<Resolver>,
     listener: TcpListener,

@@ -449,6 +449,8 @@ fn set(v: Val<'_>) -> Result<Vec<Val<'_>>, Unsure> {
     }
 }
 
+// Longer than a screen: one `match` arm per expression of the Cedar subset; the evaluator reads as
+// the table of its cases.
 fn eval<'a>(e: &'a Expr, f: &Facts<'a>) -> Result<Val<'a>, Unsure> {
     let s = |v: &'a str| Val::Str(Cow::Borrowed(v));
     Ok(match e {

@@ -26,6 +26,9 @@ pub(crate) struct Outcome {
 /// denies, else any permit allows, else deny; the determining rules are the forbids that fired
 /// (deny) or the permits that fired (allow).
 #[allow(clippy::too_many_arguments)]
+// Longer than a screen: the native evaluation and the hand-written rules' fallback to Cedar share
+// the forbids and permits collected so far; kept as one sequence so that it can be read against
+// Cedar's semantics (any forbid denies, else any permit allows) in one place.
 pub(crate) fn evaluate(
     snap: &Snapshot,
     sets: &ScopeSets,

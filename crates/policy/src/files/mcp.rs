@@ -89,6 +89,9 @@ impl McpServer {
 }
 
 /// Read `mcp.json`; unset variables in what governance matches on are errors, elsewhere warnings
+// Longer than a screen: one field of a server entry after another (command, url, args, env,
+// headers, ...), each expanded with the same environment and reported at its own pointer, so that
+// every problem in the file is reported.
 pub fn read(doc: &Doc, env: EnvLookup<'_>, problems: &mut Problems) -> BTreeMap<String, McpServer> {
     let mut r = Reader::new(doc, problems);
     let mut out = BTreeMap::new();

@@ -42,6 +42,8 @@ const TOP: &[&str] = &[
 ];
 
 impl PolicyFile {
+    // Longer than a screen: one key of `policy.json` after another, each with its own checks and
+    // messages, so that every problem in the file is reported; the keys share one reader.
     pub fn read(doc: &Doc, problems: &mut Problems) -> PolicyFile {
         let mut r = Reader::new(doc, problems);
         let mut out = PolicyFile::default();

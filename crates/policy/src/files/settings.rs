@@ -397,6 +397,9 @@ pub const SNAKE: CustomModelFields = CustomModelFields {
     max_tokens: "max_tokens",
 };
 
+// Longer than a screen: one field of a `customModels` entry after another, each with its own checks
+// and messages, so that every problem in the array is reported; the fields share the entry's
+// pointer and reader.
 fn read_custom_models<'d>(
     r: &mut Reader<'d>,
     v: &'d Value,

@@ -174,6 +174,10 @@ const HOST_PLACEHOLDER: &str = "strata-wildcard-host";
 
 impl UrlPattern {
     /// Compile a pattern (see the type's documentation for the syntax)
+    // Longer than a screen: one pass over the pattern in the order WHATWG reads a URL (scheme,
+    // authority, host, port, path), putting placeholders in for the wildcards and taking them
+    // back out of the normalised URL; the order of the checks decides which error a bad pattern
+    // reports, and the tests pin those messages.
     pub fn parse(pattern: &str) -> Result<UrlPattern, UrlError> {
         let bad = |reason: &'static str| UrlError::Pattern {
             input: pattern.to_string(),

@@ -124,6 +124,8 @@ struct Merger {
 }
 
 impl Merger {
+    // Longer than a screen: one `match` over (node, value) pairs, the merge rule for each kind of
+    // JSON node (object, array, leaf) next to the others.
     fn insert(
         &mut self,
         node: &mut Node,
@@ -342,6 +344,9 @@ fn legacy_pointer(p: &str) -> String {
 }
 
 /// Drop what a lower layer may not redefine, with a warning for each
+// Longer than a screen: one block per kind of thing a lower layer may not redefine (custom models,
+// MCP servers, droids and commands, added models), each with its warning; together they are the
+// lock rules of docs/merge.md, in one place.
 pub fn lock(problems: &mut Problems, upper: &[&CompiledLayer], lower: &mut CompiledLayer) {
     let level = lower.level;
     // what the org sets is locked; below the org the nearer level's entry wins, as in Droid (a
