@@ -29,6 +29,8 @@ pub async fn watch(gw: Arc<Gateway>) {
         if let Err(e) = follow(&gw, &mut checked).await {
             tracing::debug!(error = %e.message(), "the resolver's revision stream ended");
         }
+        // not knowing the active revision, the gateway keeps no org document in memory
+        gw.org_fetches.set_revision(None);
         tokio::time::sleep(backoff.wait_after(started.elapsed())).await;
     }
 }
@@ -41,6 +43,7 @@ async fn follow(gw: &Gateway, checked: &mut Option<String>) -> Result<(), tonic:
         .await?
         .into_inner();
     while let Some(event) = stream.message().await? {
+        gw.org_fetches.set_revision(Some(&event.revision));
         if checked.as_deref() == Some(event.revision.as_str()) {
             continue;
         }

@@ -312,3 +312,34 @@ async fn droids_built_in_model_route_is_decided_and_forwarded() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// The document is served from the gateway's memory while the revision stays, and a newly
+/// published revision replaces it (the gateway follows the resolver's revision stream)
+#[tokio::test]
+async fn a_new_revision_replaces_the_document_the_gateway_keeps() {
+    let up = upstream().await;
+    let s = common::stack(up).await;
+    let url = format!("{}/api/organization/managed-settings", s.gateway);
+    let (_, first) = get(&url, Some(&s.alice)).await;
+    let (_, again) = get(&url, Some(&s.alice)).await;
+    assert_eq!(first, again);
+    assert_eq!(first["settings"]["maxAutonomyLevel"], "medium");
+
+    let dir = tempfile::tempdir().unwrap();
+    let org = dir.path().join("org");
+    common::copy_dir(&common::examples().join("org"), &org);
+    common::edit_json(&org.join("settings.json"), &|v| {
+        v["maxAutonomyLevel"] = json!("low");
+    });
+    common::seed_org(&format!("http://{}", s.resolver_addr), None, &org).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, now) = get(&url, Some(&s.alice)).await;
+        if now["settings"]["maxAutonomyLevel"] == "low" {
+            assert_ne!(now["revision"], first["revision"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still the old document: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -138,20 +138,26 @@ pub async fn managed_settings(
         Err(e) => return refusal(&e),
     };
     let hash = token.as_deref().map(crate::org_fetches::token_hash);
+    // served before under the active revision: from memory, no call to the resolver
+    if let Some((h, body)) = hash.and_then(|h| gw.org_fetches.doc(&h).map(|b| (h, b))) {
+        gw.org_fetches.record(h, audit::now().1);
+        gw.telemetry.metrics.org_settings_served();
+        return json(StatusCode::OK, body.to_string());
+    }
     match fetch(&gw, identity_of(token), Vec::new()).await {
         Ok(d) => {
+            let body: Arc<str> = format!(
+                r#"{{"success":true,"revision":{},"settings":{}}}"#,
+                d.droid_revision, d.settings_json
+            )
+            .into();
             if let Some(h) = hash {
                 gw.org_fetches.record(h, audit::now().1);
                 gw.org_fetches.record_user(h, &d.user);
+                gw.org_fetches.keep_doc(h, &d.revision, body.clone());
             }
             gw.telemetry.metrics.org_settings_served();
-            json(
-                StatusCode::OK,
-                format!(
-                    r#"{{"success":true,"revision":{},"settings":{}}}"#,
-                    d.droid_revision, d.settings_json
-                ),
-            )
+            json(StatusCode::OK, body.to_string())
         }
         Err(e) => refusal(&e),
     }
