@@ -17,13 +17,95 @@ use strata_policy::droid::schema::{DROID_VERSION, SchemaError, validate};
 
 /// A document, what it exercises, and whether Droid accepts it
 struct Case {
-    what: &'static str,
+    what: String,
     valid: bool,
     doc: Value,
 }
 
-fn case(what: &'static str, valid: bool, doc: Value) -> Case {
-    Case { what, valid, doc }
+fn case(what: &str, valid: bool, doc: Value) -> Case {
+    Case {
+        what: what.to_string(),
+        valid,
+        doc,
+    }
+}
+
+/// The files of a directory, recursively, as a layer's tree
+fn tree(dir: &std::path::Path, root: &str) -> strata_policy::FileTree {
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    strata_policy::FileTree::from_files(root, files).unwrap()
+}
+
+/// The org documents Strata renders for the bundles of this repository (the example org with
+/// its project, and the CLI tests' fixture org), for several people, bound and unbound: every
+/// one must be a document Droid accepts
+fn rendered() -> Vec<Case> {
+    use strata_policy::droid::org::{OrgRequest, render};
+    let ws = droid::workspace();
+    let bundles = [
+        (
+            "example",
+            ws.join("policies/examples/acme/org"),
+            Some(ws.join("policies/examples/acme/project/.factory")),
+        ),
+        ("fixture", ws.join("crates/cli/tests/fixtures/org"), None),
+    ];
+    let mut out = Vec::new();
+    for (name, org, project) in bundles {
+        let bundle = strata_policy::Bundle {
+            org: tree(&org, "org"),
+            projects: project
+                .map(|p| strata_policy::ProjectTrees {
+                    id: "web".into(),
+                    project: tree(&p, "project/.factory"),
+                    folders: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let snap = strata_policy::compile(&bundle, &|_| Some("set".to_string()))
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let web = ["web".to_string()];
+        for (user, groups, bound) in [
+            ("alice", &["leads".to_string()][..], None),
+            ("ivan", &[][..], None),
+            ("bob", &[][..], Some(&web[..])),
+        ] {
+            let doc = render(
+                &snap,
+                &OrgRequest {
+                    user,
+                    groups,
+                    token_projects: bound,
+                    gateway_url: "http://127.0.0.1:8787",
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name} for {user}: {e:?}"));
+            out.push(Case {
+                what: format!("the {name} bundle's document for {user} (bound: {bound:?})"),
+                valid: true,
+                doc: Value::Object(doc.settings),
+            });
+        }
+    }
+    out
 }
 
 fn cases() -> Vec<Case> {
@@ -248,7 +330,9 @@ fn validate_agrees_with_droid_doctor() {
         return;
     };
     let sandbox = Sandbox::new();
-    let (cases, mut issues) = (cases(), 0);
+    let mut cases = cases();
+    cases.extend(rendered());
+    let mut issues = 0;
     let mut disagreements = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let file = sandbox.dir.path().join(format!("org-{i}.json"));
