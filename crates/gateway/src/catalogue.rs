@@ -21,7 +21,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::error::CatalogueError;
-use crate::gateway::Gateway;
 use crate::model_upstream::Key;
 use crate::upstream::{Base, Upstream};
 
@@ -116,39 +115,12 @@ impl Catalogues {
     }
 }
 
-/// Read every configured upstream's catalogue at start, then every
-/// `model_catalog_refresh_secs` (never when it is 0)
-pub async fn run(gw: Arc<Gateway>) {
-    let every = gw.cfg.model_catalog_refresh_secs;
-    if every == 0 {
-        return;
-    }
-    loop {
-        refresh(&gw).await;
-        tokio::time::sleep(Duration::from_secs(every)).await;
-    }
-}
-
-/// Read each configured upstream's catalogue once, with its central key (an upstream without
-/// one is not asked)
-pub async fn refresh(gw: &Gateway) {
-    let reads = gw.bases.iter().filter_map(|(provider, base)| {
-        let key = gw.keys.get(provider)?;
-        Some(async move {
-            let read = tokio::time::timeout(TIMEOUT, fetch(&gw.http, provider, base, key)).await;
-            (
-                provider,
-                read.unwrap_or(Err(CatalogueError::Timeout(TIMEOUT))),
-            )
-        })
-    });
-    for (provider, read) in futures::future::join_all(reads).await {
-        note(&gw.catalogues, provider, read);
-    }
-}
-
 /// Keep what a read found, or log its failure (once per streak)
-fn note(catalogues: &Catalogues, provider: &str, read: Result<Vec<String>, CatalogueError>) {
+pub(crate) fn note(
+    catalogues: &Catalogues,
+    provider: &str,
+    read: Result<Vec<String>, CatalogueError>,
+) {
     match read {
         Ok(ids) => {
             let n = ids.len();
@@ -175,7 +147,7 @@ fn note(catalogues: &Catalogues, provider: &str, read: Result<Vec<String>, Catal
 }
 
 /// Every page of one upstream's catalogue
-async fn fetch(
+pub(crate) async fn fetch(
     http: &Upstream,
     provider: &str,
     base: &Base,

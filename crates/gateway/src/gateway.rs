@@ -174,3 +174,45 @@ fn telemetry(cfg: &GatewayConfig) -> Result<Arc<Telemetry>, StartError> {
     };
     Ok(Arc::new(telemetry))
 }
+
+/// The upstreams' model catalogues, read in the background
+impl Gateway {
+    /// Read every configured upstream's catalogue at start, then every
+    /// `model_catalog_refresh_secs` (never when it is 0)
+    pub async fn follow_catalogues(self: Arc<Self>) {
+        let gw = self;
+        let every = gw.cfg.model_catalog_refresh_secs;
+        if every == 0 {
+            return;
+        }
+        loop {
+            gw.read_catalogues().await;
+            tokio::time::sleep(Duration::from_secs(every)).await;
+        }
+    }
+
+    /// Read each configured upstream's catalogue once, with its central key (an upstream without
+    /// one is not asked)
+    pub async fn read_catalogues(&self) {
+        let gw = self;
+        let reads = gw.bases.iter().filter_map(|(provider, base)| {
+            let key = gw.keys.get(provider)?;
+            Some(async move {
+                let read = tokio::time::timeout(
+                    crate::catalogue::TIMEOUT,
+                    crate::catalogue::fetch(&gw.http, provider, base, key),
+                )
+                .await;
+                (
+                    provider,
+                    read.unwrap_or(Err(crate::error::CatalogueError::Timeout(
+                        crate::catalogue::TIMEOUT,
+                    ))),
+                )
+            })
+        });
+        for (provider, read) in futures::future::join_all(reads).await {
+            crate::catalogue::note(&gw.catalogues, provider, read);
+        }
+    }
+}

@@ -189,7 +189,7 @@ pub async fn serve(
     let tick = tokio::spawn(timer_tick());
     // the upstreams' model catalogues, and the key variables each revision names
     let background = [
-        tokio::spawn(catalogue::run(Arc::clone(&gw))),
+        tokio::spawn(Arc::clone(&gw).follow_catalogues()),
         tokio::spawn(credentials::watch(Arc::clone(&gw))),
     ];
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

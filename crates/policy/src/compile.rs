@@ -507,7 +507,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         .iter()
         .cloned()
         .collect();
-    let snap = Snapshot {
+    Ok(Snapshot {
         revision: revision_with(bundle, &expanded),
         org,
         org_policy,
@@ -517,15 +517,7 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         rules: c.rules,
         uids,
         diagnostics: c.problems.problems,
-    };
-    // a value Droid's schema rejects would make Droid ignore the org level Strata serves it
-    let droid = crate::droid::org::passthrough_errors(&snap);
-    if !droid.is_empty() {
-        return Err(Problems {
-            problems: snap.diagnostics.into_iter().chain(droid).collect(),
-        });
-    }
-    Ok(snap)
+    })
 }
 
 /// What a project's compilation reads from the org level and the users

@@ -170,39 +170,7 @@ impl From<CedarEffect> for RuleEffect {
     }
 }
 
-/// Where a rule is enforced: Strata's gateway (on the model and MCP traffic it carries), Droid
-/// (from the org document Strata serves and the repository's `.factory/` files), both, or only
-/// the client, from a person's own files that never leave their machine
-/// (`docs/merge.md`, "Strata and Droid")
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Enforcement {
-    Gateway,
-    Droid,
-    Both,
-    Client,
-}
-
-impl Enforcement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Enforcement::Gateway => "gateway",
-            Enforcement::Droid => "droid",
-            Enforcement::Both => "both",
-            Enforcement::Client => "client",
-        }
-    }
-
-    /// In words, for `policy explain`: `gateway and Droid`
-    pub fn label(self) -> &'static str {
-        match self {
-            Enforcement::Gateway => "gateway",
-            Enforcement::Droid => "Droid",
-            Enforcement::Both => "gateway and Droid",
-            Enforcement::Client => "client only (Droid, from the person's own files)",
-        }
-    }
-}
+pub use crate::rules::Enforcement;
 
 /// A rule that determined a decision, with where it comes from
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -459,7 +459,9 @@ fn read_settings(
                     .as_object()
                     .into_iter()
                     .flat_map(|m| m.keys())
-                    .filter(|k| local_keys.contains(k) && crate::merge::local_replaces(level, k))
+                    .filter(|k| {
+                        local_keys.contains(k) && crate::merge::algebra::local_replaces(level, k)
+                    })
                     .cloned()
                     .collect();
                 s.drop_keys(&replaced);

@@ -17,6 +17,7 @@ pub mod facts;
 pub mod files;
 pub mod json;
 pub mod layer;
+pub mod listing;
 pub mod matchers;
 pub mod merge;
 pub mod origin;
@@ -26,7 +27,21 @@ pub mod rules;
 pub mod scope;
 pub mod testcase;
 
-pub use compile::{Bundle, ProjectTrees, Revision, Snapshot, compile};
+pub use compile::{Bundle, ProjectTrees, Revision, Snapshot};
+
+/// Compile a bundle into the snapshot decisions read ([`compile::compile`]), and refuse one
+/// whose org keys Droid's schema rejects: Droid would drop the whole org level Strata serves it
+/// and run unrestricted (`droid.schema` errors, at the org file and line)
+pub fn compile(bundle: &Bundle, env: files::settings::EnvLookup<'_>) -> Result<Snapshot, Problems> {
+    let snap = compile::compile(bundle, env)?;
+    let droid = droid::org::passthrough_errors(&snap);
+    if droid.is_empty() {
+        return Ok(snap);
+    }
+    Err(Problems {
+        problems: snap.diagnostics.into_iter().chain(droid).collect(),
+    })
+}
 pub use decide::{
     Decision, Determining, Effect, Enforcement, KeyMode, McpRef, Request, Target, decide,
 };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::compile::{Bundle, ProjectTrees, compile};
+use crate::compile::{Bundle, ProjectTrees};
 use crate::decide::{Effect, KeyMode, McpRef, Request, Target, decide};
 use crate::files::settings::Provider;
 use crate::layer::FileTree;
@@ -260,7 +260,7 @@ pub fn run_file(
         users,
     };
     let env = |k: &str| spec.env.get(k).cloned();
-    let snap = compile(&bundle, &env).map_err(|problems| TestFileError::Layers {
+    let snap = crate::compile(&bundle, &env).map_err(|problems| TestFileError::Layers {
         file: shown.clone(),
         problems,
     })?;

@@ -17,8 +17,8 @@ use crate::compiled::CompiledLayer;
 use crate::decide::decide;
 use crate::decision::{KeyMode, McpRef, Request, Target};
 use crate::droid::catalogue;
-use crate::explain::models;
 use crate::files::settings::Provider;
+use crate::listing::models;
 use crate::matchers::mcp::{McpEntry, McpTarget, droid_admits_entry, droid_normalise};
 use crate::problem::{Problem, warn_at};
 
