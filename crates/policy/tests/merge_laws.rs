@@ -663,7 +663,13 @@ proptest! {
                     prop_assert!(!x.determined_by.is_empty(), "a ban is a forbid that determines the deny: {}", describe(&w, &req, x));
                 }
             }
-            if d.effect == Effect::Deny || banned(&tighter, &req) {
+            // The one exception, as in Droid (docs/merge.md, "Strata and Droid"): a person's own
+            // allowedModelIds narrows only while no level above sets a list; an org allowlist
+            // added above makes it moot (a client-side rule the gateway never sees)
+            let moot = r.org_allowlist.is_some()
+                && rules(&d) == ["user#modelPolicy.allowedModelIds"]
+                && !banned(&tighter, &req);
+            if (d.effect == Effect::Deny || banned(&tighter, &req)) && !moot {
                 let d1 = decide(&restricted, &req);
                 prop_assert_eq!(
                     d1.effect, Effect::Deny,
