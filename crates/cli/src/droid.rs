@@ -61,17 +61,7 @@ async fn fetch_org_document(
         "{}/api/organization/managed-settings",
         gateway.trim_end_matches('/')
     );
-    let resp = client
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the gateway at {url}: {e}"))?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?;
+    let (status, body) = send(client.get(&url).bearer_auth(token), &url).await?;
     if !status.is_success() || body["success"] != true {
         let msg = body["errors"][0]["message"]
             .as_str()
@@ -81,6 +71,23 @@ async fn fetch_org_document(
     serde_json::to_string_pretty(&body["settings"])
         .map(|t| t + "\n")
         .map_err(|e| e.to_string())
+}
+
+/// Send a request to the gateway at `url`: its status and JSON answer
+async fn send(
+    req: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<(reqwest::StatusCode, Value), String> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {url}: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .json()
+        .await
+        .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?;
+    Ok((status, body))
 }
 
 /// Replace `path` with `text` atomically, backing up what was there
@@ -173,15 +180,7 @@ async fn fetch_entries(
     if let Some(f) = folder {
         req = req.header(FOLDER_HEADER, f);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the gateway at {url}: {e}"))?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?;
+    let (status, body) = send(req, &url).await?;
     if !status.is_success() {
         let msg = body["error"]["message"].as_str().unwrap_or("no message");
         return Err(format!("the gateway answered {status}: {msg}"));

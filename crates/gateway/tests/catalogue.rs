@@ -204,14 +204,7 @@ async fn models_allowed_by_patterns_are_listed_from_the_upstreams_catalogues() {
             }
         }
     }
-    let metrics = http
-        .get(format!("{}/metrics", s.gateway))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&s.gateway).await;
     assert!(
         metrics.contains("strata_gateway_model_catalogue_models{provider=\"anthropic\"} 4"),
         "{metrics}"

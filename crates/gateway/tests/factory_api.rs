@@ -60,14 +60,15 @@ async fn message(gateway: &str, token: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// Every audit record written so far (JSON lines under `data/audit`)
+/// Every audit record written so far, read by the gateway's own reader (`policy audit`'s), as
+/// the JSON it writes
 fn audit(data: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(data.join("audit")).into_iter().flatten() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
-        out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
-    }
-    out
+    let q = strata_gateway::audit::Query::default();
+    let (records, _) = strata_gateway::audit::query(&data.join("audit"), &q).unwrap_or_default();
+    records
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
 }
 
 fn wait_for_audit(data: &Path, pred: &dyn Fn(&Value) -> bool) -> Value {
@@ -106,12 +107,7 @@ async fn droid_loads_its_org_level_from_the_gateway() {
         body.contains("FACTORY_API_BASE_URL=http://127.0.0.1:8787"),
         "{body}"
     );
-    let metrics = reqwest::get(format!("{gw}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(gw).await;
     assert!(
         metrics.contains("strata_gateway_requests_without_org_settings_total 1"),
         "{metrics}"

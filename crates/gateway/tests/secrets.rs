@@ -137,14 +137,7 @@ async fn no_secret_in_logs_audit_metrics_or_the_store() {
             .unwrap();
         assert_eq!(r.status(), 503);
     }
-    let metrics = http
-        .get(format!("{}/metrics", s.gateway))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&s.gateway).await;
     assert!(
         metrics.contains("decision=\"unavailable\",status=\"503\"} 2"),
         "{metrics}"

@@ -425,6 +425,16 @@ pub async fn read_response(s: &mut tokio::net::TcpStream) -> Option<RawResponse>
     })
 }
 
+/// The gateway's `/metrics` text
+pub async fn metrics(gateway: &str) -> String {
+    reqwest::get(format!("{gateway}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Serve `app` on 127.0.0.1:0 (a mock upstream); its address
 pub async fn serve(app: axum::Router) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
