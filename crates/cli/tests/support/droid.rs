@@ -292,6 +292,36 @@ impl Sandbox {
         let _ = std::fs::remove_dir_all(self.home.join(".factory/logs"));
     }
 
+    /// Every session's settings file (`~/.factory/sessions/<cwd>/<id>.settings.json`), by path:
+    /// where Droid records the autonomy level a session actually ran with. Unlike INFO and WARN
+    /// log lines, which Droid 0.225.2 buffers and sometimes loses when `droid exec` exits, these
+    /// are on disk before the run ends.
+    pub fn session_settings(&self) -> std::collections::BTreeMap<PathBuf, serde_json::Value> {
+        let mut found = std::collections::BTreeMap::new();
+        let Ok(cwds) = std::fs::read_dir(self.home.join(".factory/sessions")) else {
+            return found;
+        };
+        for cwd in cwds.filter_map(|e| e.ok()) {
+            let Ok(files) = std::fs::read_dir(cwd.path()) else {
+                continue;
+            };
+            for f in files.filter_map(|e| e.ok()) {
+                let path = f.path();
+                if !path.to_string_lossy().ends_with(".settings.json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+                found.insert(path, value);
+            }
+        }
+        found
+    }
+
+    /// The `~/.factory/logs/*` files, by name. Droid writes ERROR lines at once but buffers INFO
+    /// and WARN lines, which a run that exits quickly sometimes never writes: assert on those only
+    /// as evidence that may be missing.
     pub fn logs(&self) -> Vec<(String, String)> {
         let Ok(dir) = std::fs::read_dir(self.home.join(".factory/logs")) else {
             return Vec::new();
