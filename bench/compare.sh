@@ -10,7 +10,11 @@
 #   GATEWAYS="strata crabllm" bench/compare.sh     # a subset (direct always runs)
 #   OUT=bench/results-compare.md bench/compare.sh  # also write the report to a file
 #   GATEWAYS="strata crabllm crabllm strata" bench/compare.sh  # rounds, to see the run-to-run spread
+#   PROFILES="droid sdk" bench/compare.sh          # body profiles (bench/bodies.py), default all four:
+#       droid (~43 KB Chat Completions as Droid sends it: messages, then model), sdk (the same
+#       content, model last), long (1 MB with a base64 image, model last), tiny (the 90-byte request)
 #
+# Every profile multiplies the run time: about 8 minutes per profile after the installs.
 # Installs, once, into bench/.tools (ignored by git): a Python venv with litellm[proxy], an npm
 # prefix with @portkey-ai/gateway, crabllm and oha from crates.io. A gateway that cannot be installed
 # is skipped with a line saying why. Needs: cargo, python3 (venv), node + npm, taskset, curl.
@@ -21,6 +25,7 @@ tools=$root/bench/.tools
 
 DUR=${DUR:-10s}
 RATES=${RATES:-"1000 5000"}
+PROFILES=${PROFILES:-"droid sdk long tiny"}
 TTFB_N=${TTFB_N:-300}
 GATEWAYS=${GATEWAYS:-"strata litellm portkey crabllm"}
 OUT=${OUT:-}
@@ -177,6 +182,12 @@ forget() { # pid
 # the same request for every target: OpenAI Chat Completions, a model the example bundle lets
 # alice (groups: leads) use through the gateway
 MODEL=gpt-5-mini
+for profile in $PROFILES; do
+  for mode in json sse; do
+    python3 bench/bodies.py "$profile" chat "$mode" "$MODEL" "$work/body-$profile-$mode.json"
+  done
+done
+# readiness probes and the TTFB loop use the tiny bodies
 json_body='{"model":"'$MODEL'","messages":[{"role":"user","content":"Say hello."}]}'
 sse_body='{"model":"'$MODEL'","stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
 UPSTREAM_KEY=sk-bench-fake-upstream-key
@@ -251,9 +262,9 @@ wait_ready() { # name seconds: until the target answers both shapes with 200, or
   return 1
 }
 
-run() { # target mode load
-  local target=$1 mode=$2 load=$3 body args=() h before=0 after=0 hwm=0 procs=0
-  if [ "$mode" = json ]; then body=$json_body; else body=$sse_body; fi
+run() { # target profile mode load
+  local target=$1 profile=$2 mode=$3 load=$4 body args=() h before=0 after=0 hwm=0 procs=0
+  body=$work/body-$profile-$mode.json
   case $load in
     c*) args=(-c "${load#c}") ;;
     r*) args=(-c 64 -q "${load#r}" --latency-correction) ;;
@@ -261,18 +272,18 @@ run() { # target mode load
   for h in "${hdrs[@]}"; do args+=(-H "$h"); done
   [ -n "$pgid" ] && before=$(cpu_ticks "$pgid")
   taskset -c "$LOAD_CPU" oha --no-tui --output-format json -z "$DUR" "${args[@]}" -m POST \
-    -H 'content-type: application/json' -d "$body" "$url" >"$work/oha.json"
+    -H 'content-type: application/json' -D "$body" "$url" >"$work/oha.json"
   if [ -n "$pgid" ]; then
     after=$(cpu_ticks "$pgid")
     hwm=$(hwm_kb "$pgid")
     procs=$(nprocs "$pgid")
     if ! kill -0 "$pgid" 2>/dev/null; then
-      say "$target exited during the $mode $load run; last lines of its log:"
+      say "$target exited during the $profile $mode $load run; last lines of its log:"
       tail -n 20 "$work/${target%%#*}.log" >&2 || true
-      died+=("$target ($mode $load)")
+      died+=("$target ($profile $mode $load)")
     fi
   fi
-  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$hwm" "$procs" >>"$results" <<'EOF'
+  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$hwm" "$procs" "$profile" "$(wc -c <"$body")" >>"$results" <<'EOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
 s = o["summary"]
@@ -282,6 +293,7 @@ late = sum(v for k, v in errs.items() if "deadline" in k)
 lp = o["latencyPercentiles"]
 print(json.dumps({
     "target": sys.argv[2], "mode": sys.argv[3], "load": sys.argv[4],
+    "profile": sys.argv[10], "bytes": int(sys.argv[11]),
     "rps": s["requestsPerSec"], "ok": codes.get("200", 0), "total": sum(codes.values()),
     "errors": sum(errs.values()) - late, "aborted_at_deadline": late,
     "p50": lp["p50"], "p90": lp["p90"], "p99": lp["p99"],
@@ -289,7 +301,7 @@ print(json.dumps({
     "hwm_mb": int(sys.argv[8]) / 1024, "procs": int(sys.argv[9]),
 }))
 EOF
-  echo "   $target $mode $load: $(tail -1 "$results")" >&2
+  echo "   $target $profile $mode $load: $(tail -1 "$results")" >&2
 }
 
 ttfb() { # target
@@ -301,11 +313,13 @@ ttfb() { # target
 
 died=() # gateways that exited while being measured
 measure() { # target: every run, then the TTFB loop; stops early if the gateway's process is gone
-  local mode load
-  for mode in json sse; do
-    for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
-      if [ -n "$pgid" ] && ! kill -0 "$pgid" 2>/dev/null; then return 0; fi
-      run "$1" "$mode" "$load"
+  local profile mode load
+  for profile in $PROFILES; do
+    for mode in json sse; do
+      for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
+        if [ -n "$pgid" ] && ! kill -0 "$pgid" 2>/dev/null; then return 0; fi
+        run "$1" "$profile" "$mode" "$load"
+      done
     done
   done
   if [ -n "$pgid" ] && ! kill -0 "$pgid" 2>/dev/null; then return 0; fi
@@ -440,7 +454,7 @@ report() {
   echo "- network: $netns namespace (loopback only)"
   echo "- each run $DUR; gateways on core $GW_CPU, oha $(oha --version | awk '{print $2}') and the mock upstream on core $LOAD_CPU; whole script ${elapsed}s"
   echo "- versions: litellm[proxy] $LITELLM_VERSION (1 worker); @portkey-ai/gateway $PORTKEY_VERSION (node $(node --version 2>/dev/null || echo -)); crabllm $CRABLLM_VERSION; Strata \`policy up\` with the example bundle (policies/examples/acme), user alice (leads)"
-  echo "- request: \`POST /v1/chat/completions\` \`$json_body\` (SSE: with \`\"stream\":true\`)"
+  echo "- requests: \`POST /v1/chat/completions\`, model $MODEL, body profiles (bench/bodies.py): $(for p in $PROFILES; do printf '%s %s bytes; ' "$p" "$(wc -c <"$work/body-$p-json.json")"; done)SSE: the same with \`\"stream\":true\`"
   for s in "${skipped[@]}"; do echo "- skipped $s"; done
   for s in "${died[@]}"; do echo "- **exited while measured**: $s (its later runs are missing; its log is in bench/.tools/logs/last-run)"; done
   echo
@@ -448,7 +462,7 @@ report() {
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 tt = [json.loads(l) for l in open(sys.argv[2])]
-by = {(r["target"], r["mode"], r["load"]): r for r in rows}
+by = {(r["target"], r["profile"], r["mode"], r["load"]): r for r in rows}
 ms = lambda s: f"{s*1000:.3f}" if s is not None else "-"
 base_names = {"direct": "direct (mock)", "strata": "Strata", "litellm": "LiteLLM", "portkey": "Portkey", "crabllm": "crabllm"}
 class Names(dict):
@@ -461,20 +475,25 @@ order = []
 for r in rows:
     if r["target"] not in order:
         order.append(r["target"])
-loads = []
+loads, profiles, sizes = [], [], {}
 for r in rows:
     if r["load"] not in loads:
         loads.append(r["load"])
+    if r["profile"] not in profiles:
+        profiles.append(r["profile"])
+    sizes.setdefault((r["profile"], r["mode"]), r["bytes"])
+size = lambda p, m: (lambda b: f"{b / 1024:.0f} KB" if b >= 1024 else f"{b} B")(sizes[(p, m)])
 label = lambda l: f"c={l[1:]}" if l[0] == "c" else f"{int(l[1:]):,}/s (c=64)"
-print("| gateway | mode | load | req/s | p50 / p90 / p99 (ms) | added p50 / p99 (ms) | CPU per req | peak RSS | non-200 |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-for t in order:
+print("| gateway | profile | mode | load | req/s | p50 / p90 / p99 (ms) | added p50 / p99 (ms) | CPU per req | peak RSS | non-200 |")
+print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+for profile in profiles:
+  for t in order:
     for mode in ("json", "sse"):
         for load in loads:
-            s = by.get((t, mode, load))
+            s = by.get((t, profile, mode, load))
             if not s:
                 continue
-            d = by.get(("direct", mode, load))
+            d = by.get(("direct", profile, mode, load))
             if t == "direct":
                 added, cpu, rss = "-", "-", "-"
             else:
@@ -482,7 +501,7 @@ for t in order:
                 cpu = f"{s['cpu_s'] / max(s['total'], 1) * 1e6:.0f} µs"
                 rss = f"{s['hwm_mb']:.1f} MB" + (f" ({s['procs']} procs)" if s["procs"] > 1 else "")
             bad = (s["total"] - s["ok"]) + s["errors"]
-            print(f"| {names[t]} | {mode} | {label(load)} | {s['rps']:,.0f} | {ms(s['p50'])} / {ms(s['p90'])} / {ms(s['p99'])} | "
+            print(f"| {names[t]} | {profile} ({size(profile, mode)}) | {mode} | {label(load)} | {s['rps']:,.0f} | {ms(s['p50'])} / {ms(s['p90'])} / {ms(s['p99'])} | "
                   f"{added} | {cpu} | {rss} | {bad} |")
 print()
 print("CPU per request: the gateway's CPU time (user + system, all its processes) over the run divided by the requests"
@@ -507,8 +526,8 @@ if tt:
     print()
 # ratios against Strata, same run (a gateway measured in several rounds: the mean of its rounds)
 closed = [l for l in loads if l[0] == "c"]
-def mean_rps(b, mode, load):
-    xs = [r["rps"] for r in rows if base(r["target"]) == b and r["mode"] == mode and r["load"] == load]
+def mean_rps(b, profile, mode, load):
+    xs = [r["rps"] for r in rows if base(r["target"]) == b and r["profile"] == profile and r["mode"] == mode and r["load"] == load]
     return sum(xs) / len(xs) if xs else None
 bases = []
 for t in order:
@@ -522,13 +541,14 @@ if "strata" in bases and any(b not in ("direct", "strata") for b in bases):
     for b in bases:
         if b in ("direct", "strata"):
             continue
-        parts = []
-        for mode in ("json", "sse"):
-            for load in closed:
-                a, o = mean_rps("strata", mode, load), mean_rps(b, mode, load)
-                if a and o:
-                    parts.append(f"{mode} {label(load)}: {a / o:.1f}×")
-        print(f"- vs {base_names[b]}: " + "; ".join(parts))
+        for profile in profiles:
+            parts = []
+            for mode in ("json", "sse"):
+                for load in closed:
+                    a, o = mean_rps("strata", profile, mode, load), mean_rps(b, profile, mode, load)
+                    if a and o:
+                        parts.append(f"{mode} {label(load)}: {a / o:.1f}×")
+            print(f"- vs {base_names[b]}, {profile}: " + "; ".join(parts))
 EOF
 }
 

@@ -8,7 +8,14 @@
 #   OUT=docs/bench-gateway.md bench/gateway.sh
 #   SPLIT=1 bench/gateway.sh         # `policy serve` + `policy gateway` as two processes: every
 #                                    # decision is a Decide over loopback gRPC (both on GW_CPU)
+#   PROFILES="droid sdk" bench/gateway.sh   # body profiles (bench/bodies.py), default all four:
+#                                    # tiny (90 bytes), droid (~41 KB, model first, as Droid sends),
+#                                    # sdk (the same, model last), long (1 MB with a base64 image)
+#   API=chat bench/gateway.sh        # messages (Anthropic, default) | responses | chat
+#   POLICY=/path/to/other/release/policy bench/gateway.sh   # measure another build of Strata (for
+#                                    # before/after pairs: run both back to back, same settings)
 #
+# With every profile, about 11 minutes after the build at DUR=10s (64 runs).
 # Needs: cargo; oha (installed into bench/.tools from crates.io if not on PATH); taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +23,14 @@ root=$(pwd)
 
 DUR=${DUR:-10s}
 RATES=${RATES:-"1000 5000"}
+PROFILES=${PROFILES:-"droid sdk long tiny"}
+API=${API:-messages}
+case $API in
+  messages) PATH_=/v1/messages MODEL=claude-sonnet-4-5 ;;
+  responses) PATH_=/v1/responses MODEL=gpt-5-mini ;;
+  chat) PATH_=/v1/chat/completions MODEL=gpt-5-mini ;;
+  *) echo "API is messages, responses or chat, not $API" >&2; exit 2 ;;
+esac
 MOCK_PORT=${MOCK_PORT:-19100}
 # the example bundle requires traffic to go through http://127.0.0.1:8787 (policy.json gateway)
 GW_PORT=${GW_PORT:-8787}
@@ -25,7 +40,10 @@ GW_CPU=${GW_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
 echo "== build (release)" >&2
-cargo build --release --locked -q -p strata-cli
+if [ -z "${POLICY:-}" ]; then
+  cargo build --release --locked -q -p strata-cli
+  POLICY=$root/target/release/policy
+fi
 cargo build --release --locked -q -p strata-gateway --example mock_upstream
 
 if ! command -v oha >/dev/null 2>&1; then
@@ -55,7 +73,7 @@ if [ -z "${SPLIT:-}" ]; then
   STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
   ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key \
   STRATA_LOG=warn \
-    taskset -c "$GW_CPU" target/release/policy up --data "$work/data" \
+    taskset -c "$GW_CPU" "$POLICY" up --data "$work/data" \
       --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
       >"$work/up.out" 2>"$work/up.log" &
   strata=$!
@@ -73,17 +91,17 @@ else
   echo "== strata split: policy serve on :$RS_PORT, policy gateway on :$GW_PORT (both cpu $GW_CPU)" >&2
   export STRATA_ADMIN_TOKEN=bench-admin-token STRATA_SERVICE_TOKEN=bench-service-token
   export STRATA_RESOLVER="http://127.0.0.1:$RS_PORT" STRATA_TOKEN=$STRATA_ADMIN_TOKEN
-  export ANTHROPIC_API_KEY=sk-ant-bench-central-key STRATA_LOG=warn
-  taskset -c "$GW_CPU" target/release/policy serve --data "$work/data" --listen "127.0.0.1:$RS_PORT" \
+  export ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key STRATA_LOG=warn
+  taskset -c "$GW_CPU" "$POLICY" serve --data "$work/data" --listen "127.0.0.1:$RS_PORT" \
     >"$work/resolver.out" 2>"$work/resolver.log" &
   resolver=$!
   pids+=($resolver)
   for _ in $(seq 1 100); do
-    target/release/policy revisions >/dev/null 2>&1 && break
+    "$POLICY" revisions >/dev/null 2>&1 && break
     sleep 0.2
   done
-  target/release/policy publish org policies/examples/acme/org -m bench >/dev/null
-  token=$(target/release/policy token create --user alice --group leads 2>/dev/null)
+  "$POLICY" publish org policies/examples/acme/org -m bench >/dev/null
+  token=$("$POLICY" token create --user alice --group leads 2>/dev/null)
   cat >"$work/gateway.toml" <<TOML
 listen = "127.0.0.1:$GW_PORT"
 public_base_url = "http://127.0.0.1:8787"
@@ -94,8 +112,14 @@ retention_days = 1
 [upstreams.anthropic]
 base_url = "http://127.0.0.1:$MOCK_PORT"
 key_env = "ANTHROPIC_API_KEY"
+[upstreams.openai]
+base_url = "http://127.0.0.1:$MOCK_PORT"
+key_env = "OPENAI_API_KEY"
+[upstreams.generic-chat-completion-api]
+base_url = "http://127.0.0.1:$MOCK_PORT"
+key_env = "OPENAI_API_KEY"
 TOML
-  taskset -c "$GW_CPU" target/release/policy gateway --config "$work/gateway.toml" \
+  taskset -c "$GW_CPU" "$POLICY" gateway --config "$work/gateway.toml" \
     >"$work/gateway.out" 2>"$work/gateway.log" &
   strata=$!
   pids+=($strata)
@@ -106,14 +130,25 @@ TOML
   done
 fi
 
-json_body='{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello."}]}'
-sse_body='{"model":"claude-sonnet-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
+# the request bodies, one file per profile and mode
+for profile in $PROFILES; do
+  for mode in json sse; do
+    python3 bench/bodies.py "$profile" "$API" "$mode" "$MODEL" "$work/body-$profile-$mode.json"
+  done
+done
+if [ "$API" = messages ]; then
+  auth=(-H "x-api-key: $token" -H 'anthropic-version: 2023-06-01')
+else
+  auth=(-H "authorization: Bearer $token")
+fi
 
 # a request that must succeed through both before measuring
 for url in "http://127.0.0.1:$MOCK_PORT" "http://127.0.0.1:$GW_PORT"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/messages" -H "x-api-key: $token" \
-    -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' -d "$json_body")
-  [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
+  for profile in $PROFILES; do
+    code=$(curl -s -o "$work/answer" -w '%{http_code}' "$url$PATH_" "${auth[@]}" \
+      -H 'content-type: application/json' --data-binary "@$work/body-$profile-json.json")
+    [ "$code" = 200 ] || { echo "$url ($profile) answered $code: $(head -c 300 "$work/answer")" >&2; exit 1; }
+  done
 done
 
 # summed over Strata's processes (one with `policy up`, two with SPLIT=1)
@@ -122,10 +157,10 @@ hwm_kb() { local t=0 p; for p in "${procs[@]}"; do t=$((t + $(awk '/VmHWM/ {prin
 tck=$(getconf CLK_TCK)
 
 results="$work/results.jsonl"
-run() { # target mode load
-  local target=$1 mode=$2 load=$3 url body args
-  if [ "$target" = direct ]; then url="http://127.0.0.1:$MOCK_PORT/v1/messages"; else url="http://127.0.0.1:$GW_PORT/v1/messages"; fi
-  if [ "$mode" = json ]; then body=$json_body; else body=$sse_body; fi
+run() { # target profile mode load
+  local target=$1 profile=$2 mode=$3 load=$4 url body args
+  if [ "$target" = direct ]; then url="http://127.0.0.1:$MOCK_PORT$PATH_"; else url="http://127.0.0.1:$GW_PORT$PATH_"; fi
+  body=$work/body-$profile-$mode.json
   case $load in
     c*) args=(-c "${load#c}") ;;
     r*) args=(-c 64 -q "${load#r}" --latency-correction) ;;
@@ -133,50 +168,56 @@ run() { # target mode load
   local before after
   before=$(cpu_ticks)
   taskset -c "$LOAD_CPU" oha --no-tui --output-format json -z "$DUR" "${args[@]}" -m POST \
-    -H "x-api-key: $token" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
-    -d "$body" "$url" >"$work/oha.json"
+    "${auth[@]}" -H 'content-type: application/json' -D "$body" "$url" >"$work/oha.json"
   after=$(cpu_ticks)
-  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$(hwm_kb)" >>"$results" <<'EOF'
+  python3 - "$work/oha.json" "$target" "$mode" "$load" "$before" "$after" "$tck" "$(hwm_kb)" "$profile" "$(wc -c <"$body")" >>"$results" <<'EOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
 s = o["summary"]
 codes = o.get("statusCodeDistribution", {})
 print(json.dumps({
     "target": sys.argv[2], "mode": sys.argv[3], "load": sys.argv[4],
+    "profile": sys.argv[9], "bytes": int(sys.argv[10]),
     "rps": s["requestsPerSec"], "ok": codes.get("200", 0), "total": sum(codes.values()),
-    "errors": sum(o.get("errorDistribution", {}).values()),
+    # requests still in flight when the run's time is up are aborted by oha: not errors
+    "errors": sum(v for k, v in o.get("errorDistribution", {}).items() if "deadline" not in k),
     "p50": o["latencyPercentiles"]["p50"], "p90": o["latencyPercentiles"]["p90"],
     "p99": o["latencyPercentiles"]["p99"],
     "cpu_s": (int(sys.argv[6]) - int(sys.argv[5])) / int(sys.argv[7]),
     "hwm_mb": int(sys.argv[8]) / 1024,
 }))
 EOF
-  echo "   $target $mode $load: $(tail -1 "$results")" >&2
+  echo "   $target $profile $mode $load: $(tail -1 "$results")" >&2
 }
 
-echo "== runs of $DUR each" >&2
-for mode in json sse; do
-  for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
-    run direct "$mode" "$load"
-    run strata "$mode" "$load"
+echo "== runs of $DUR each ($API; profiles: $PROFILES)" >&2
+for profile in $PROFILES; do
+  for mode in json sse; do
+    for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
+      run direct "$profile" "$mode" "$load"
+      run strata "$profile" "$mode" "$load"
+    done
   done
 done
 
+echo "bench/gateway.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$([ "$POLICY" != "$root/target/release/policy" ] && echo ", policy binary $POLICY"); API=$API ($PATH_, $MODEL); $([ -n "${SPLIT:-}" ] && echo 'SPLIT=1 (policy serve + policy gateway)' || echo 'policy up'); DUR=$DUR"
+echo
 python3 - "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = {(r["target"], r["mode"], r["load"]): r for r in rows}
+by = {(r["target"], r["profile"], r["mode"], r["load"]): r for r in rows}
 ms = lambda s: f"{s*1000:.3f}"
-print("| mode | load | direct req/s | Strata req/s | direct p50 / p99 (ms) | Strata p50 / p90 / p99 (ms) | added p50 / p99 (ms) | Strata CPU per req | Strata peak RSS | non-200 |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (t, mode, load), s in by.items():
+print("| profile | mode | load | direct req/s | Strata req/s | direct p50 / p99 (ms) | Strata p50 / p90 / p99 (ms) | added p50 / p99 (ms) | Strata CPU per req | Strata peak RSS | non-200 |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (t, profile, mode, load), s in by.items():
     if t != "strata":
         continue
-    d = by[("direct", mode, load)]
+    d = by[("direct", profile, mode, load)]
+    size = f"{s['bytes'] / 1024:.0f} KB" if s["bytes"] >= 1024 else f"{s['bytes']} B"
     label = f"concurrency {load[1:]}" if load[0] == "c" else f"{load[1:]}/s fixed (c=64)"
     cpu = s["cpu_s"] / max(s["total"], 1) * 1e6
     bad = (s["total"] - s["ok"]) + s["errors"]
-    print(f"| {mode} | {label} | {d['rps']:.0f} | {s['rps']:.0f} | {ms(d['p50'])} / {ms(d['p99'])} | "
+    print(f"| {profile} ({size}) | {mode} | {label} | {d['rps']:.0f} | {s['rps']:.0f} | {ms(d['p50'])} / {ms(d['p99'])} | "
           f"{ms(s['p50'])} / {ms(s['p90'])} / {ms(s['p99'])} | {ms(s['p50']-d['p50'])} / {ms(s['p99']-d['p99'])} | "
           f"{cpu:.0f} µs | {s['hwm_mb']:.1f} MB | {bad} |")
 EOF
