@@ -130,9 +130,14 @@ impl Matcher {
     }
 
     pub fn is_match(&self, s: &str) -> bool {
-        let s = self.folded(s);
-        self.exact.contains_key(s.as_ref())
-            || self.sets.iter().any(|(set, _)| set.is_match(s.as_ref()))
+        self.is_match_canonical(&self.folded(s))
+    }
+
+    /// [`Matcher::is_match`] for an id already in canonical form (`canonical_str`): the decision
+    /// path canonicalises a request's model once, not once per list
+    pub fn is_match_canonical(&self, canonical: &str) -> bool {
+        self.exact.contains_key(canonical)
+            || self.sets.iter().any(|(set, _)| set.is_match(canonical))
     }
 
     /// The first entry (in list order) that matches `s`

@@ -21,10 +21,25 @@ pub(crate) struct ModelFacts<'s> {
     pub(crate) parents: FastSet<EntityUid>,
     pub(crate) triggers: Vec<RuleKey>,
     pub(crate) base_url: Option<String>,
-    /// `base_url` parsed, or why it could not be
-    pub(crate) parsed_base_url: Option<Result<BaseUrl, UrlError>>,
+    /// `base_url` parsed, once, when first asked for
+    parsed_base_url: ParsedUrl,
     pub(crate) provider: Option<Provider>,
     pub(crate) entry: Option<(&'s CompiledLayer, &'s CustomModel)>,
+}
+
+type ParsedUrl = std::cell::OnceCell<Option<std::rc::Rc<Result<BaseUrl, UrlError>>>>;
+
+/// `url` parsed as a client parses it (WHATWG), at most once per request, through
+/// [`BaseUrl::parse_memo`]: a gateway sends the same base URL on nearly every request
+fn parsed<'a>(cell: &'a ParsedUrl, url: Option<&str>) -> Option<&'a Result<BaseUrl, UrlError>> {
+    cell.get_or_init(|| url.map(BaseUrl::parse_memo)).as_deref()
+}
+
+impl ModelFacts<'_> {
+    /// The base URL parsed, or why it could not be; `None` without one
+    pub(crate) fn parsed_base_url(&self) -> Option<&Result<BaseUrl, UrlError>> {
+        parsed(&self.parsed_base_url, self.base_url.as_deref())
+    }
 }
 
 // Longer than a screen: one walk over the scope that gives each base rule of rules.rs its list
@@ -52,16 +67,16 @@ pub(crate) fn model_facts<'s>(
         .map(str::to_string)
         .or_else(|| entry.and_then(|(_, c)| c.base_url.clone()));
     let provider = provider.or_else(|| entry.and_then(|(_, c)| c.provider));
-    // parsed as a client parses it (WHATWG); one that does not parse, or has userinfo, a query
-    // or a fragment, is in no URL list
-    let parsed = base_url.as_deref().map(BaseUrl::parse);
-    let url_miss = |m: &UrlList| match &parsed {
+    // one that does not parse, or has userinfo, a query or a fragment, is in no URL list;
+    // parsed only when a URL list is consulted
+    let parsed_url = ParsedUrl::new();
+    let url_miss = |m: &UrlList| match parsed(&parsed_url, base_url.as_deref()) {
         Some(Ok(u)) => !m.is_match(u),
         _ => true,
     };
 
     for (i, (_, cat)) in snap.org_policy.categories.iter().enumerate() {
-        if cat.is_match(model)
+        if cat.is_match_canonical(model)
             && let Some(u) = uids.categories.get(i)
         {
             parents.insert(u.clone());
@@ -84,14 +99,25 @@ pub(crate) fn model_facts<'s>(
             .is_some_and(|p| p.allowed.is_some());
     for l in scope.layers() {
         let level = l.level;
-        if l.blocked.as_ref().is_some_and(|m| m.is_match(model)) {
+        if l.blocked
+            .as_ref()
+            .is_some_and(|m| m.is_match_canonical(model))
+        {
             list(&mut parents, level, Field::Blocked);
         }
         if level == Level::User {
-            if !listed_above && l.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
+            if !listed_above
+                && l.allowed
+                    .as_ref()
+                    .is_some_and(|m| !m.is_match_canonical(model))
+            {
                 triggers.push(RuleKey::new(level, Field::UserAllowlist));
             }
-        } else if l.adds_models && l.allowed.as_ref().is_some_and(|m| m.is_match(model)) {
+        } else if l.adds_models
+            && l.allowed
+                .as_ref()
+                .is_some_and(|m| m.is_match_canonical(model))
+        {
             list(&mut parents, level, Field::Allowed);
         }
         if l.adds_models && level != Level::User && l.custom_model(model).is_some() {
@@ -107,10 +133,16 @@ pub(crate) fn model_facts<'s>(
         }
     }
     if let Some(p) = scope.org.user_policies.get(&req.user) {
-        if p.blocked.as_ref().is_some_and(|m| m.is_match(model)) {
+        if p.blocked
+            .as_ref()
+            .is_some_and(|m| m.is_match_canonical(model))
+        {
             list(&mut parents, Level::Org, Field::UserPolicyBlocked);
         }
-        if p.allowed.as_ref().is_some_and(|m| !m.is_match(model)) {
+        if p.allowed
+            .as_ref()
+            .is_some_and(|m| !m.is_match_canonical(model))
+        {
             triggers.push(RuleKey::new(Level::Org, Field::UserPolicyAllowed));
         }
     }
@@ -148,7 +180,7 @@ pub(crate) fn model_facts<'s>(
         parents,
         triggers,
         base_url,
-        parsed_base_url: parsed,
+        parsed_base_url: parsed_url,
         provider,
         entry,
     }

@@ -194,7 +194,7 @@ pub(crate) fn model_provenance(
 }
 
 fn url_reason(f: &ModelFacts<'_>, list: &str) -> String {
-    match (f.base_url.as_deref(), &f.parsed_base_url) {
+    match (f.base_url.as_deref(), f.parsed_base_url()) {
         (Some(u), Some(Err(e))) => format!(
             "base URL `{u}` is refused ({e}), so it is in no URL list; {list} cannot admit it"
         ),
@@ -282,7 +282,7 @@ pub(crate) fn model_admissions(
     key_mode: KeyMode,
     f: &ModelFacts<'_>,
 ) -> Vec<Determining> {
-    let (Some(u), Some(Ok(parsed))) = (f.base_url.as_deref(), &f.parsed_base_url) else {
+    let (Some(u), Some(Ok(parsed))) = (f.base_url.as_deref(), f.parsed_base_url()) else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -70,6 +70,27 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
+    /// [`BaseUrl::parse`], remembering the last input parsed on this thread: the decision path
+    /// sees the same base URL (the gateway's own, an org model's) on nearly every request, and a
+    /// WHATWG parse with IDNA costs more than the rest of a URL check
+    pub fn parse_memo(input: &str) -> std::rc::Rc<Result<BaseUrl, UrlError>> {
+        type Memo = Option<(String, std::rc::Rc<Result<BaseUrl, UrlError>>)>;
+        thread_local! {
+            static LAST: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(None) };
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if let Some((seen, parsed)) = last.as_ref()
+                && seen == input
+            {
+                return std::rc::Rc::clone(parsed);
+            }
+            let parsed = std::rc::Rc::new(BaseUrl::parse(input));
+            *last = Some((input.to_string(), std::rc::Rc::clone(&parsed)));
+            parsed
+        })
+    }
+
     /// Parse a base URL; refuse what is not a plain `http(s)://host[:port][/path]`
     pub fn parse(input: &str) -> Result<BaseUrl, UrlError> {
         let clean = whatwg_clean(input);

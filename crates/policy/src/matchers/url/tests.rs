@@ -538,6 +538,16 @@ mod differential {
         }
 
         #[test]
+        fn parse_memo_is_parse(seq in proptest::collection::vec(
+            prop_oneof![adversarial_url(), Just("http://127.0.0.1:8787".to_string())], 1..8))
+        {
+            // whatever came before on this thread, the memo answers what parse answers
+            for raw in &seq {
+                prop_assert_eq!(&*BaseUrl::parse_memo(raw), &BaseUrl::parse(raw), "{:?}", raw);
+            }
+        }
+
+        #[test]
         fn mcp_host_is_whatwg_host(raw in adversarial_url()) {
             let expected = ::url::Url::parse(&raw).ok().and_then(|u| {
                 let h = u.host_str()?.to_lowercase();
