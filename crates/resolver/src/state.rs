@@ -701,6 +701,11 @@ impl Resolver {
         Ok(())
     }
 
+    /// A stored revision, read and compiled (not activated): for the admin console's diffs
+    pub async fn revision(&self, rev: &str) -> Result<Active, ResolverError> {
+        self.load(rev).await
+    }
+
     pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
         let id = id.to_string();
         blocking(&self.store, move |s| s.project_history(&id)).await
