@@ -11,6 +11,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use strata_gateway::audit::{self as reader, Record};
 
+use crate::records::{Filter, Found, tokens};
+
 use crate::auth::Admin;
 use crate::explain::Ask;
 use crate::layout;
@@ -38,24 +40,22 @@ fn opt(s: &str) -> Option<String> {
 }
 
 impl Search {
-    fn query(&self) -> Result<reader::Query, String> {
+    fn filter(&self) -> Result<Filter, String> {
         let now = jiff::Timestamp::now().as_millisecond();
         let time = |s: &str| opt(s).map(|t| reader::parse_time(&t, now)).transpose();
-        Ok(reader::Query {
+        Ok(Filter {
             user: opt(&self.user),
             project: opt(&self.project),
             model: opt(&self.model),
             decision: opt(&self.decision),
+            rule: opt(&self.rule),
             since_ms: time(&self.since)?,
             until_ms: time(&self.until)?,
-            limit: None,
         })
     }
 
     fn url(&self, page: usize) -> String {
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
+        let enc = crate::explain::enc;
         format!(
             "/audit?user={}&project={}&model={}&decision={}&rule={}&since={}&until={}&page={page}",
             enc(&self.user),
@@ -69,33 +69,37 @@ impl Search {
     }
 }
 
-/// The matching records, newest first
-async fn read(source: &AuditSource, s: &Search) -> Result<Vec<Record>, String> {
-    let q = s.query()?;
-    let mut records = match source {
+/// The matches: aggregates and the page asked for (newest first)
+async fn read(console: &Arc<Console>, source: &AuditSource, s: &Search) -> Result<Found, String> {
+    let f = s.filter()?;
+    match source {
         AuditSource::Dir(dir) => {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || reader::query(&dir, &q))
+            let (console, dir, page) = (console.clone(), dir.clone(), s.page);
+            tokio::task::spawn_blocking(move || console.audit_cache.search(&dir, &f, page, PAGE))
                 .await
                 .map_err(|e| e.to_string())?
-                .map(|(r, _)| r)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(Vec::new())
-                    } else {
-                        Err(e.to_string())
-                    }
-                })?
+                .map_err(|e| e.to_string())
         }
-        AuditSource::Postgres(url) => reader::pg::query(url, &q)
-            .await
-            .map_err(|e| e.to_string())?,
-    };
-    if let Some(rule) = opt(&s.rule) {
-        records.retain(|r| r.rules.iter().any(|x| x.contains(&rule)));
+        AuditSource::Postgres(url) => {
+            let q = reader::Query {
+                user: f.user.clone(),
+                project: f.project.clone(),
+                model: f.model.clone(),
+                decision: f.decision.clone(),
+                since_ms: f.since_ms,
+                until_ms: f.until_ms,
+                limit: None,
+            };
+            let records = reader::pg::query(url, &q)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut found = Found::default();
+            for r in records.iter().rev().filter(|r| f.matches(r)) {
+                found.add(r, s.page, PAGE);
+            }
+            Ok(found)
+        }
     }
-    records.reverse();
-    Ok(records)
 }
 
 fn form(s: &Search) -> Markup {
@@ -118,25 +122,10 @@ fn form(s: &Search) -> Markup {
     }
 }
 
-fn tokens(r: &Record) -> u64 {
-    r.usage
-        .as_ref()
-        .map(|u| u.input_tokens + u.output_tokens)
-        .unwrap_or(0)
-}
-
 /// Requests per day (allowed, denied) as SVG bars
-fn per_day(records: &[Record]) -> Markup {
-    let mut days: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for r in records {
-        let e = days.entry(r.time.get(..10).unwrap_or("")).or_default();
-        match r.decision.as_str() {
-            "allow" => e.0 += 1,
-            _ => e.1 += 1,
-        }
-    }
-    let days: Vec<_> = days
-        .into_iter()
+fn per_day(per_day: &BTreeMap<String, (u64, u64)>) -> Markup {
+    let days: Vec<_> = per_day
+        .iter()
         .rev()
         .take(30)
         .collect::<Vec<_>>()
@@ -165,12 +154,8 @@ fn per_day(records: &[Record]) -> Markup {
     }
 }
 
-fn by_model(records: &[Record]) -> Markup {
-    let mut m: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in records {
-        *m.entry(r.model.as_str()).or_default() += tokens(r);
-    }
-    let mut rows: Vec<_> = m.into_iter().filter(|(_, t)| *t > 0).collect();
+fn by_model(m: &BTreeMap<String, u64>) -> Markup {
+    let mut rows: Vec<(&String, u64)> = m.iter().map(|(k, v)| (k, *v)).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let max = rows.first().map(|r| r.1).unwrap_or(1).max(1);
     html! {
@@ -223,22 +208,20 @@ pub async fn page(
         let body = html! { h1 { "Audit" } p.muted { "No audit source: start the console with the gateway's audit directory (" code { "--console-audit-dir" } ")." } };
         return layout::page(&admin.session, "Audit", body).into_response();
     };
-    let body = match read(source, &s).await {
+    let body = match read(&console, source, &s).await {
         Err(e) => html! { h1 { "Audit" } (form(&s)) p.problem #audit-error { (e) } },
-        Ok(records) => {
-            let pages = records.len().div_ceil(PAGE).max(1);
-            let page = s.page.min(pages - 1);
-            let shown =
-                &records[(page * PAGE).min(records.len())..((page + 1) * PAGE).min(records.len())];
+        Ok(found) => {
+            let pages = found.total.div_ceil(PAGE).max(1);
+            let page = s.page;
             html! {
                 h1 { "Audit" }
                 (form(&s))
-                p #audit-count { (records.len()) " record(s); page " (page + 1) " of " (pages) }
-                (per_day(&records))
+                p #audit-count { (found.total) " record(s); page " (page + 1) " of " (pages) }
+                (per_day(&found.per_day))
                 h2 { "Tokens by model" }
-                (by_model(&records))
+                (by_model(&found.by_model))
                 h2 { "Records" }
-                (table(shown))
+                (table(&found.page))
                 p.paging {
                     @if page > 0 { a #prev href=(s.url(page - 1)) { "← newer" } " " }
                     @if page + 1 < pages { a #next href=(s.url(page + 1)) { "older →" } }

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use strata_policy::explain::Explanation;
 use strata_policy::{Effect, KeyMode, McpRef, Provider, Request, Target};
@@ -39,8 +39,16 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// What a query value keeps as is: the unreserved characters of RFC 3986
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A value for a URL's query
+pub fn enc(s: &str) -> String {
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 impl Ask {

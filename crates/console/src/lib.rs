@@ -6,6 +6,7 @@ mod changes;
 mod diff;
 mod explain;
 mod layout;
+mod records;
 mod revisions;
 mod session;
 mod tokens;
@@ -58,6 +59,7 @@ pub struct Console {
     pub(crate) sessions: session::Sessions,
     pub(crate) limiter: auth::Limiter,
     pub(crate) changes: changes::Log,
+    pub(crate) audit_cache: records::DirCache,
 }
 
 impl Console {
@@ -68,6 +70,7 @@ impl Console {
             sessions: session::Sessions::default(),
             limiter: auth::Limiter::default(),
             changes: changes::Log::default(),
+            audit_cache: records::DirCache::default(),
         })
     }
 }
@@ -124,6 +127,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // read the audit files once now, so that the first search does not wait for it
+    if let Some(AuditSource::Dir(dir)) = console.options.audit.clone() {
+        let c = console.clone();
+        tokio::task::spawn_blocking(move || {
+            let all = records::Filter::default();
+            if let Err(e) = c.audit_cache.search(&dir, &all, 0, 1) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the audit directory");
+            }
+        });
+    }
     axum::serve(
         listener,
         router(console).into_make_service_with_connect_info::<SocketAddr>(),

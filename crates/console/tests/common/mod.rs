@@ -191,3 +191,45 @@ pub async fn login(url: &str) -> Session {
         http,
     }
 }
+
+/// An audit directory with `n` records over three days (2026-11-28..30): every third refused by
+/// `org#modelPolicy.blockedModelIds`, users alice and bob, models gpt-4o and claude-sonnet-4-5
+pub fn audit_dir(n: usize) -> tempfile::TempDir {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("audit dir");
+    let day0 = strata_gateway::audit::day_number("2026-11-28").expect("day") * 86_400_000;
+    let mut files: Vec<std::fs::File> = ["2026-11-28", "2026-11-29", "2026-11-30"]
+        .iter()
+        .map(|d| std::fs::File::create(dir.path().join(format!("audit-{d}.jsonl"))).expect("file"))
+        .collect();
+    for i in 0..n {
+        let day = i % 3;
+        let ms = day0 + day as i64 * 86_400_000 + i as i64;
+        let deny = i % 3 == 0;
+        let r = strata_gateway::audit::Record {
+            time: strata_gateway::audit::format_ms(ms).0,
+            unix_ms: ms,
+            decision_id: format!("d{i}"),
+            user: if i % 2 == 0 { "alice" } else { "bob" }.to_string(),
+            project: "web".to_string(),
+            provider: "openai".to_string(),
+            model: if deny { "gpt-4o" } else { "claude-sonnet-4-5" }.to_string(),
+            key_mode: "central".to_string(),
+            decision: if deny { "deny" } else { "allow" }.to_string(),
+            rules: if deny {
+                vec!["org#modelPolicy.blockedModelIds".to_string()]
+            } else {
+                Vec::new()
+            },
+            status: if deny { 403 } else { 200 },
+            usage: (!deny).then(|| strata_gateway::audit::Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        writeln!(files[day], "{}", serde_json::to_string(&r).expect("json")).expect("write");
+    }
+    dir
+}
