@@ -33,7 +33,8 @@ pub fn page(session: &Session, title: &str, body: Markup) -> Html<String> {
                     nav {
                         a.brand href="/" { "Strata" }
                         a href="/revisions" { "Revisions" }
-                        a href="/explain" { "Explain" }
+                        a href="/publish" { "Publish" }
+                    a href="/explain" { "Explain" }
                         a href="/audit" { "Audit" }
                         a href="/tokens" { "Tokens" }
                         a href="/changes" { "Changes" }

@@ -6,6 +6,7 @@ mod changes;
 mod diff;
 mod explain;
 mod layout;
+mod publish;
 mod records;
 mod revisions;
 mod session;
@@ -93,6 +94,9 @@ pub fn router(console: Arc<Console>) -> Router {
             "/revisions/rollback",
             get(revisions::confirm).post(revisions::rollback),
         )
+        .route("/publish", get(publish::page))
+        .route("/publish/preview", post(publish::preview))
+        .route("/publish/activate", post(publish::activate))
         .route("/audit", get(audit::page))
         .route("/changes", get(changes::page))
         .layer(axum::middleware::from_fn(headers))

@@ -194,3 +194,141 @@ async fn revisions_diff_and_rollback_after_a_confirmation() {
             .contains(&format!("rolled back to {before}"))
     );
 }
+
+/// The example org bundle as the publish form takes it
+fn bundle_text(edit: impl Fn(&str, String) -> String) -> String {
+    let mut out = String::new();
+    for f in files(&repo().join("policies/examples/acme/org")) {
+        let text = String::from_utf8(f.content.clone()).expect("utf-8");
+        out.push_str(&format!("--- {}\n{}", f.path, edit(&f.path, text)));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn publish_preview_shows_problems_cases_and_the_effective_diff_then_activates() {
+    let run = start(None).await;
+    let s = login(&run.url).await;
+    let start_page = s.page("/publish").await;
+    assert!(
+        start_page.contains("--- settings.json"),
+        "starts from the active bundle"
+    );
+
+    // a broken bundle: its problems as file:line:col, and nothing changes
+    let before = run.resolver.active().expect("active").revision.clone();
+    let broken = bundle_text(|p, t| {
+        if p == "settings.json" {
+            t.replacen("\"fast\",", "\"fast\",,", 1)
+        } else {
+            t
+        }
+    });
+    let res = s
+        .post(
+            "/publish/preview",
+            &[
+                ("csrf", s.csrf.as_str()),
+                ("bundle", broken.as_str()),
+                ("message", ""),
+            ],
+        )
+        .await;
+    let page = res.text().await.expect("body");
+    assert!(page.contains("id=\"invalid\""), "{page}");
+    assert!(
+        page.contains("<code>org/settings.json:5:"),
+        "file:line:col: {page}"
+    );
+    assert!(!page.contains("id=\"activate\""));
+
+    // a good one: the bundle's cases and what it changes
+    let mut good = bundle_text(|p, t| {
+        if p == "settings.json" {
+            t.replacen("\"fast\",", "", 1)
+        } else {
+            t
+        }
+    });
+    // the layers the bundle's tests name, next to it (`../user`, ...)
+    for sibling in ["user", "user-carol", "project/services/billing/.factory"] {
+        let dir = repo().join("policies/examples/acme").join(sibling);
+        for f in files(&dir) {
+            let text = String::from_utf8(f.content).expect("utf-8");
+            good.push_str(&format!("--- ../{sibling}/{}\n{text}\n", f.path));
+        }
+    }
+    let res = s
+        .post(
+            "/publish/preview",
+            &[
+                ("csrf", s.csrf.as_str()),
+                ("bundle", good.as_str()),
+                ("message", "drop fast"),
+            ],
+        )
+        .await;
+    let page = res.text().await.expect("body");
+    assert!(page.contains("id=\"valid\""), "{page}");
+    assert!(page.contains("id=\"test-cases\""));
+    let cases = &page[page.find("id=\"test-cases\"").expect("cases")..];
+    let cases = &cases[..cases.find("</table>").expect("end")];
+    assert!(
+        cases.contains("tests/models.json :: "),
+        "the cases, named by file: {cases}"
+    );
+    assert!(
+        cases.contains("FAIL"),
+        "the cases that expect the fast models fail: {cases}"
+    );
+    assert!(!cases.contains("ERROR"), "{cases}");
+    assert!(page.contains("model gpt-5-mini"), "the effective diff");
+    assert_eq!(
+        run.resolver.active().expect("active").revision,
+        before,
+        "a preview activates nothing"
+    );
+
+    // a forged token activates nothing either
+    let res = s
+        .post(
+            "/publish/activate",
+            &[("csrf", "forged"), ("bundle", good.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = s
+        .post(
+            "/publish/activate",
+            &[
+                ("csrf", s.csrf.as_str()),
+                ("bundle", good.as_str()),
+                ("message", "drop fast"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_ne!(run.resolver.active().expect("active").revision, before);
+    assert!(s.page("/changes").await.contains("published "));
+}
+
+#[tokio::test]
+async fn a_bundle_path_outside_the_bundle_is_refused() {
+    let run = start(None).await;
+    let s = login(&run.url).await;
+    for bad in ["--- /etc/passwd\nx\n", "--- a/../../b\nx\n", "no header\n"] {
+        let res = s
+            .post(
+                "/publish/preview",
+                &[("csrf", s.csrf.as_str()), ("bundle", bad)],
+            )
+            .await;
+        assert!(
+            res.text().await.expect("body").contains("parse-error"),
+            "{bad}"
+        );
+    }
+}
