@@ -98,7 +98,7 @@ pub async fn page(State(console): State<Arc<Console>>, admin: Admin) -> Response
         .active()
         .map(|a| as_text(&a.org))
         .unwrap_or_default();
-    let body = html! { h1 { "Publish an org bundle" } p.muted { "Starts from the active bundle: edit it, preview, then activate." } (form(&admin, &text, "")) };
+    let body = html! { h1 { "Publish an org bundle" } p.muted #start-from-active { "Starts from the active bundle: edit it, preview, then activate." } (form(&admin, &text, "")) };
     layout::page(&admin.session, "Publish", body).into_response()
 }
 

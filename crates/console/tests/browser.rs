@@ -1,6 +1,7 @@
 //! The console in a real browser: Debian's chromium, headless, driven over WebDriver
 //! (chromedriver) — sign in, explain a denial and follow the link to the file line, create and
-//! revoke a token, roll back after the confirmation. Prints SKIPPED without chromium unless
+//! revoke a token, roll back after the confirmation, preview a broken and a good bundle, search
+//! the audit and open a record's explanation. Prints SKIPPED without chromium unless
 //! STRATA_REQUIRE_CHROMIUM=1 (as `.ci/run` sets).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -92,12 +93,20 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {res}"))
             .to_string();
-        Driver {
+        let d = Driver {
             http,
             base: format!("{driver_url}/session/{id}"),
             child,
             _profile: profile,
-        }
+        };
+        // finding an element waits for it to appear (a page still loading after a click)
+        d.call(
+            reqwest::Method::POST,
+            "/timeouts",
+            json!({"implicit": 10_000}),
+        )
+        .await;
+        d
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -182,6 +191,36 @@ impl Driver {
         .to_string()
     }
 
+    /// The text of `css` once it satisfies `ok` (a page that a click is still loading), or the
+    /// last text read
+    async fn text_when(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            let v = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if let Some(e) = v[ELEMENT].as_str() {
+                let t = self
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/element/{e}/text"),
+                        Value::Null,
+                    )
+                    .await;
+                last = t.as_str().unwrap_or_default().to_string();
+                if ok(&last) {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        last
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null)
             .await
@@ -217,7 +256,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     if chromium_missing() {
         return;
     }
-    let run = start(None).await;
+    let run = start(Some(audit_dir(300))).await;
     let d = Driver::start().await;
 
     // sign in through the form
@@ -225,7 +264,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     assert!(d.url().await.ends_with("/login"));
     d.type_in("input[name=token]", ADMIN).await;
     d.click("#login button[type=submit]").await;
-    let h1 = d.text("h1").await;
+    let h1 = d.text_when("h1", |t| t.contains("console")).await;
     assert!(
         h1.contains("Strata admin console"),
         "{h1}: {}",
@@ -261,7 +300,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     assert!(run.resolver.token(&secret).is_some());
     d.click("#tokens button.danger").await;
     d.accept_alert().await;
-    assert!(d.text("#tokens").await.contains("revoked"));
+    assert!(d.text("#tokens span.deny").await.contains("revoked"));
     assert!(run.resolver.token(&secret).is_none());
 
     // roll back the last publish, after seeing what it changes
@@ -283,6 +322,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
         .await;
     assert!(d.text("#effective-diff").await.contains("model gpt-5-mini"));
     d.click("#confirm-rollback").await;
+    d.find("#revisions").await;
     let list = d.text("main").await;
     assert!(list.contains("Revisions"), "{list}");
     assert_eq!(run.resolver.active().expect("active").revision, before);
@@ -291,6 +331,45 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
             .await
             .contains("active")
     );
+    // publish: a broken bundle shows its problem at file:line:col; the active one previews clean
+    d.click("nav a[href='/publish']").await;
+    d.type_in(
+        "#bundle",
+        "--- settings.json\n{\n  \"modelPolicy\": [,\n}\n",
+    )
+    .await;
+    d.click("#preview").await;
+    assert!(
+        d.text("#problems").await.contains("org/settings.json:2:"),
+        "{}",
+        d.text("main").await
+    );
+    d.click("nav a[href='/publish']").await;
+    d.find("#start-from-active").await;
+    d.click("#preview").await;
+    assert!(d.text("#valid").await.contains("Valid"));
+    assert!(d.text("main").await.contains("No decision changes"));
+
+    // the audit: alice's refusals, and the explanation of one
+    d.click("nav a[href='/audit']").await;
+    d.type_in("#audit-form input[name=user]", "alice").await;
+    let deny = d
+        .find("#audit-form select[name=decision] option[value=deny]")
+        .await;
+    d.call(
+        reqwest::Method::POST,
+        &format!("/element/{deny}/click"),
+        json!({}),
+    )
+    .await;
+    d.click("#audit-form button").await;
+    let count = d.text_when("#audit-count", |t| t.starts_with("50 ")).await;
+    assert!(count.starts_with("50 record(s)"), "{count}");
+    // every 6th record is alice's refusal, all on the 28th: one day, an allowed and a refused bar
+    assert_eq!(d.count("svg#per-day rect").await, 2);
+    d.click("#audit a.explain-link").await;
+    assert!(d.text("#decision").await.starts_with("DENY"));
+
     d.click("nav a[href='/changes']").await;
     assert!(d.text("#changes").await.contains("rolled back to"));
     d.quit().await;
