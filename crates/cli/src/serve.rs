@@ -74,6 +74,16 @@ pub struct ServeArgs {
         requires = "console_listen"
     )]
     pub console_audit_dir: Option<PathBuf>,
+    /// Instead: the gateways' audit database (`[audit] store`), postgres://USER@HOST:PORT/DB
+    #[arg(
+        long,
+        env = "STRATA_CONSOLE_AUDIT_STORE",
+        hide_env_values = true,
+        value_name = "URL",
+        requires = "console_listen",
+        conflicts_with = "console_audit_dir"
+    )]
+    pub console_audit_store: Option<String>,
     /// The gateway's public URL, for the console's effective diffs (an org that requires a
     /// gateway allows models only through it)
     #[arg(
@@ -232,10 +242,11 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
     let console = match args.console_listen {
         Some(addr) => {
             let secure = args.console_secure_cookies;
-            let audit = args
-                .console_audit_dir
-                .clone()
-                .map(strata_console::AuditSource::Dir);
+            let audit = match (&args.console_audit_store, &args.console_audit_dir) {
+                (Some(url), _) => Some(strata_console::AuditSource::Postgres(url.clone())),
+                (None, Some(dir)) => Some(strata_console::AuditSource::Dir(dir.clone())),
+                (None, None) => None,
+            };
             let gateway = args.console_gateway_url.clone();
             Some(
                 crate::console::start(resolver.clone(), addr, audit, gateway, secure, stopped)

@@ -86,6 +86,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/static/console.js", get(layout::js))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/revoke", post(tokens::revoke))
+        .route("/tokens/bind", post(tokens::bind))
         .route("/explain", get(explain::page))
         .route("/file", get(explain::file))
         .route("/revisions", get(revisions::list))

@@ -58,7 +58,17 @@ async fn render(console: &Console, admin: &Admin, created: Option<(String, Strin
                         td { code { (t.token_id) } }
                         td { (t.user) }
                         td { (t.groups.join(", ")) }
-                        td { @if t.projects.is_empty() { span.muted { "any" } } @else { (t.projects.join(", ")) } }
+                        td {
+                            @if t.revoked { (t.projects.join(", ")) }
+                            @else {
+                                form.inline.bind method="post" action="/tokens/bind" {
+                                    input type="hidden" name="csrf" value=(admin.session.csrf);
+                                    input type="hidden" name="id" value=(t.token_id);
+                                    input name="projects" value=(t.projects.join(", ")) placeholder="any project" aria-label="projects";
+                                    button type="submit" { "Bind" }
+                                }
+                            }
+                        }
                         td { (t.description) }
                         td { (layout::time(t.created_at_unix_ms)) }
                         td { @if t.revoked { span.deny { "revoked" } } @else { span.allow { "active" } } }
@@ -170,5 +180,46 @@ pub async fn revoke(
             ),
         )
             .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BindForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    projects: String,
+}
+
+/// Bind a token to other projects (empty: any project)
+pub async fn bind(
+    State(console): State<Arc<Console>>,
+    admin: Admin,
+    Form(f): Form<BindForm>,
+) -> Response {
+    if !admin.csrf_ok(&f.csrf) {
+        return forbidden("invalid CSRF token");
+    }
+    let projects = list_of(&f.projects);
+    match console.resolver.bind_token(&f.id, projects.clone()).await {
+        Ok(_) => {
+            let what = format!("bound token {} to projects", f.id);
+            console.changes.record(
+                &admin.session.who,
+                &what,
+                &format!("[{}]", projects.join(", ")),
+            );
+            Redirect::to("/tokens").into_response()
+        }
+        Err(e) => {
+            let body = html! { p.problem { (e.to_string()) } };
+            (
+                StatusCode::NOT_FOUND,
+                layout::page(&admin.session, "Tokens", body),
+            )
+                .into_response()
+        }
     }
 }

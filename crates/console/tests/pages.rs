@@ -47,6 +47,34 @@ async fn a_token_is_shown_once_listed_without_its_secret_and_revoked() {
     assert!(list.contains(&stored[0].token_id));
     assert!(!list.contains(&secret), "the list never shows a secret");
 
+    // bound to other projects: the gateway's token table says so at once
+    let res = s
+        .post(
+            "/tokens/bind",
+            &[
+                ("csrf", s.csrf.as_str()),
+                ("id", stored[0].token_id.as_str()),
+                ("projects", "web, api"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        run.resolver.token(&secret).expect("token").projects,
+        vec!["web", "api"]
+    );
+    let res = s
+        .post(
+            "/tokens/bind",
+            &[
+                ("csrf", "forged"),
+                ("id", stored[0].token_id.as_str()),
+                ("projects", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+
     let res = s
         .post(
             "/tokens/revoke",
@@ -66,6 +94,7 @@ async fn a_token_is_shown_once_listed_without_its_secret_and_revoked() {
         "{changes}"
     );
     assert!(changes.contains(&format!("revoked token {}", stored[0].token_id)));
+    assert!(changes.contains(&format!("bound token {} to projects", stored[0].token_id)));
     assert!(changes.contains("tester (session "), "who");
 }
 
