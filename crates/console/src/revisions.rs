@@ -81,9 +81,20 @@ pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> Response
     layout::page(&admin.session, "Revisions", body).into_response()
 }
 
+/// The differences between two revisions, computed on a blocking thread: deciding every model
+/// for every project and group is CPU work that must not stall the runtime the resolver (and, in
+/// `policy up`, the gateway) serves on
+pub async fn compared(console: &Arc<Console>, old: Arc<Active>, new: Arc<Active>) -> Markup {
+    let groups = token_groups(console).await;
+    let via = console.options.gateway_url.clone();
+    tokio::task::spawn_blocking(move || compare(via.as_deref(), &old, &new, &groups))
+        .await
+        .unwrap_or_else(|e| html! { p.problem { (e.to_string()) } })
+}
+
 /// The file-level and effective-level differences between two loaded revisions
-pub fn compare(
-    console: &Console,
+fn compare(
+    via: Option<&str>,
     old: &Active,
     new: &Active,
     extra_groups: &BTreeSet<String>,
@@ -101,13 +112,7 @@ pub fn compare(
     let mut groups = diff::groups_named(&a);
     groups.extend(diff::groups_named(&b));
     groups.extend(extra_groups.iter().cloned());
-    let changes = diff::effective_changes(
-        &old.snapshot,
-        &new.snapshot,
-        console.options.gateway_url.as_deref(),
-        &projects,
-        &groups,
-    );
+    let changes = diff::effective_changes(&old.snapshot, &new.snapshot, via, &projects, &groups);
     html! {
         h2 { "What decisions change" }
         (diff::effective_table(&changes))
@@ -153,7 +158,7 @@ pub async fn diff(
     };
     let body = html! {
         h1 { "From " code { (short(&q.from)) } " to " code { (short(&q.to)) } }
-        (compare(&console, &old, &new, &token_groups(&console).await))
+        (compared(&console, Arc::new(old), Arc::new(new)).await)
     };
     layout::page(&admin.session, "Diff", body).into_response()
 }
@@ -174,13 +179,13 @@ pub async fn confirm(
         return error_page(&admin, StatusCode::CONFLICT, "nothing is active");
     };
     let target = match console.resolver.revision(&q.to).await {
-        Ok(t) => t,
+        Ok(t) => Arc::new(t),
         Err(e) => return error_page(&admin, StatusCode::NOT_FOUND, &e.to_string()),
     };
     let body = html! {
         h1 { "Roll back to " code { (short(&target.revision)) } "?" }
         p { "Active now: " code { (active.revision) } ". Rolling back makes " code { (target.revision) } " active for every gateway." }
-        (compare(&console, &active, &target, &token_groups(&console).await))
+        (compared(&console, active.clone(), target.clone()).await)
         form method="post" action="/revisions/rollback" #rollback-form {
             input type="hidden" name="csrf" value=(admin.session.csrf);
             input type="hidden" name="to" value=(target.revision);
