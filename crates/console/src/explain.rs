@@ -263,7 +263,7 @@ pub async fn file(
     let active = console.resolver.active();
     let loaded = match active {
         Some(a) if a.revision == q.rev || q.rev.is_empty() => Ok(a),
-        _ => console.resolver.revision(&q.rev).await.map(Arc::new),
+        _ => crate::revisions::load(&console, &q.rev).await,
     };
     let files = match loaded {
         Ok(a) => layer_files(&a.org, &a.projects),

@@ -61,6 +61,7 @@ pub struct Console {
     pub(crate) limiter: auth::Limiter,
     pub(crate) changes: changes::Log,
     pub(crate) audit_cache: records::DirCache,
+    pub(crate) loaded: revisions::Loaded,
 }
 
 impl Console {
@@ -72,6 +73,7 @@ impl Console {
             limiter: auth::Limiter::default(),
             changes: changes::Log::default(),
             audit_cache: records::DirCache::default(),
+            loaded: revisions::Loaded::default(),
         })
     }
 }

@@ -16,6 +16,43 @@ use crate::auth::{Admin, forbidden};
 use crate::diff;
 use crate::layout;
 
+/// Compiled revisions kept for diffs (a revision never changes: its id is its content's hash)
+const KEPT_REVISIONS: usize = 8;
+
+/// Revisions loaded and compiled for diffs, by id
+#[derive(Default)]
+pub struct Loaded(std::sync::Mutex<Vec<Arc<Active>>>);
+
+/// Revision `rev`: the active one as it is, else compiled once and kept
+pub async fn load(console: &Console, rev: &str) -> Result<Arc<Active>, String> {
+    if let Some(a) = console.resolver.active().filter(|a| a.revision == rev) {
+        return Ok(a);
+    }
+    let kept = console
+        .loaded
+        .0
+        .lock()
+        .ok()
+        .and_then(|l| l.iter().find(|a| a.revision == rev).cloned());
+    if let Some(a) = kept {
+        return Ok(a);
+    }
+    let a = Arc::new(
+        console
+            .resolver
+            .revision(rev)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    if let Ok(mut l) = console.loaded.0.lock() {
+        if l.len() >= KEPT_REVISIONS {
+            l.remove(0);
+        }
+        l.push(a.clone());
+    }
+    Ok(a)
+}
+
 fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
 }
@@ -147,18 +184,13 @@ pub async fn diff(
     admin: Admin,
     Query(q): Query<DiffAsk>,
 ) -> Response {
-    let (old, new) = match (
-        console.resolver.revision(&q.from).await,
-        console.resolver.revision(&q.to).await,
-    ) {
+    let (old, new) = match (load(&console, &q.from).await, load(&console, &q.to).await) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            return error_page(&admin, StatusCode::NOT_FOUND, &e.to_string());
-        }
+        (Err(e), _) | (_, Err(e)) => return error_page(&admin, StatusCode::NOT_FOUND, &e),
     };
     let body = html! {
         h1 { "From " code { (short(&q.from)) } " to " code { (short(&q.to)) } }
-        (compared(&console, Arc::new(old), Arc::new(new)).await)
+        (compared(&console, old, new).await)
     };
     layout::page(&admin.session, "Diff", body).into_response()
 }
@@ -178,9 +210,9 @@ pub async fn confirm(
     let Some(active) = console.resolver.active() else {
         return error_page(&admin, StatusCode::CONFLICT, "nothing is active");
     };
-    let target = match console.resolver.revision(&q.to).await {
-        Ok(t) => Arc::new(t),
-        Err(e) => return error_page(&admin, StatusCode::NOT_FOUND, &e.to_string()),
+    let target = match load(&console, &q.to).await {
+        Ok(t) => t,
+        Err(e) => return error_page(&admin, StatusCode::NOT_FOUND, &e),
     };
     let body = html! {
         h1 { "Roll back to " code { (short(&target.revision)) } "?" }
