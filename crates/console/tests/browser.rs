@@ -221,6 +221,22 @@ impl Driver {
         last
     }
 
+    /// With STRATA_CONSOLE_SCREENSHOTS=DIR, the page as the browser shows it, in DIR/NAME.png
+    /// (the pictures in docs/console.md)
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let Ok(dir) = std::env::var("STRATA_CONSOLE_SCREENSHOTS") else {
+            return;
+        };
+        let png = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("a PNG");
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), bytes).expect("write");
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null)
             .await
@@ -283,8 +299,10 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     d.click("#explain-form button").await;
     assert!(d.text("#decision").await.starts_with("DENY"));
     assert!(d.url().await.contains("model=gpt-4o"), "shareable");
+    d.screenshot("explain").await;
     d.click("#determined-by a.file-link").await;
     assert_eq!(d.count("tr.hl").await, 1, "the rule's line is highlighted");
+    d.screenshot("file-line").await;
     assert!(
         d.text("tr.hl").await.contains("gpt-4o"),
         "the line that blocks it"
@@ -321,6 +339,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     d.click(&format!("tr[data-revision='{before}'] a.rollback-link"))
         .await;
     assert!(d.text("#effective-diff").await.contains("model gpt-5-mini"));
+    d.screenshot("rollback").await;
     d.click("#confirm-rollback").await;
     d.find("#revisions").await;
     let list = d.text("main").await;
@@ -365,6 +384,7 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     d.click("#audit-form button").await;
     let count = d.text_when("#audit-count", |t| t.starts_with("50 ")).await;
     assert!(count.starts_with("50 record(s)"), "{count}");
+    d.screenshot("audit").await;
     // every 6th record is alice's refusal, all on the 28th: one day, an allowed and a refused bar
     assert_eq!(d.count("svg#per-day rect").await, 2);
     d.click("#audit a.explain-link").await;
