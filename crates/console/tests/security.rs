@@ -58,6 +58,26 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
 }
 
 #[tokio::test]
+async fn behind_tls_the_cookies_are_secure() {
+    let run = start_with(None, true).await;
+    let page = client()
+        .get(format!("{}/login", run.url))
+        .send()
+        .await
+        .expect("login");
+    let (_, header) = set_cookie(&page, "strata_console_login").expect("login cookie");
+    assert!(header.ends_with("; Secure"), "{header}");
+    let res = try_login(&run.url, ADMIN).await;
+    let (_, header) = set_cookie(&res, "strata_console").expect("cookie");
+    assert!(
+        header.contains("HttpOnly")
+            && header.contains("SameSite=Strict")
+            && header.contains("; Secure"),
+        "{header}"
+    );
+}
+
+#[tokio::test]
 async fn every_page_carries_the_csp_and_no_inline_script() {
     let run = start(None).await;
     let s = login(&run.url).await;

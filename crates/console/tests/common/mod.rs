@@ -27,6 +27,11 @@ pub struct Running {
 }
 
 pub async fn start(audit: Option<tempfile::TempDir>) -> Running {
+    start_with(audit, false).await
+}
+
+/// As [`start`], the cookies marked `Secure` or not
+pub async fn start_with(audit: Option<tempfile::TempDir>, secure_cookies: bool) -> Running {
     let store = Arc::new(MemStore::default());
     let (resolver, _) = Resolver::open(
         store,
@@ -55,7 +60,7 @@ pub async fn start(audit: Option<tempfile::TempDir>) -> Running {
             .as_ref()
             .map(|d| strata_console::AuditSource::Dir(d.path().to_path_buf())),
         gateway_url: Some("http://127.0.0.1:8787".to_string()),
-        secure_cookies: false,
+        secure_cookies,
     };
     let console = Console::new(resolver.clone(), options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
