@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod console;
 mod droid;
 mod explain;
 mod layers;

@@ -62,6 +62,44 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Serve the admin console (HTML, sign-in with the admin token) on this address; off unless
+    /// given
+    #[arg(long, env = "STRATA_CONSOLE_LISTEN", value_name = "ADDR")]
+    pub console_listen: Option<SocketAddr>,
+    /// The gateway's audit directory, for the console's audit search
+    #[arg(
+        long,
+        env = "STRATA_CONSOLE_AUDIT_DIR",
+        value_name = "DIR",
+        requires = "console_listen"
+    )]
+    pub console_audit_dir: Option<PathBuf>,
+    /// Instead: the gateways' audit database (`[audit] store`), postgres://USER@HOST:PORT/DB
+    #[arg(
+        long,
+        env = "STRATA_CONSOLE_AUDIT_STORE",
+        hide_env_values = true,
+        value_name = "URL",
+        requires = "console_listen",
+        conflicts_with = "console_audit_dir"
+    )]
+    pub console_audit_store: Option<String>,
+    /// The gateway's public URL, for the console's effective diffs (an org that requires a
+    /// gateway allows models only through it)
+    #[arg(
+        long,
+        env = "STRATA_CONSOLE_GATEWAY_URL",
+        value_name = "URL",
+        requires = "console_listen"
+    )]
+    pub console_gateway_url: Option<String>,
+    /// The console is reached over TLS (through a TLS proxy): mark its cookies `Secure`
+    #[arg(
+        long,
+        env = "STRATA_CONSOLE_SECURE_COOKIES",
+        requires = "console_listen"
+    )]
+    pub console_secure_cookies: bool,
 }
 
 pub fn init_logging() {
@@ -200,11 +238,34 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failed> {
             tracing::info!(%addr, tls = tls_on, "resolver listening; no policy published yet (decisions are refused until one is)")
         }
     }
-    strata_resolver::serve_with(resolver, listener, tls, shutdown_signal())
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            Failed(exit::FAILURE)
-        })?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let console = match args.console_listen {
+        Some(addr) => {
+            let secure = args.console_secure_cookies;
+            let audit = match (&args.console_audit_store, &args.console_audit_dir) {
+                (Some(url), _) => Some(strata_console::AuditSource::Postgres(url.clone())),
+                (None, Some(dir)) => Some(strata_console::AuditSource::Dir(dir.clone())),
+                (None, None) => None,
+            };
+            let gateway = args.console_gateway_url.clone();
+            Some(
+                crate::console::start(resolver.clone(), addr, audit, gateway, secure, stopped)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    let served = strata_resolver::serve_with(resolver, listener, tls, shutdown).await;
+    if let Some((_, task)) = console {
+        let _ = tokio::time::timeout(strata_resolver::DRAIN_GRACE, task).await;
+    }
+    served.map_err(|e| {
+        eprintln!("error: {e}");
+        Failed(exit::FAILURE)
+    })?;
     Ok(exit::ALLOW)
 }

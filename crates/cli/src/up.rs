@@ -106,6 +106,9 @@ pub struct UpArgs {
     /// The gateway's HTTP address
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
+    /// The admin console's address (sign in with the printed admin token)
+    #[arg(long, default_value = "127.0.0.1:8788", value_name = "ADDR")]
+    pub console_listen: SocketAddr,
     /// The user the printed gateway token is for
     #[arg(long, default_value = "alice")]
     pub user: String,
@@ -189,13 +192,28 @@ pub async fn up(args: UpArgs) -> Result<u8, Failed> {
         .active()
         .ok_or_else(|| fail("nothing is active".to_string()))?;
     let (snippet, refused) = droid_models(&active.snapshot, &args, &gateway_url, &token);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let audit = Some(strata_console::AuditSource::Dir(args.data.join("audit")));
+    let (console_url, console) = crate::console::start(
+        resolver.clone(),
+        args.console_listen,
+        audit,
+        Some(gateway_url.clone()),
+        false,
+        stopped,
+    )
+    .await?;
     let urls = Urls {
         resolver: &resolver_url,
         gateway: &gateway_url,
+        console: &console_url,
     };
     let revision = active.revision.to_string();
     print_next_steps(&args, &urls, &revision, &admin, &token, &snippet, refused);
-    serve_both(resolver, rl, cfg).await
+    let code = serve_both(resolver, rl, cfg).await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(strata_resolver::DRAIN_GRACE, console).await;
+    code
 }
 
 /// The org bundle and each `--project ID=DIR` (with its folder layers), published
@@ -281,6 +299,7 @@ fn droid_models(
 struct Urls<'a> {
     resolver: &'a str,
     gateway: &'a str,
+    console: &'a str,
 }
 
 /// What to do next: the tokens, how to point Droid at the gateway, the audit directory
@@ -296,13 +315,15 @@ fn print_next_steps(
     let (resolver_url, gateway_url) = (urls.resolver, urls.gateway);
     eprintln!(
         "\nStrata is up: resolver {resolver_url}, gateway {gateway_url}, revision {}\n\n\
-         admin token (for `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
+         admin console: {} (sign in with the admin token)\n\n\
+         admin token (for the console, `policy publish`, `policy token`; shown once):\n  STRATA_ADMIN_TOKEN={admin}\n\n\
          gateway token for user `{}` (groups: {}):\n  {token}\n\n\
          Point Droid at Strata: it then loads the org level from this gateway and refuses locally what the\n\
          bundle forbids (models, MCP servers, hooks, commands, autonomy), with this gateway's models offered:\n  \
          export FACTORY_API_BASE_URL={gateway_url} FACTORY_API_KEY={token}\n\n\
          Or, without the org level, paste into ~/.factory/settings.json the models this user may use through the gateway:\n",
         revision,
+        urls.console,
         args.user,
         args.groups.join(", ")
     );

@@ -448,3 +448,37 @@ fn serve_over_tls_and_reach_it_with_the_ca() {
     assert_ne!(code, 0);
     assert!(err.contains("use https://"), "{err}");
 }
+
+/// `policy serve --console-listen`: the admin console on its own listener, asking to sign in
+#[test]
+fn serve_with_console_listen_serves_the_console() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console = format!("127.0.0.1:{port}");
+    let _serve = serve_with(dir.path(), &["--console-listen", &console], "http");
+    // the console binds just after the resolver says where it listens
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(&console) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "no console on {console}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    write!(
+        stream,
+        "GET /login HTTP/1.1\r\nHost: {console}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("content-security-policy: default-src 'self'"));
+    assert!(page.contains("Sign in to Strata"));
+    assert!(!page.contains(ADMIN), "the admin token is never in a page");
+}

@@ -39,6 +39,20 @@ fn example(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A plain HTTP/1.1 GET, the whole answer as text
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A `policy up` process, killed when dropped (also when an assertion fails first)
 struct Up(Child);
 
@@ -56,6 +70,7 @@ fn up(data: &Path, gw: u16, rs: u16, extra: &[&str]) -> (Up, Lines<BufReader<Chi
         .args(["up", "--data", data.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{gw}")])
         .args(["--resolver-listen", &format!("127.0.0.1:{rs}")])
+        .args(["--console-listen", "127.0.0.1:0"])
         .args(extra)
         .env("STRATA_LOG", "warn")
         .stdout(Stdio::piped())
@@ -74,14 +89,23 @@ fn up_off_the_required_gateway_warns_at_start() {
     let (gw, rs) = (free_port(), free_port());
     let (child, lines) = up(&dir.path().join("data"), gw, rs, &[]);
     let mut warned = None;
+    let mut console = None;
     for line in lines.map_while(Result::ok) {
         if line.starts_with("warning: the gateway would refuse every model") {
             warned = Some(line.clone());
+        }
+        if let Some(rest) = line.strip_prefix("admin console: http://") {
+            console = rest.split_whitespace().next().map(str::to_string);
         }
         if line.contains("Stop with Ctrl-C.") {
             break;
         }
     }
+    // the admin console, on the address printed at start, asks to sign in
+    let console = console.expect("policy up printed no console URL");
+    let page = http_get(&console, "/login");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Sign in to Strata"), "{page}");
     drop(child);
     let warned = warned.expect("policy up warned of nothing");
     assert!(

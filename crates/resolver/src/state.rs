@@ -701,6 +701,34 @@ impl Resolver {
         Ok(())
     }
 
+    /// Bind a token to other projects (none: any project); for the admin console
+    pub async fn bind_token(
+        &self,
+        id: &str,
+        projects: Vec<String>,
+    ) -> Result<StoredToken, ResolverError> {
+        let _guard = self.publish.lock().await;
+        let id = id.to_string();
+        let (table, token) = blocking(&self.store, move |s| {
+            let mut t = s
+                .tokens()?
+                .into_iter()
+                .find(|t| t.token_id == id && !t.revoked)
+                .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
+            t.projects = projects;
+            s.put_token(&t)?;
+            Ok::<_, ResolverError>((Self::token_table(s)?, t))
+        })
+        .await?;
+        self.tokens.store(Arc::new(table));
+        Ok(token)
+    }
+
+    /// A stored revision, read and compiled (not activated): for the admin console's diffs
+    pub async fn revision(&self, rev: &str) -> Result<Active, ResolverError> {
+        self.load(rev).await
+    }
+
     pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
         let id = id.to_string();
         blocking(&self.store, move |s| s.project_history(&id)).await

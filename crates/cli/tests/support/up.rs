@@ -94,6 +94,8 @@ pub fn policy_up(data: &Path, org: &Path, project: &Path, gw: u16, upstream: &st
         .args(["--project", &format!("web={}", project.display())])
         .args(["--listen", &format!("127.0.0.1:{gw}")])
         .args(["--resolver-listen", &format!("127.0.0.1:{rs}")])
+        // the admin console on a port of its own: these tests run side by side
+        .args(["--console-listen", "127.0.0.1:0"])
         .env("ANTHROPIC_BASE_URL", upstream)
         .env("OPENAI_BASE_URL", upstream)
         .env("STRATA_CHAT_BASE_URL", upstream)

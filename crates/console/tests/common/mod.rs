@@ -1,0 +1,240 @@
+//! A console over a resolver on an in-memory store with the example bundle published, on
+//! 127.0.0.1:0, and a small HTTP client that keeps the session cookie by hand (so that tests can
+//! read every cookie attribute).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_console::{Console, ConsoleOptions};
+use strata_policy::FileTree;
+use strata_resolver::{MemStore, Resolver};
+
+pub const ADMIN: &str = "strata_admin_test-console-0123456789";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn files(dir: &Path) -> Vec<strata_proto::v1::File> {
+    strata_proto::files(&FileTree::read_path(dir).expect("example tree"))
+}
+
+pub struct Running {
+    pub url: String,
+    pub resolver: Arc<Resolver>,
+    pub audit: Option<tempfile::TempDir>,
+}
+
+pub async fn start(audit: Option<tempfile::TempDir>) -> Running {
+    start_with(audit, false).await
+}
+
+/// As [`start`], the cookies marked `Secure` or not
+pub async fn start_with(audit: Option<tempfile::TempDir>, secure_cookies: bool) -> Running {
+    let store = Arc::new(MemStore::default());
+    let (resolver, _) = Resolver::open(
+        store,
+        Some(ADMIN.to_string()),
+        Some("strata_svc_test".to_string()),
+    )
+    .await
+    .expect("resolver");
+    let resolver = Arc::new(resolver);
+    let acme = repo().join("policies/examples/acme");
+    resolver
+        .publish_org(files(&acme.join("org")), "first".to_string())
+        .await
+        .expect("publish org");
+    resolver
+        .publish_project(
+            "web".to_string(),
+            files(&acme.join("project/.factory")),
+            Vec::new(),
+            "web".to_string(),
+        )
+        .await
+        .expect("publish web");
+    let options = ConsoleOptions {
+        audit: audit
+            .as_ref()
+            .map(|d| strata_console::AuditSource::Dir(d.path().to_path_buf())),
+        gateway_url: Some("http://127.0.0.1:8787".to_string()),
+        secure_cookies,
+    };
+    let console = Console::new(resolver.clone(), options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(strata_console::serve(
+        console,
+        listener,
+        std::future::pending(),
+    ));
+    Running {
+        url,
+        resolver,
+        audit,
+    }
+}
+
+/// reqwest's rustls needs a crypto provider, even for plain HTTP
+pub fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client() -> reqwest::Client {
+    crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of cookie `name` in a response's Set-Cookie headers, with the whole header
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let value = v[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (value, v.to_string())
+        })
+}
+
+/// The value of hidden input `name` in a page
+pub fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .expect("hidden field");
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').expect("end of value")].to_string()
+}
+
+pub struct Session {
+    pub url: String,
+    pub cookie: String,
+    pub csrf: String,
+    pub http: reqwest::Client,
+}
+
+impl Session {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", format!("strata_console={}", self.cookie))
+            .send()
+            .await
+            .expect("get")
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.text().await.expect("body")
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", format!("strata_console={}", self.cookie))
+            .form(form)
+            .send()
+            .await
+            .expect("post")
+    }
+}
+
+/// The sign-in form's answer to `token`
+pub async fn try_login(url: &str, token: &str) -> reqwest::Response {
+    let http = client();
+    let page = http
+        .get(format!("{url}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let (login_cookie, _) = set_cookie(&page, "strata_console_login").expect("login cookie");
+    let csrf = hidden(&page.text().await.expect("body"), "csrf");
+    http.post(format!("{url}/login"))
+        .header("cookie", format!("strata_console_login={login_cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", token),
+            ("name", "tester"),
+        ])
+        .send()
+        .await
+        .expect("login")
+}
+
+pub async fn login(url: &str) -> Session {
+    let res = try_login(url, ADMIN).await;
+    assert_eq!(res.status(), 303, "signed in");
+    let (cookie, _) = set_cookie(&res, "strata_console").expect("session cookie");
+    let http = client();
+    let home = http
+        .get(format!("{url}/tokens"))
+        .header("cookie", format!("strata_console={cookie}"))
+        .send()
+        .await
+        .expect("tokens")
+        .text()
+        .await
+        .expect("body");
+    let csrf = hidden(&home, "csrf");
+    Session {
+        url: url.to_string(),
+        cookie,
+        csrf,
+        http,
+    }
+}
+
+/// An audit directory with `n` records over three days (2026-11-28..30): every third refused by
+/// `org#modelPolicy.blockedModelIds`, users alice and bob, models gpt-4o and claude-sonnet-4-5
+pub fn audit_dir(n: usize) -> tempfile::TempDir {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("audit dir");
+    let day0 = strata_gateway::audit::day_number("2026-11-28").expect("day") * 86_400_000;
+    let mut files: Vec<std::fs::File> = ["2026-11-28", "2026-11-29", "2026-11-30"]
+        .iter()
+        .map(|d| std::fs::File::create(dir.path().join(format!("audit-{d}.jsonl"))).expect("file"))
+        .collect();
+    for i in 0..n {
+        let day = i % 3;
+        let ms = day0 + day as i64 * 86_400_000 + i as i64;
+        let deny = i % 3 == 0;
+        let r = strata_gateway::audit::Record {
+            time: strata_gateway::audit::format_ms(ms).0,
+            unix_ms: ms,
+            decision_id: format!("d{i}"),
+            user: if i % 2 == 0 { "alice" } else { "bob" }.to_string(),
+            project: "web".to_string(),
+            provider: "openai".to_string(),
+            model: if deny { "gpt-4o" } else { "claude-sonnet-4-5" }.to_string(),
+            key_mode: "central".to_string(),
+            decision: if deny { "deny" } else { "allow" }.to_string(),
+            rules: if deny {
+                vec!["org#modelPolicy.blockedModelIds".to_string()]
+            } else {
+                Vec::new()
+            },
+            status: if deny { 403 } else { 200 },
+            usage: (!deny).then(|| strata_gateway::audit::Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        writeln!(files[day], "{}", serde_json::to_string(&r).expect("json")).expect("write");
+    }
+    dir
+}
