@@ -355,7 +355,8 @@ for g in "${want[@]}"; do
       STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
       ANTHROPIC_API_KEY=$UPSTREAM_KEY OPENAI_API_KEY=$UPSTREAM_KEY STRATA_LOG=warn \
         start strata "$GW_CPU" target/release/policy up --data "$work/strata-data" \
-          --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT"
+          --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
+          --console-listen 127.0.0.1:0
       pgid=$started
       strata_token=''
       for _ in $(seq 1 150); do

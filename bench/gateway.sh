@@ -69,12 +69,15 @@ pids+=($!)
 
 if [ -z "${SPLIT:-}" ]; then
   echo "== strata (policy up) on 127.0.0.1:$GW_PORT (cpu $GW_CPU)" >&2
+  # the admin console on a free port (builds before it have no console)
+  console=()
+  "$POLICY" up --help 2>/dev/null | grep -q -- --console-listen && console=(--console-listen 127.0.0.1:0)
   ANTHROPIC_BASE_URL="http://127.0.0.1:$MOCK_PORT" OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
   STRATA_CHAT_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
   ANTHROPIC_API_KEY=sk-ant-bench-central-key OPENAI_API_KEY=sk-openai-bench-central-key \
   STRATA_LOG=warn \
     taskset -c "$GW_CPU" "$POLICY" up --data "$work/data" \
-      --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" \
+      --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" "${console[@]}" \
       >"$work/up.out" 2>"$work/up.log" &
   strata=$!
   pids+=($strata)

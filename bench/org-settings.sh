@@ -16,7 +16,7 @@ export PATH="$(pwd)/bench/.tools/bin:$PATH"
 cargo build --release --locked -q -p strata-cli
 work=$(mktemp -d)
 STRATA_LOG=warn ANTHROPIC_API_KEY=sk-ant-bench taskset -c 0 target/release/policy up --data "$work/data" \
-  --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" >"$work/up.out" 2>"$work/up.log" &
+  --listen "127.0.0.1:$GW_PORT" --resolver-listen "127.0.0.1:$RS_PORT" --console-listen 127.0.0.1:0 >"$work/up.out" 2>"$work/up.log" &
 up=$!
 trap 'kill $up 2>/dev/null; wait $up 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do grep -q '^  strata_gw_' "$work/up.log" 2>/dev/null && break; sleep 0.2; done
