@@ -1,6 +1,7 @@
 //! A strict JSON reader that reads only the members it is asked for and skips everything else at
-//! memory speed: string contents are skipped with `memchr` (SIMD) plus one vectorised check for
-//! control characters, nested values without recursion and without building anything.
+//! memory speed: string contents are searched eight bytes at a time (short strings, text dense
+//! with escapes) or with `memchr` (SIMD; long runs without escapes such as base64 images), nested
+//! values are skipped without recursion and without building anything.
 //!
 //! It accepts exactly the JSON that `serde_json::from_slice` accepts (RFC 8259: the number
 //! grammar, the escapes, no control characters in strings, nothing after the value), with
@@ -292,26 +293,42 @@ impl<'a> Reader<'a> {
     }
 
     /// Skip a string whose opening quote is consumed, up to and including its closing quote;
-    /// `true` if it holds escapes
+    /// `true` if it holds escapes. The first bytes after the quote (and after each escape) are
+    /// searched eight at a time, as serde does; a string still going after [`SHORT`] bytes (a
+    /// long text, a base64 image) is searched with `memchr` (SIMD) and then checked for control
+    /// characters in one more pass.
     fn skip_string(&mut self) -> Result<bool> {
         let mut escaped = false;
         loop {
             let rest = &self.s[self.i..];
-            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
-                if let Some(c) = first_control(rest) {
-                    self.i += c;
-                    return self.err(Code::ControlCharacter);
+            let n = match find_special(&rest[..rest.len().min(SHORT)]) {
+                Some(n) => n,
+                None if rest.len() <= SHORT => {
+                    self.i = self.s.len();
+                    return self.err(Code::EofWhileParsingString);
                 }
-                self.i = self.s.len();
-                return self.err(Code::EofWhileParsingString);
+                None => {
+                    let n = memchr::memchr2(b'"', b'\\', &rest[SHORT..]).map(|n| n + SHORT);
+                    let end = n.unwrap_or(rest.len());
+                    if let Some(c) = first_control(&rest[SHORT..end]) {
+                        self.i += SHORT + c;
+                        return self.err(Code::ControlCharacter);
+                    }
+                    let Some(n) = n else {
+                        self.i = self.s.len();
+                        return self.err(Code::EofWhileParsingString);
+                    };
+                    n
+                }
             };
-            if let Some(c) = first_control(&rest[..n]) {
-                self.i += c;
-                return self.err(Code::ControlCharacter);
-            }
-            self.i += n + 1;
-            if rest[n] == b'"' {
-                return Ok(escaped);
+            self.i += n;
+            match rest[n] {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => self.i += 1,
+                _ => return self.err(Code::ControlCharacter),
             }
             escaped = true;
             match self.s.get(self.i) {
@@ -551,15 +568,50 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How many bytes of a string are searched eight at a time before `memchr` takes over
+const SHORT: usize = 64;
+
+const ONES: u64 = u64::MAX / 255;
+const HIGH: u64 = ONES << 7;
+
+/// The high bit of each byte of `w` that is below 0x20 (exact for the lowest such byte)
+fn control_bits(w: u64) -> u64 {
+    w.wrapping_sub(ONES * 0x20) & !w & HIGH
+}
+
+/// The high bit of each byte of `w` equal to `b` (exact for the lowest such byte)
+fn byte_bits(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Where the first `"`, `\\` or byte below 0x20 is, eight bytes at a time
+fn find_special(s: &[u8]) -> Option<usize> {
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let hits = control_bits(w) | byte_bits(w, b'"') | byte_bits(w, b'\\');
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| at + p)
+}
+
 /// Where the first byte below 0x20 is, if any. Written as a branch-free fold over blocks so that
-/// it vectorises; strings without one (nearly all) are read once at memory speed.
+/// it vectorises: measured twice as fast on a 1 MB base64 string as eight bytes at a time.
 fn first_control(s: &[u8]) -> Option<usize> {
     const BLOCK: usize = 64;
-    let mut blocks = s.chunks(BLOCK);
     let mut offset = 0;
-    for block in blocks.by_ref() {
-        let any = block.iter().fold(false, |acc, &b| acc | (b < 0x20));
-        if any {
+    for block in s.chunks(BLOCK) {
+        if block.iter().fold(false, |acc, &b| acc | (b < 0x20)) {
             return block.iter().position(|&b| b < 0x20).map(|p| offset + p);
         }
         offset += block.len();

@@ -151,3 +151,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn long_strings_take_the_memchr_path_with_the_same_checks() {
+    for n in [63, 64, 65, 200, 5_000] {
+        let long = "a".repeat(n);
+        for (doc, ok) in [
+            (format!("\"{long}\""), true),
+            (format!("\"{long}\\n{long}\\u00e9\""), true),
+            (format!("\"{long}\u{1}\""), false),
+            (format!("\"{long}\\q\""), false),
+            (format!("\"{long}"), false),
+        ] {
+            let serde = serde_json::from_slice::<IgnoredAny>(doc.as_bytes());
+            assert_eq!(skips(doc.as_bytes()).is_ok(), ok, "{n}: {doc}");
+            assert_eq!(serde.is_ok(), ok, "{n}: {doc}");
+        }
+        let read = format!("\"{long}\\t{long}\"");
+        assert_eq!(
+            Reader::new(read.as_bytes()).string().as_deref(),
+            Ok(format!("{long}\t{long}").as_str())
+        );
+    }
+}
