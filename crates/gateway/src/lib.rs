@@ -10,6 +10,7 @@ pub mod decider;
 pub mod droid;
 pub mod error;
 pub mod gateway;
+pub mod json;
 pub mod metrics;
 pub mod model_upstream;
 pub mod org_fetches;

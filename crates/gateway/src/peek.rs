@@ -4,9 +4,8 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-
 use crate::api::Api;
+use crate::json::{self, Reader};
 
 /// What the decision needs from a request body
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,44 +55,6 @@ pub struct McpPeek {
     pub url: String,
 }
 
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    max_output_tokens: Option<u64>,
-    #[serde(default)]
-    max_completion_tokens: Option<u64>,
-    /// Anthropic: `mcp_servers: [{type: "url", url, name}]`
-    #[serde(borrow, default)]
-    mcp_servers: Option<Vec<AnthropicMcp<'a>>>,
-    /// OpenAI Responses: `tools: [{type: "mcp", server_label, server_url}]`
-    #[serde(borrow, default)]
-    tools: Option<Vec<Tool<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicMcp<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    url: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Tool<'a> {
-    #[serde(borrow, rename = "type", default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    server_label: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    server_url: Option<Cow<'a, str>>,
-}
-
 /// Why a body cannot be decided on
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PeekError {
@@ -108,60 +69,151 @@ pub enum PeekError {
 /// The longest model id accepted
 pub const MAX_MODEL_BYTES: usize = 256;
 
-/// The longest parser message returned: serde quotes the offending value, which may be megabytes
-const MAX_MESSAGE_CHARS: usize = 300;
-
-/// `s` cut to about `max` characters in the middle, keeping where the error is (its end)
-fn shorten(s: String, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s;
-    }
-    let head: String = s.chars().take(max * 2 / 3).collect();
-    let tail: String = s.chars().skip(n - max / 3).collect();
-    format!("{head}…{tail}")
-}
-
-/// Read the decision's fields from a request body. A key given twice (`"model"` and the escaped
-/// `"mod\u0065l"` included) is an error: the gateway and the upstream must not read different
-/// models from one body.
+/// Read the decision's fields from a request body. A key the gateway reads given twice
+/// (`"model"` and the escaped `"mod\u0065l"` included) is an error: the gateway and the upstream
+/// must not read different models from one body.
+///
+/// The body must be one JSON object and valid JSON throughout (what serde_json accepts); members
+/// the decision does not need are skipped without being built ([`crate::json`]), so a `"model"`
+/// after 40 KB of messages costs one pass over the bytes at memory speed.
 pub fn peek(body: &[u8]) -> Result<Peeked, PeekError> {
-    let b: Body<'_> = serde_json::from_slice(body)
-        .map_err(|e| PeekError::Json(shorten(e.to_string(), MAX_MESSAGE_CHARS)))?;
-    let model = b.model.ok_or(PeekError::NoModel)?;
+    let mut r = Reader::new(body);
+    let mut fields = Fields::default();
+    let read = r
+        .object("a JSON object", |r, key| fields.member(r, &key))
+        .and_then(|()| r.end());
+    if let Err(e) = read {
+        return Err(PeekError::Json(e.message(body)));
+    }
+    let model = fields.model.flatten().ok_or(PeekError::NoModel)?;
     if model.is_empty() {
         return Err(PeekError::NoModel);
     }
     if model.len() > MAX_MODEL_BYTES {
         return Err(PeekError::ModelTooLong(model.len()));
     }
-    let mut mcp_servers: Vec<McpPeek> = b
-        .mcp_servers
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| McpPeek {
-            name: m.name.map(Cow::into_owned).unwrap_or_default(),
-            url: m.url.map(Cow::into_owned).unwrap_or_default(),
-        })
-        .collect();
-    for t in b.tools.unwrap_or_default() {
-        if t.kind.as_deref() == Some("mcp") {
-            mcp_servers.push(McpPeek {
-                name: t.server_label.map(Cow::into_owned).unwrap_or_default(),
-                url: t.server_url.map(Cow::into_owned).unwrap_or_default(),
-            });
-        }
-    }
+    let mut mcp_servers = fields.mcp_servers.flatten().unwrap_or_default();
+    mcp_servers.extend(fields.tools.flatten().unwrap_or_default());
     Ok(Peeked {
         model: model.into_owned(),
-        stream: b.stream.unwrap_or(false),
+        stream: fields.stream.flatten().unwrap_or(false),
         limits: OutputLimits {
-            max_tokens: b.max_tokens,
-            max_completion_tokens: b.max_completion_tokens,
-            max_output_tokens: b.max_output_tokens,
+            max_tokens: fields.max_tokens.flatten(),
+            max_completion_tokens: fields.max_completion_tokens.flatten(),
+            max_output_tokens: fields.max_output_tokens.flatten(),
         },
         mcp_servers,
     })
+}
+
+/// The members read so far: `None` not seen, `Some(None)` seen as `null`
+#[derive(Default)]
+struct Fields<'a> {
+    model: Option<Option<Cow<'a, str>>>,
+    stream: Option<Option<bool>>,
+    max_tokens: Option<Option<u64>>,
+    max_completion_tokens: Option<Option<u64>>,
+    max_output_tokens: Option<Option<u64>>,
+    /// Anthropic: `mcp_servers: [{type: "url", url, name}]`
+    mcp_servers: Option<Option<Vec<McpPeek>>>,
+    /// OpenAI Responses: `tools: [{type: "mcp", server_label, server_url}]`, only those
+    tools: Option<Option<Vec<McpPeek>>>,
+}
+
+impl<'a> Fields<'a> {
+    fn member(&mut self, r: &mut Reader<'a>, key: &str) -> Result<(), json::Error> {
+        match key {
+            "model" => once(r, &mut self.model, "model", |r| r.string()),
+            "stream" => once(r, &mut self.stream, "stream", Reader::bool),
+            "max_tokens" => once(r, &mut self.max_tokens, "max_tokens", Reader::u64),
+            "max_completion_tokens" => once(
+                r,
+                &mut self.max_completion_tokens,
+                "max_completion_tokens",
+                Reader::u64,
+            ),
+            "max_output_tokens" => once(
+                r,
+                &mut self.max_output_tokens,
+                "max_output_tokens",
+                Reader::u64,
+            ),
+            "mcp_servers" => once(r, &mut self.mcp_servers, "mcp_servers", anthropic_mcp),
+            "tools" => once(r, &mut self.tools, "tools", mcp_tools),
+            _ => r.skip(),
+        }
+    }
+}
+
+/// Read a member's value (`null` as `None`) into `slot`, an error if it was already there
+fn once<'a, T>(
+    r: &mut Reader<'a>,
+    slot: &mut Option<Option<T>>,
+    name: &'static str,
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, json::Error>,
+) -> Result<(), json::Error> {
+    if slot.is_some() {
+        return Err(json::Error {
+            code: json::Code::DuplicateField(name),
+            at: r.position(),
+        });
+    }
+    *slot = Some(if r.null()? { None } else { Some(read(r)?) });
+    Ok(())
+}
+
+/// A string member of an entry, `null` as absent
+fn opt_string<'a>(
+    r: &mut Reader<'a>,
+    slot: &mut Option<Option<Cow<'a, str>>>,
+    name: &'static str,
+) -> Result<(), json::Error> {
+    once(r, slot, name, |r| r.string())
+}
+
+fn owned(s: Option<Option<Cow<'_, str>>>) -> String {
+    s.flatten().map(Cow::into_owned).unwrap_or_default()
+}
+
+/// Anthropic's `mcp_servers`: objects with a `name` and a `url`
+fn anthropic_mcp(r: &mut Reader<'_>) -> Result<Vec<McpPeek>, json::Error> {
+    let mut out = Vec::new();
+    r.array("a sequence", |r| {
+        let (mut name, mut url) = (None, None);
+        r.object("struct AnthropicMcp", |r, key| match &*key {
+            "name" => opt_string(r, &mut name, "name"),
+            "url" => opt_string(r, &mut url, "url"),
+            _ => r.skip(),
+        })?;
+        out.push(McpPeek {
+            name: owned(name),
+            url: owned(url),
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// OpenAI Responses' `tools`: the MCP servers among them (`type: "mcp"`)
+fn mcp_tools(r: &mut Reader<'_>) -> Result<Vec<McpPeek>, json::Error> {
+    let mut out = Vec::new();
+    r.array("a sequence", |r| {
+        let (mut kind, mut label, mut url) = (None, None, None);
+        r.object("struct Tool", |r, key| match &*key {
+            "type" => opt_string(r, &mut kind, "type"),
+            "server_label" => opt_string(r, &mut label, "server_label"),
+            "server_url" => opt_string(r, &mut url, "server_url"),
+            _ => r.skip(),
+        })?;
+        if kind.flatten().as_deref() == Some("mcp") {
+            out.push(McpPeek {
+                name: owned(label),
+                url: owned(url),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -250,8 +302,11 @@ mod tests {
         let Err(PeekError::Json(m)) = peek(body.as_bytes()) else {
             panic!("a string is not a bool")
         };
-        assert!(m.chars().count() <= MAX_MESSAGE_CHARS + 1, "{}", m.len());
+        assert!(m.len() < 100, "{}", m.len());
         assert!(m.starts_with("invalid type: string"), "{m}");
         assert!(m.ends_with("column 1000024"), "{m}");
     }
 }
+
+#[cfg(test)]
+mod differential;

@@ -35,16 +35,16 @@ pub async fn read_model(
     }
     let limit = gw.cfg.max_body_bytes;
     let mut stream = body.into_data_stream();
-    if header_text(headers, &header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64)
-    {
+    let declared =
+        header_text(headers, &header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
         // refused from its declared length, before a byte of it is kept
         linger(stream);
         return Err(GatewayError::BodyTooLarge { limit });
     }
     let deadline = Duration::from_secs(gw.cfg.client_timeout_secs.max(1));
-    let bytes = match tokio::time::timeout(deadline, read_body(&mut stream, limit)).await {
+    let bytes = match tokio::time::timeout(deadline, read_body(&mut stream, limit, declared)).await
+    {
         Ok(Ok(b)) => b,
         Ok(Err(BodyError::TooLarge)) => {
             linger(stream);
@@ -97,14 +97,18 @@ fn linger(mut stream: axum::body::BodyDataStream) {
     });
 }
 
-/// Read a request body of at most `max` bytes; a body that arrives in one piece is not copied
+/// Read a request body of at most `max` bytes. A body that arrives in one piece is not copied;
+/// one that arrives in several is copied once, into a buffer of its declared length (no regrowth)
 async fn read_body(
     stream: &mut axum::body::BodyDataStream,
     max: usize,
+    declared: Option<u64>,
 ) -> Result<Bytes, BodyError> {
     use futures::StreamExt;
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
+    // the declared length is at most `max` here; a body longer than it declared is cut off by hyper
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(max));
     let mut len = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
@@ -116,6 +120,7 @@ async fn read_body(
             None => first = Some(chunk),
             Some(f) => {
                 if rest.is_empty() {
+                    rest.reserve_exact(capacity.max(f.len() + chunk.len()));
                     rest.extend_from_slice(f);
                 }
                 rest.extend_from_slice(&chunk);
