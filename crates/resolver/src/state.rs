@@ -19,13 +19,33 @@ use tokio::sync::{Mutex, watch};
 use crate::error::ResolverError;
 use crate::store::{Commit, Store, StoreError, StoreWatch};
 
-/// What is active: the compiled snapshot and the files it was compiled from
+/// What is active: the compiled snapshot and the files it was compiled from. A project publish
+/// shares every other project's entry (and compiled sets) with the revision before.
 pub struct Active {
     pub snapshot: Arc<Snapshot>,
     pub revision: String,
-    pub org: StoredOrg,
-    pub projects: BTreeMap<String, StoredProject>,
+    pub org: Arc<StoredOrg>,
+    /// the blob hash of `org`
+    pub org_blob: String,
+    pub projects: Projects,
 }
+
+/// A stored project layer and its blob hash
+pub struct StoredEntry {
+    pub blob: String,
+    pub layer: StoredProject,
+}
+
+impl StoredEntry {
+    fn new(layer: StoredProject) -> (StoredEntry, Vec<u8>) {
+        let bytes = layer.encode_to_vec();
+        let blob = blob_hash(&bytes);
+        (StoredEntry { blob, layer }, bytes)
+    }
+}
+
+/// The projects of a revision, by id
+pub type Projects = BTreeMap<String, Arc<StoredEntry>>;
 
 /// Gateway tokens by the sha-256 of the token (revoked ones are not in the table)
 /// token hash → token; foldhash over the hash (a lookup per decision)
@@ -89,10 +109,7 @@ fn org_tree(org: &StoredOrg) -> Result<FileTree, Problems> {
     strata_proto::file_tree("org", &org.files)
 }
 
-fn bundle_of(
-    org: &StoredOrg,
-    projects: &BTreeMap<String, StoredProject>,
-) -> Result<Bundle, Problems> {
+fn project_trees(id: &str, p: &StoredProject) -> Result<ProjectTrees, Problems> {
     let mut problems = Problems::default();
     let mut tree = |root: String, files: &[v1::File]| match strata_proto::file_tree(&root, files) {
         Ok(t) => t,
@@ -101,40 +118,72 @@ fn bundle_of(
             FileTree::default()
         }
     };
-    let org = tree("org".to_string(), &org.files);
-    let projects = projects
+    let project = tree(format!("project:{id}"), &p.files);
+    let folders = p
+        .folders
         .iter()
-        .map(|(id, p)| ProjectTrees {
-            id: id.clone(),
-            project: tree(format!("project:{id}"), &p.files),
-            folders: p
-                .folders
-                .iter()
-                .map(|f| {
-                    (
-                        f.path.clone(),
-                        tree(format!("project:{id}/{}", f.path), &f.files),
-                    )
-                })
-                .collect(),
+        .map(|f| {
+            (
+                f.path.clone(),
+                tree(format!("project:{id}/{}", f.path), &f.files),
+            )
         })
         .collect();
     if problems.has_errors() {
         return Err(problems);
     }
+    Ok(ProjectTrees {
+        id: id.to_string(),
+        project,
+        folders,
+    })
+}
+
+fn bundle_of(org: &StoredOrg, projects: &Projects) -> Result<Bundle, Problems> {
+    let mut problems = Problems::default();
+    let org = org_tree(org).unwrap_or_else(|p| {
+        problems.extend(p);
+        FileTree::default()
+    });
+    let mut trees = Vec::with_capacity(projects.len());
+    for (id, p) in projects {
+        match project_trees(id, &p.layer) {
+            Ok(t) => trees.push(t),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.has_errors() {
+        return Err(problems);
+    }
     Ok(Bundle {
         org,
-        projects,
+        projects: trees,
         users: Vec::new(),
     })
 }
 
+/// `${VAR}` in a published bundle is checked against the resolver's environment
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
 /// Compile on a blocking thread: it is CPU work and must not stall the runtime
 async fn compile(bundle: Bundle) -> Result<Snapshot, ResolverError> {
+    tokio::task::spawn_blocking(move || strata_policy::compile(&bundle, &env))
+        .await
+        .map_err(|e| ResolverError::Internal(format!("compile task failed: {e}")))?
+        .map_err(ResolverError::Invalid)
+}
+
+/// Compile `changed` projects against `prev`'s org, reusing every other project of `prev`
+/// (`removed` ones dropped), on a blocking thread
+async fn recompile(
+    prev: Arc<Snapshot>,
+    changed: Vec<ProjectTrees>,
+    removed: Vec<String>,
+) -> Result<Snapshot, ResolverError> {
     tokio::task::spawn_blocking(move || {
-        // `${VAR}` in a published bundle is checked against the resolver's environment
-        let env = |k: &str| std::env::var(k).ok();
-        strata_policy::compile(&bundle, &env)
+        strata_policy::compile::recompile(&prev, &changed, &removed, &env)
     })
     .await
     .map_err(|e| ResolverError::Internal(format!("compile task failed: {e}")))?
@@ -177,11 +226,18 @@ struct Opened {
 /// A stored revision with the layers it was built from
 struct Loaded {
     record: StoredRevision,
-    org: StoredOrg,
-    projects: BTreeMap<String, StoredProject>,
+    org: Arc<StoredOrg>,
+    org_blob: String,
+    projects: Projects,
 }
 
-fn read_revision(store: &dyn Store, rev: &str) -> Result<Loaded, ResolverError> {
+/// Read revision `rev`, reusing the layers `known` holds under the same blob hash (only the
+/// others are read and decoded)
+fn read_revision(
+    store: &dyn Store,
+    rev: &str,
+    known: Option<&Active>,
+) -> Result<Loaded, ResolverError> {
     let record = store
         .revision(rev)?
         .ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
@@ -190,21 +246,42 @@ fn read_revision(store: &dyn Store, rev: &str) -> Result<Loaded, ResolverError> 
             ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))
         })
     };
-    let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice())
-        .map_err(|e| ResolverError::Internal(e.to_string()))?;
+    let org = match known.filter(|k| k.org_blob == record.org_blob) {
+        Some(k) => k.org.clone(),
+        None => Arc::new(
+            StoredOrg::decode(blob(&record.org_blob)?.as_slice())
+                .map_err(|e| ResolverError::Internal(e.to_string()))?,
+        ),
+    };
     let mut projects = BTreeMap::new();
     for (id, h) in &record.project_blobs {
-        projects.insert(
-            id.clone(),
-            StoredProject::decode(blob(h)?.as_slice())
-                .map_err(|e| ResolverError::Internal(e.to_string()))?,
-        );
+        let same = known.and_then(|k| k.projects.get(id).filter(|e| e.blob == *h));
+        let entry = match same {
+            Some(e) => e.clone(),
+            None => Arc::new(StoredEntry {
+                blob: h.clone(),
+                layer: StoredProject::decode(blob(h)?.as_slice())
+                    .map_err(|e| ResolverError::Internal(e.to_string()))?,
+            }),
+        };
+        projects.insert(id.clone(), entry);
     }
     Ok(Loaded {
+        org_blob: record.org_blob.clone(),
         record,
         org,
         projects,
     })
+}
+
+/// A compiled next revision, to store and activate
+struct Next {
+    snapshot: Snapshot,
+    org: Arc<StoredOrg>,
+    org_blob: String,
+    projects: Projects,
+    /// the blobs it adds to the store
+    blobs: Vec<(String, Vec<u8>)>,
 }
 
 fn valid_project_id(id: &str) -> bool {
@@ -324,19 +401,42 @@ impl Resolver {
             .collect())
     }
 
-    /// Rebuild a stored revision
+    /// Rebuild a stored revision. With the same org as the active one, only the projects whose
+    /// layers differ are compiled (a rollback or another resolver's publish costs what a publish
+    /// costs); otherwise everything is.
     async fn load(&self, rev: &str) -> Result<Active, ResolverError> {
         let id = rev.to_string();
+        let known = self.active();
+        let k = known.clone();
         let Loaded {
             record,
             org,
+            org_blob,
             projects,
-        } = blocking(&self.store, move |s| read_revision(s, &id)).await?;
-        let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
+        } = blocking(&self.store, move |s| read_revision(s, &id, k.as_deref())).await?;
+        let snapshot = match known.filter(|k| k.org_blob == org_blob) {
+            Some(k) => {
+                let changed = projects
+                    .iter()
+                    .filter(|(id, e)| !k.projects.get(*id).is_some_and(|o| Arc::ptr_eq(o, e)))
+                    .map(|(id, e)| project_trees(id, &e.layer))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ResolverError::Invalid)?;
+                let removed = k
+                    .projects
+                    .keys()
+                    .filter(|id| !projects.contains_key(*id))
+                    .cloned()
+                    .collect();
+                recompile(k.snapshot.clone(), changed, removed).await?
+            }
+            None => compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?,
+        };
         Ok(Active {
             snapshot: Arc::new(snapshot),
             revision: record.revision,
             org,
+            org_blob,
             projects,
         })
     }
@@ -436,19 +536,18 @@ impl Resolver {
         Ok(())
     }
 
-    async fn publish_bundle(
+    /// Store and activate a compiled next revision (unless it is the active one)
+    async fn activate_next(
         &self,
         seen: &mut Option<String>,
-        org: StoredOrg,
-        projects: BTreeMap<String, StoredProject>,
+        next: Next,
         kind: &str,
         message: String,
         changed_project: Option<String>,
     ) -> Result<(String, bool, Problems), ResolverError> {
-        let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
-        let revision = snapshot.revision.to_string();
+        let revision = next.snapshot.revision.to_string();
         let warnings = Problems {
-            problems: snapshot.diagnostics.clone(),
+            problems: next.snapshot.diagnostics.clone(),
         };
         let previous = self
             .active()
@@ -457,26 +556,21 @@ impl Resolver {
         if previous == revision {
             return Ok((revision, false, warnings));
         }
-        let org_bytes = org.encode_to_vec();
-        let org_blob = blob_hash(&org_bytes);
-        let mut blobs = vec![(org_blob.clone(), org_bytes)];
-        let mut project_blobs = std::collections::HashMap::new();
-        for (id, p) in &projects {
-            let bytes = p.encode_to_vec();
-            let h = blob_hash(&bytes);
-            project_blobs.insert(id.clone(), h.clone());
-            blobs.push((h, bytes));
-        }
-        let project_history = changed_project
+        let project_blobs = next
+            .projects
             .iter()
-            .filter_map(|id| project_blobs.get(id).map(|h| (id.clone(), h.clone())))
+            .map(|(id, e)| (id.clone(), e.blob.clone()))
+            .collect();
+        let project_history = changed_project
+            .and_then(|id| next.projects.get(&id).map(|e| (id, e.blob.clone())))
+            .into_iter()
             .collect();
         let record = StoredRevision {
             revision: revision.clone(),
             created_at_unix_ms: now_ms(),
             kind: kind.to_string(),
             message,
-            org_blob,
+            org_blob: next.org_blob.clone(),
             project_blobs,
         };
         let activation = StoredActivation {
@@ -485,7 +579,7 @@ impl Resolver {
             at_unix_ms: now_ms(),
         };
         let commit = Commit {
-            blobs,
+            blobs: next.blobs,
             revision: record,
             activation,
             project_history,
@@ -495,10 +589,11 @@ impl Resolver {
         *seen = Some(revision.clone());
         self.swap(
             Active {
-                snapshot: Arc::new(snapshot),
+                snapshot: Arc::new(next.snapshot),
                 revision: revision.clone(),
-                org,
-                projects,
+                org: next.org,
+                org_blob: next.org_blob,
+                projects: next.projects,
             },
             kind,
             previous,
@@ -515,6 +610,9 @@ impl Resolver {
     ) -> Result<(String, bool, Problems), ResolverError> {
         let org = StoredOrg { files };
         org_tree(&org).map_err(ResolverError::Invalid)?;
+        let org_bytes = org.encode_to_vec();
+        let org_blob = blob_hash(&org_bytes);
+        let org = Arc::new(org);
         let mut seen = self.publish.lock().await;
         let mut attempt = 0;
         loop {
@@ -524,15 +622,18 @@ impl Resolver {
                 .active()
                 .map(|a| a.projects.clone())
                 .unwrap_or_default();
+            // a new org: every project compiles again (project blobs are stored already)
+            let snapshot =
+                compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
+            let next = Next {
+                snapshot,
+                org: org.clone(),
+                org_blob: org_blob.clone(),
+                projects,
+                blobs: vec![(org_blob.clone(), org_bytes.clone())],
+            };
             let r = self
-                .publish_bundle(
-                    &mut seen,
-                    org.clone(),
-                    projects,
-                    "publish-org",
-                    message.clone(),
-                    None,
-                )
+                .activate_next(&mut seen, next, "publish-org", message.clone(), None)
                 .await;
             match r {
                 Err(e) if is_conflict(&e) && attempt < PUBLISH_ATTEMPTS => continue,
@@ -554,7 +655,9 @@ impl Resolver {
                 "invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`"
             )));
         }
-        let layer = StoredProject { files, folders };
+        let (entry, bytes) = StoredEntry::new(StoredProject { files, folders });
+        let trees = project_trees(&id, &entry.layer).map_err(ResolverError::Invalid)?;
+        let entry = Arc::new(entry);
         let mut seen = self.publish.lock().await;
         let mut attempt = 0;
         loop {
@@ -565,13 +668,21 @@ impl Resolver {
                     "no org bundle is published yet: publish the org bundle first".to_string(),
                 ));
             };
+            // this project alone compiles; every other one is the active revision's
+            let snapshot = recompile(active.snapshot.clone(), vec![trees.clone()], vec![]).await?;
             let mut projects = active.projects.clone();
-            projects.insert(id.clone(), layer.clone());
+            projects.insert(id.clone(), entry.clone());
+            let next = Next {
+                snapshot,
+                org: active.org.clone(),
+                org_blob: active.org_blob.clone(),
+                projects,
+                blobs: vec![(entry.blob.clone(), bytes.clone())],
+            };
             let r = self
-                .publish_bundle(
+                .activate_next(
                     &mut seen,
-                    active.org.clone(),
-                    projects,
+                    next,
                     "publish-project",
                     message.clone(),
                     Some(id.clone()),
