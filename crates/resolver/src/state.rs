@@ -4,10 +4,10 @@
 //! they activated.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use strata_policy::{Bundle, FileTree, Problems, ProjectTrees, Snapshot};
@@ -47,14 +47,48 @@ impl StoredEntry {
 /// The projects of a revision, by id
 pub type Projects = BTreeMap<String, Arc<StoredEntry>>;
 
-/// Gateway tokens by the sha-256 of the token (revoked ones are not in the table)
-/// token hash → token; foldhash over the hash (a lookup per decision)
-pub type TokenTable = strata_policy::FastMap<[u8; 32], Arc<StoredToken>>;
+/// The live (not revoked) gateway tokens: by the sha-256 of the token (foldhash over the hash,
+/// a lookup per decision) and by id (revocation). Kept apart from the snapshot: a token change
+/// neither copies nor recompiles it, and creating or revoking one is one insert or removal.
+#[derive(Default)]
+pub struct TokenTable {
+    by_hash: strata_policy::FastMap<[u8; 32], Arc<StoredToken>>,
+    by_id: strata_policy::FastMap<String, [u8; 32]>,
+}
+
+impl TokenTable {
+    fn insert(&mut self, t: StoredToken) {
+        let Ok(h) = <[u8; 32]>::try_from(t.hash.as_slice()) else {
+            return;
+        };
+        if t.revoked {
+            self.remove(&t.token_id);
+            return;
+        }
+        self.by_id.insert(t.token_id.clone(), h);
+        self.by_hash.insert(h, Arc::new(t));
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<StoredToken>> {
+        let h = self.by_id.remove(id)?;
+        self.by_hash.remove(&h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
 
 pub struct Resolver {
     store: Arc<dyn Store>,
     active: ArcSwapOption<Active>,
-    tokens: ArcSwap<TokenTable>,
+    /// Written for one insert or removal at a time (or a reload when catching up), read for one
+    /// lookup: readers never wait for a store call
+    tokens: RwLock<TokenTable>,
     /// Serializes publishes, rollbacks, token changes and catching up; holds the store's active
     /// revision as this resolver last saw it (what the next commit replaces)
     publish: Mutex<Option<String>>,
@@ -315,7 +349,7 @@ impl Resolver {
         let r = Resolver {
             store,
             active: ArcSwapOption::empty(),
-            tokens: ArcSwap::from_pointee(tokens),
+            tokens: RwLock::new(tokens),
             publish: Mutex::new(stored_active.clone()),
             events,
             stopping: watch::channel(false).0,
@@ -389,16 +423,27 @@ impl Resolver {
     }
 
     fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
-        Ok(store
-            .tokens()?
-            .into_iter()
-            .filter(|t| !t.revoked)
-            .filter_map(|t| {
-                <[u8; 32]>::try_from(t.hash.as_slice())
-                    .ok()
-                    .map(|h| (h, Arc::new(t)))
-            })
-            .collect())
+        let mut table = TokenTable::default();
+        for t in store.tokens()? {
+            table.insert(t);
+        }
+        Ok(table)
+    }
+
+    fn set_tokens(&self, table: TokenTable) {
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = table;
+    }
+
+    fn change_tokens<T>(&self, f: impl FnOnce(&mut TokenTable) -> T) -> T {
+        f(&mut self.tokens.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How many live gateway tokens there are
+    pub fn token_count(&self) -> usize {
+        self.tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Rebuild a stored revision. With the same org as the active one, only the projects whose
@@ -483,7 +528,9 @@ impl Resolver {
 
     /// The live (not revoked) gateway token `token`
     pub fn token(&self, token: &str) -> Option<Arc<StoredToken>> {
-        self.tokens.load().get(&sha256(token.as_bytes())).cloned()
+        let h = sha256(token.as_bytes());
+        let table = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        table.by_hash.get(&h).cloned()
     }
 
     /// The store's change signals, when other resolvers share it
@@ -532,7 +579,7 @@ impl Resolver {
         let mut seen = self.publish.lock().await;
         self.catch_up(&mut seen).await?;
         let tokens = blocking(&self.store, Self::token_table).await?;
-        self.tokens.store(Arc::new(tokens));
+        self.set_tokens(tokens);
         Ok(())
     }
 
@@ -779,12 +826,8 @@ impl Resolver {
         };
         let _guard = self.publish.lock().await;
         let put = record.clone();
-        let table = blocking(&self.store, move |s| {
-            s.put_token(&put)?;
-            Self::token_table(s)
-        })
-        .await?;
-        self.tokens.store(Arc::new(table));
+        blocking(&self.store, move |s| s.put_token(&put)).await?;
+        self.change_tokens(|t| t.insert(record.clone()));
         Ok((token, record))
     }
 
@@ -796,24 +839,64 @@ impl Resolver {
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), ResolverError> {
         let _guard = self.publish.lock().await;
+        let known = self.change_tokens(|t| t.by_id.get(id).and_then(|h| t.by_hash.get(h)).cloned());
         let id = id.to_string();
-        let table = blocking(&self.store, move |s| {
-            let mut t = s
-                .tokens()?
-                .into_iter()
-                .find(|t| t.token_id == id)
-                .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
-            t.revoked = true;
-            s.put_token(&t)?;
-            Self::token_table(s)
-        })
-        .await?;
-        self.tokens.store(Arc::new(table));
+        let mut t = match known {
+            Some(t) => StoredToken::clone(&t),
+            // not live here (revoked already, or not caught up with another resolver): the store
+            None => {
+                let find = id.clone();
+                blocking(&self.store, move |s| s.token(&find))
+                    .await?
+                    .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?
+            }
+        };
+        t.revoked = true;
+        let put = t.clone();
+        blocking(&self.store, move |s| s.put_token(&put)).await?;
+        self.change_tokens(|table| table.remove(&id));
         Ok(())
     }
 
     pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
         let id = id.to_string();
         blocking(&self.store, move |s| s.project_history(&id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::MemStore;
+
+    #[tokio::test]
+    async fn tokens_are_created_looked_up_and_revoked_one_at_a_time() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let open = || Resolver::open(store.clone(), Some("a".into()), Some("s".into()));
+        let (r, _) = open().await.unwrap();
+        let mut made = Vec::new();
+        for i in 0..50 {
+            let (secret, rec) = r
+                .create_token(format!("u{i}"), vec![], vec![], String::new())
+                .await
+                .unwrap();
+            made.push((secret, rec));
+        }
+        assert_eq!(r.token_count(), 50);
+        let (secret, rec) = &made[7];
+        assert_eq!(r.token(secret).unwrap().user, "u7");
+        r.revoke_token(&rec.token_id).await.unwrap();
+        assert!(r.token(secret).is_none());
+        assert_eq!(r.token(&made[8].0).unwrap().user, "u8");
+        // revoking twice finds it in the store, and an unknown id is an error
+        r.revoke_token(&rec.token_id).await.unwrap();
+        assert!(r.revoke_token("tok_nope").await.is_err());
+        // a resolver opening the same store sees the same live tokens
+        let (again, _) = open().await.unwrap();
+        assert_eq!(again.token_count(), 49);
+        assert!(again.token(secret).is_none());
+        assert_eq!(again.token(&made[49].0).unwrap().user, "u49");
     }
 }

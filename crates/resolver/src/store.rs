@@ -91,6 +91,10 @@ pub trait Store: Send + Sync + 'static {
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError>;
     fn put_token(&self, t: &StoredToken) -> Result<(), StoreError>;
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
+    /// The token with id `id` (revoked or not)
+    fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        Ok(self.tokens()?.into_iter().find(|t| t.token_id == id))
+    }
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Change signals for a store that other processes write too; `None` (the default) for a
@@ -270,6 +274,13 @@ impl Store for SledStore {
             .insert(t.token_id.as_bytes(), t.encode_to_vec())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        self.tokens
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
     }
 
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
