@@ -28,20 +28,110 @@ pub struct Active {
     /// the blob hash of `org`
     pub org_blob: String,
     pub projects: Projects,
+    /// the bucket blobs listing `projects` (empty for a revision stored before buckets)
+    pub buckets: Vec<String>,
 }
 
-/// A stored project layer and its blob hash
+/// A stored project layer, its blob hash and the bucket of revisions it is listed in
 pub struct StoredEntry {
     pub blob: String,
     pub layer: StoredProject,
+    pub bucket: usize,
 }
 
 impl StoredEntry {
-    fn new(layer: StoredProject) -> (StoredEntry, Vec<u8>) {
+    fn new(id: &str, layer: StoredProject) -> (StoredEntry, Vec<u8>) {
         let bytes = layer.encode_to_vec();
         let blob = blob_hash(&bytes);
-        (StoredEntry { blob, layer }, bytes)
+        let bucket = bucket_of(id);
+        (
+            StoredEntry {
+                blob,
+                layer,
+                bucket,
+            },
+            bytes,
+        )
     }
+}
+
+/// How many buckets a revision lists its projects in (`StoredRevision.project_buckets`): a
+/// project publish writes one bucket of about 1/64th of the projects
+const BUCKETS: usize = 64;
+
+fn bucket_of(id: &str) -> usize {
+    sha256(id.as_bytes())[0] as usize % BUCKETS
+}
+
+/// Bucket `k` of `projects`, encoded, and its blob hash
+fn bucket_blob(projects: &Projects, k: usize) -> (String, Vec<u8>) {
+    let index = v1::StoredProjectIndex {
+        projects: projects
+            .iter()
+            .filter(|(_, e)| e.bucket == k)
+            .map(|(id, e)| v1::ProjectBlob {
+                id: id.clone(),
+                blob: e.blob.clone(),
+            })
+            .collect(),
+    };
+    let bytes = index.encode_to_vec();
+    (blob_hash(&bytes), bytes)
+}
+
+/// The buckets of the next revision and the bucket blobs it adds: `prev`'s with bucket `changed`
+/// written again, or every bucket when `prev` has none (a first revision, or one stored before
+/// buckets)
+fn rebucket(
+    prev: &[String],
+    projects: &Projects,
+    changed: Option<usize>,
+) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
+    let mut blobs = Vec::new();
+    if prev.len() != BUCKETS {
+        let buckets = (0..BUCKETS)
+            .map(|k| {
+                let (h, bytes) = bucket_blob(projects, k);
+                blobs.push((h.clone(), bytes));
+                h
+            })
+            .collect();
+        return (buckets, blobs);
+    }
+    let mut buckets = prev.to_vec();
+    if let Some(k) = changed {
+        let (h, bytes) = bucket_blob(projects, k);
+        buckets[k] = h.clone();
+        blobs.push((h, bytes));
+    }
+    (buckets, blobs)
+}
+
+/// Every (project id, blob hash) of a stored revision, from its buckets (or its own list)
+fn project_blobs(
+    store: &dyn Store,
+    record: &StoredRevision,
+) -> Result<Vec<(String, String)>, ResolverError> {
+    if record.project_buckets.is_empty() {
+        return Ok(record
+            .project_blobs
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for h in &record.project_buckets {
+        let bytes = store.blob(h)?.ok_or_else(|| {
+            ResolverError::Internal(format!(
+                "missing bucket `{h}` of revision `{}`",
+                record.revision
+            ))
+        })?;
+        let index = v1::StoredProjectIndex::decode(bytes.as_slice())
+            .map_err(|e| ResolverError::Internal(e.to_string()))?;
+        out.extend(index.projects.into_iter().map(|p| (p.id, p.blob)));
+    }
+    Ok(out)
 }
 
 /// The projects of a revision, by id
@@ -263,6 +353,7 @@ struct Loaded {
     org: Arc<StoredOrg>,
     org_blob: String,
     projects: Projects,
+    buckets: Vec<String>,
 }
 
 /// Read revision `rev`, reusing the layers `known` holds under the same blob hash (only the
@@ -288,19 +379,21 @@ fn read_revision(
         ),
     };
     let mut projects = BTreeMap::new();
-    for (id, h) in &record.project_blobs {
-        let same = known.and_then(|k| k.projects.get(id).filter(|e| e.blob == *h));
+    for (id, h) in project_blobs(store, &record)? {
+        let same = known.and_then(|k| k.projects.get(&id).filter(|e| e.blob == h));
         let entry = match same {
             Some(e) => e.clone(),
             None => Arc::new(StoredEntry {
-                blob: h.clone(),
-                layer: StoredProject::decode(blob(h)?.as_slice())
+                layer: StoredProject::decode(blob(&h)?.as_slice())
                     .map_err(|e| ResolverError::Internal(e.to_string()))?,
+                blob: h,
+                bucket: bucket_of(&id),
             }),
         };
-        projects.insert(id.clone(), entry);
+        projects.insert(id, entry);
     }
     Ok(Loaded {
+        buckets: record.project_buckets.clone(),
         org_blob: record.org_blob.clone(),
         record,
         org,
@@ -314,6 +407,7 @@ struct Next {
     org: Arc<StoredOrg>,
     org_blob: String,
     projects: Projects,
+    buckets: Vec<String>,
     /// the blobs it adds to the store
     blobs: Vec<(String, Vec<u8>)>,
 }
@@ -458,6 +552,7 @@ impl Resolver {
             org,
             org_blob,
             projects,
+            buckets,
         } = blocking(&self.store, move |s| read_revision(s, &id, k.as_deref())).await?;
         let snapshot = match known.filter(|k| k.org_blob == org_blob) {
             Some(k) => {
@@ -483,6 +578,7 @@ impl Resolver {
             org,
             org_blob,
             projects,
+            buckets,
         })
     }
 
@@ -603,11 +699,6 @@ impl Resolver {
         if previous == revision {
             return Ok((revision, false, warnings));
         }
-        let project_blobs = next
-            .projects
-            .iter()
-            .map(|(id, e)| (id.clone(), e.blob.clone()))
-            .collect();
         let project_history = changed_project
             .and_then(|id| next.projects.get(&id).map(|e| (id, e.blob.clone())))
             .into_iter()
@@ -618,7 +709,8 @@ impl Resolver {
             kind: kind.to_string(),
             message,
             org_blob: next.org_blob.clone(),
-            project_blobs,
+            project_blobs: Default::default(),
+            project_buckets: next.buckets.clone(),
         };
         let activation = StoredActivation {
             revision: revision.clone(),
@@ -641,6 +733,7 @@ impl Resolver {
                 org: next.org,
                 org_blob: next.org_blob,
                 projects: next.projects,
+                buckets: next.buckets,
             },
             kind,
             previous,
@@ -665,10 +758,14 @@ impl Resolver {
         loop {
             attempt += 1;
             self.catch_up(&mut seen).await?;
-            let projects = self
-                .active()
+            let active = self.active();
+            let projects = active
+                .as_ref()
                 .map(|a| a.projects.clone())
                 .unwrap_or_default();
+            let prev = active.as_ref().map(|a| a.buckets.as_slice()).unwrap_or(&[]);
+            let (buckets, mut blobs) = rebucket(prev, &projects, None);
+            blobs.push((org_blob.clone(), org_bytes.clone()));
             // a new org: every project compiles again (project blobs are stored already)
             let snapshot =
                 compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
@@ -677,7 +774,8 @@ impl Resolver {
                 org: org.clone(),
                 org_blob: org_blob.clone(),
                 projects,
-                blobs: vec![(org_blob.clone(), org_bytes.clone())],
+                buckets,
+                blobs,
             };
             let r = self
                 .activate_next(&mut seen, next, "publish-org", message.clone(), None)
@@ -702,7 +800,7 @@ impl Resolver {
                 "invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`"
             )));
         }
-        let (entry, bytes) = StoredEntry::new(StoredProject { files, folders });
+        let (entry, bytes) = StoredEntry::new(&id, StoredProject { files, folders });
         let trees = project_trees(&id, &entry.layer).map_err(ResolverError::Invalid)?;
         let entry = Arc::new(entry);
         let mut seen = self.publish.lock().await;
@@ -719,12 +817,15 @@ impl Resolver {
             let snapshot = recompile(active.snapshot.clone(), vec![trees.clone()], vec![]).await?;
             let mut projects = active.projects.clone();
             projects.insert(id.clone(), entry.clone());
+            let (buckets, mut blobs) = rebucket(&active.buckets, &projects, Some(entry.bucket));
+            blobs.push((entry.blob.clone(), bytes.clone()));
             let next = Next {
                 snapshot,
                 org: active.org.clone(),
                 org_blob: active.org_blob.clone(),
                 projects,
-                blobs: vec![(entry.blob.clone(), bytes.clone())],
+                buckets,
+                blobs,
             };
             let r = self
                 .activate_next(
@@ -745,7 +846,11 @@ impl Resolver {
     /// Every revision, newest first, and which is active
     pub async fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
         let (mut revs, active) = blocking(&self.store, |s| {
-            Ok::<_, StoreError>((s.revisions()?, s.active()?))
+            let mut revs = s.revisions()?;
+            for r in revs.iter_mut().filter(|r| !r.project_buckets.is_empty()) {
+                r.project_blobs = project_blobs(s, r)?.into_iter().collect();
+            }
+            Ok::<_, ResolverError>((revs, s.active()?))
         })
         .await?;
         revs.sort_by(|a, b| {
@@ -759,12 +864,11 @@ impl Resolver {
     /// Make an earlier revision active again; `rev` may be a unique prefix
     pub async fn rollback(&self, rev: &str) -> Result<String, ResolverError> {
         let mut seen = self.publish.lock().await;
-        let matches: Vec<String> = blocking(&self.store, |s| s.revisions())
-            .await?
-            .into_iter()
-            .map(|r| r.revision)
-            .filter(|r| !rev.is_empty() && r.starts_with(rev))
-            .collect();
+        if rev.is_empty() {
+            return Err(ResolverError::NotFound("revision ``".to_string()));
+        }
+        let prefix = rev.to_string();
+        let matches: Vec<String> = blocking(&self.store, move |s| s.revision_ids(&prefix)).await?;
         let target = match matches.as_slice() {
             [one] => one.clone(),
             [] => return Err(ResolverError::NotFound(format!("revision `{rev}`"))),

@@ -86,6 +86,15 @@ pub trait Store: Send + Sync + 'static {
     fn active(&self) -> Result<Option<String>, StoreError>;
     fn revision(&self, id: &str) -> Result<Option<StoredRevision>, StoreError>;
     fn revisions(&self) -> Result<Vec<StoredRevision>, StoreError>;
+    /// The ids of the revisions whose id starts with `prefix`
+    fn revision_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .revisions()?
+            .into_iter()
+            .map(|r| r.revision)
+            .filter(|r| r.starts_with(prefix))
+            .collect())
+    }
     fn activations(&self) -> Result<Vec<StoredActivation>, StoreError>;
     fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError>;
@@ -242,6 +251,14 @@ impl Store for SledStore {
                 let (k, v) = kv?;
                 decode(&String::from_utf8_lossy(&k), &v)
             })
+            .collect()
+    }
+
+    fn revision_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.revisions
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
             .collect()
     }
 
