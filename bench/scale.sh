@@ -84,7 +84,7 @@ PY
   pg_url="postgres://strata@127.0.0.1:$port/postgres"
 }
 
-report="$work/report.md"
+report=${REPORT:-$work/report.md}
 for store in $STORES; do
   case $store in
     sled) args=(--data "$work/data") ;;

@@ -615,6 +615,13 @@ pub struct CompiledOrg {
     sets_cache: SetsCache,
 }
 
+impl CompiledOrg {
+    /// The warnings compiling the org and user layers found
+    pub fn diagnostics(&self) -> &[Problem] {
+        &self.diagnostics
+    }
+}
+
 impl std::fmt::Debug for CompiledOrg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledOrg")

@@ -107,7 +107,7 @@ fn project_trees(i: usize, l: &LayerSpec, folder: &Option<LayerSpec>) -> Project
     let id = PROJECTS[i];
     ProjectTrees {
         id: id.to_string(),
-        project: FileTree::from_files(&format!("projects/{id}"), layer_files(l, None)).unwrap(),
+        project: FileTree::from_files(format!("projects/{id}"), layer_files(l, None)).unwrap(),
         folders: folder
             .iter()
             .map(|f| {

@@ -689,8 +689,19 @@ impl Resolver {
         changed_project: Option<String>,
     ) -> Result<(String, bool, Problems), ResolverError> {
         let revision = next.snapshot.revision.to_string();
+        // a project publish reports the org's warnings and that project's, not every project's
+        let snap = &next.snapshot;
         let warnings = Problems {
-            problems: next.snapshot.diagnostics.clone(),
+            problems: match changed_project
+                .as_ref()
+                .and_then(|id| snap.projects.get(id))
+            {
+                Some(p) => (snap.compiled_org.diagnostics().iter())
+                    .chain(&p.diagnostics)
+                    .cloned()
+                    .collect(),
+                None => snap.diagnostics.clone(),
+            },
         };
         let previous = self
             .active()
