@@ -5,19 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use maud::{Markup, html};
 use strata_policy::{Effect, KeyMode, Request, Snapshot};
-use strata_proto::v1::{StoredOrg, StoredProject};
+use strata_proto::v1::StoredOrg;
+use strata_resolver::state::Projects;
 
 /// Every file of a revision, named as origins name them: `org/settings.json`,
 /// `project:web/settings.json`, `project:web/services/billing/settings.json`
-pub fn layer_files(
-    org: &StoredOrg,
-    projects: &BTreeMap<String, StoredProject>,
-) -> BTreeMap<String, Vec<u8>> {
+pub fn layer_files(org: &StoredOrg, projects: &Projects) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for f in &org.files {
         out.insert(format!("org/{}", f.path), f.content.clone());
     }
-    for (id, p) in projects {
+    for (id, entry) in projects {
+        let p = &entry.layer;
         for f in &p.files {
             out.insert(format!("project:{id}/{}", f.path), f.content.clone());
         }

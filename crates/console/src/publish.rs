@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use strata_policy::testcase::{CaseResult, TestFile, TestFileError, run_file, test_files};
 use strata_policy::{Bundle, FileTree, Problems, ProjectTrees, Snapshot};
-use strata_proto::v1::{self, StoredOrg, StoredProject};
+use strata_proto::v1::{self, StoredOrg};
 use strata_resolver::state::Active;
 
 use crate::Console;
@@ -104,10 +104,11 @@ pub async fn page(State(console): State<Arc<Console>>, admin: Admin) -> Response
 
 /// The active project layers, as the resolver compiles them with a new org bundle
 fn project_trees(
-    projects: &BTreeMap<String, StoredProject>,
+    projects: &strata_resolver::state::Projects,
 ) -> Result<Vec<ProjectTrees>, Problems> {
     let mut out = Vec::new();
-    for (id, p) in projects {
+    for (id, entry) in projects {
+        let p = &entry.layer;
         let mut folders = Vec::new();
         for f in &p.folders {
             folders.push((
@@ -162,7 +163,7 @@ fn fill_projects(org_dir: &Path, test: &Path, active: Option<&Active>) -> std::i
         return Ok(());
     };
     for (id, p) in &spec.projects {
-        let Some(layer) = active.projects.get(id) else {
+        let Some(layer) = active.projects.get(id).map(|e| &e.layer) else {
             continue;
         };
         let dir = org_dir.join(&p.path);

@@ -113,6 +113,12 @@ pub struct CompiledProject {
     /// folder path below the project root → its layer and sets
     pub folders: Vec<(String, CompiledLayer, ScopeSets)>,
     pub sets: ScopeSets,
+    /// sha-256 of the project's files and expanded MCP server lines (its part of the revision)
+    pub digest: [u8; 32],
+    /// the project's (and its folders') hand-written rules
+    pub rules: FastMap<PolicyId, RuleInfo>,
+    /// the warnings compiling the project found
+    pub diagnostics: Vec<Problem>,
 }
 
 /// The input of [`compile`]: the org bundle, project layers by project id (each with its
@@ -159,13 +165,36 @@ pub struct Snapshot {
     pub revision: Revision,
     pub org: CompiledLayer,
     pub org_policy: OrgPolicy,
-    pub projects: FastMap<String, CompiledProject>,
+    /// by id; a project publish replaces one entry and shares every other with the revision
+    /// before (`Arc`)
+    pub projects: FastMap<String, Arc<CompiledProject>>,
     pub users: FastMap<String, CompiledLayer>,
     pub org_sets: ScopeSets,
+    /// the base rules and the org's hand-written ones (a project's are in the project: see
+    /// [`Snapshot::rule`])
     pub rules: FastMap<PolicyId, RuleInfo>,
     pub uids: Uids,
     /// warnings found while compiling (locked keys, ignored additions, ...)
     pub diagnostics: Vec<Problem>,
+    /// what [`recompile`] compiles a changed project against
+    pub compiled_org: Arc<CompiledOrg>,
+}
+
+impl Snapshot {
+    /// The rule with id `id`, wherever it was compiled: a project's or folder's hand-written
+    /// rule is found in its project, which the id names (`project:<id>#…`, `folder:<id>/<path>#…`,
+    /// where a project id may hold `/` too)
+    pub fn rule(&self, id: &PolicyId) -> Option<&RuleInfo> {
+        if let Some(r) = self.rules.get(id) {
+            return Some(r);
+        }
+        let text: &str = id.as_ref();
+        let (scope, _) = text.split_once('#')?;
+        let (_, path) = scope.split_once(':')?;
+        std::iter::once(path.len())
+            .chain(path.rmatch_indices('/').map(|(i, _)| i))
+            .find_map(|end| self.projects.get(&path[..end])?.rules.get(id))
+    }
 }
 
 fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
@@ -227,38 +256,64 @@ fn hash_tree(h: &mut Sha256, tag: &str, tree: &FileTree) {
     }
 }
 
-/// The revision of a bundle: sha-256 over the schema, the base rules and every file
-pub fn revision_of(bundle: &Bundle) -> Revision {
-    revision_with(bundle, &[])
-}
-
-/// The revision of a bundle and of the values its `${VAR}`s expanded to where governance matches
-/// on them (MCP server URLs, commands, arguments): the same files in another environment can
-/// decide differently, so they are another revision. (API key values are never part of it.)
-pub fn revision_with(bundle: &Bundle, expanded: &[String]) -> Revision {
-    let mut h = Sha256::new();
-    for e in expanded {
+fn hash_lines(h: &mut Sha256, lines: &[String]) {
+    h.update((lines.len() as u64).to_le_bytes());
+    for e in lines {
         h.update((e.len() as u64).to_le_bytes());
         h.update(e.as_bytes());
     }
+}
+
+/// The revision of a compiled bundle: sha-256 over the schema, the base rules, the org's digest
+/// and every project's id and digest, by id. A digest covers a part's files and the values its
+/// `${VAR}`s expanded to where governance matches on them (MCP server URLs, commands, arguments):
+/// the same files in another environment can decide differently, so they are another revision.
+/// (API key values are never part of it.) Hashing digests, not files, keeps a project publish
+/// from rehashing every other project.
+fn revision_of(org: &CompiledOrg, projects: &FastMap<String, Arc<CompiledProject>>) -> Revision {
+    let mut h = Sha256::new();
     h.update(rules::SCHEMA_SRC.as_bytes());
     h.update(rules::BASE_RULES_SRC.as_bytes());
-    hash_tree(&mut h, "org", &bundle.org);
-    for p in &bundle.projects {
-        hash_tree(&mut h, &format!("project:{}", p.id), &p.project);
-        for (path, t) in &p.folders {
-            hash_tree(&mut h, &format!("folder:{}:{path}", p.id), t);
-        }
-    }
-    for (u, t) in &bundle.users {
-        hash_tree(&mut h, &format!("user:{u}"), t);
+    h.update(org.digest);
+    let mut ids: Vec<(&String, &Arc<CompiledProject>)> = projects.iter().collect();
+    ids.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (id, p) in ids {
+        h.update((id.len() as u64).to_le_bytes());
+        h.update(id.as_bytes());
+        h.update(p.digest);
     }
     Revision(Arc::from(hex::encode(h.finalize())))
 }
 
+/// Whether base rule `key` has something to enforce in a scope of `layers`
+fn present(
+    key: &RuleKey,
+    layers: &[&CompiledLayer],
+    org_policy: &OrgPolicy,
+    users: &[&CompiledLayer],
+) -> bool {
+    match key.field {
+        Field::GatewayRequired => org_policy.gateway_required.is_some(),
+        Field::ByokProviders => org_policy.byok_providers.is_some(),
+        Field::ByokBaseUrls => org_policy.byok_base_urls.is_some(),
+        Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
+        Field::McpExecEnv => org_policy.mcp_exec_env_deny.is_some(),
+        // user layers are chosen per request: keep a rule wherever some user layer needs it
+        field if key.level == Level::User => users.iter().any(|u| u.defines(field)),
+        field => layers
+            .iter()
+            .any(|l| l.level == key.level && l.defines(field)),
+    }
+}
+
+/// Scope sets already built for scopes with no hand-written rule below the org, by the base
+/// rules present there (indexes into the base rules): such sets depend on nothing else, so the
+/// projects that only add or ban models share a handful of them
+type SetsCache = std::sync::Mutex<FastMap<Vec<usize>, ScopeSets>>;
+
 struct Compiler {
     problems: Problems,
-    base: Vec<(RuleKey, Policy)>,
+    base: Arc<[(RuleKey, Policy)]>,
     rules: FastMap<PolicyId, RuleInfo>,
     /// hand-written rules compiled for `decide`, by id (ids are unique in a bundle that compiles)
     hand_rules: HashMap<PolicyId, Arc<HandRule>>,
@@ -334,35 +389,28 @@ impl Compiler {
         }
     }
 
-    /// The sets of a scope: the base rules that have something to enforce there, plus hand-written ones
+    /// The sets of a scope: the base rules that have something to enforce there, plus hand-written
+    /// ones; `cache` only where `hand` is the org's rules alone
     fn sets(
         &self,
         layers: &[&CompiledLayer],
         org_policy: &OrgPolicy,
         hand: &[&HandPolicy],
         users: &[&CompiledLayer],
+        cache: Option<&SetsCache>,
     ) -> ScopeSets {
+        let present: Vec<usize> = (0..self.base.len())
+            .filter(|i| present(&self.base[*i].0, layers, org_policy, users))
+            .collect();
+        if let Some(hit) = cache.and_then(|c| c.lock().ok()?.get(&present).cloned()) {
+            return hit;
+        }
         let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut base: [FastSet<RuleKey>; 3] = Default::default();
         let mut hand_sets = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut cedar_only = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
         let mut hand_rules: [Vec<Arc<HandRule>>; 3] = Default::default();
-        for (key, policy) in &self.base {
-            let present = match key.field {
-                Field::GatewayRequired => org_policy.gateway_required.is_some(),
-                Field::ByokProviders => org_policy.byok_providers.is_some(),
-                Field::ByokBaseUrls => org_policy.byok_base_urls.is_some(),
-                Field::McpBlocklist => org_policy.mcp_blocklist.is_some(),
-                Field::McpExecEnv => org_policy.mcp_exec_env_deny.is_some(),
-                // user layers are chosen per request: keep a rule wherever some user layer needs it
-                field if key.level == Level::User => users.iter().any(|u| u.defines(field)),
-                field => layers
-                    .iter()
-                    .any(|l| l.level == key.level && l.defines(field)),
-            };
-            if !present {
-                continue;
-            }
+        for (key, policy) in present.iter().map(|i| &self.base[*i]) {
             // the rule's own action constraint says which actions it is about
             for t in (0..ACTIONS.len()).filter(|t| applies_to(policy, *t)) {
                 let _ = by_action[t].add(policy.clone());
@@ -389,7 +437,7 @@ impl Compiler {
             }
         }
         let [invoke_model, use_byok, connect_mcp] = by_action;
-        ScopeSets {
+        let sets = ScopeSets {
             invoke_model: Arc::new(invoke_model),
             use_byok: Arc::new(use_byok),
             connect_mcp: Arc::new(connect_mcp),
@@ -397,7 +445,11 @@ impl Compiler {
             hand: hand_sets.map(Arc::new),
             hand_rules: hand_rules.map(Arc::from),
             cedar_only: cedar_only.map(Arc::new),
+        };
+        if let Some(mut c) = cache.and_then(|c| c.lock().ok()) {
+            c.insert(present, sets.clone());
         }
+        sets
     }
 
     fn validate(&mut self, schema: &Schema) {
@@ -453,83 +505,224 @@ impl Compiler {
 /// Read, merge, compile and validate a bundle. Errors: every problem found. On success the
 /// snapshot carries the warnings.
 pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems> {
+    let (org, mut problems) = compile_org(&bundle.org, &bundle.users, env)?;
+    let mut projects = FastMap::default();
+    for pt in &bundle.projects {
+        let (project, found) = compile_project(&org, pt, env);
+        problems.extend(found);
+        if projects.contains_key(&pt.id) {
+            problems.push(cedar::problem(
+                &Arc::from(pt.project.root.as_str()),
+                0,
+                0,
+                "bundle.duplicate_project",
+                format!("project `{}` is given twice", pt.id),
+            ));
+        }
+        projects.insert(pt.id.clone(), Arc::new(project));
+    }
+    finish(Arc::new(org), projects, problems)
+}
+
+/// The snapshot `prev` with the projects of `changed` compiled anew (added or replaced) and those
+/// of `removed` gone, against the org `prev` was compiled with: every other project's compiled
+/// sets are reused, not rebuilt. Decides exactly as [`compile`] of the same bundle, with the same
+/// revision. Errors: the problems of the org and of the changed projects.
+pub fn recompile(
+    prev: &Snapshot,
+    changed: &[ProjectTrees],
+    removed: &[String],
+    env: EnvLookup<'_>,
+) -> Result<Snapshot, Problems> {
+    let org = prev.compiled_org.clone();
+    let mut projects = prev.projects.clone();
+    for id in removed {
+        projects.remove(id);
+    }
+    let mut problems = Problems {
+        problems: org.diagnostics.clone(),
+    };
+    for pt in changed {
+        let (project, found) = compile_project(&org, pt, env);
+        problems.extend(found);
+        projects.insert(pt.id.clone(), Arc::new(project));
+    }
+    finish(org, projects, problems)
+}
+
+/// One stable order whatever order the checks ran in (Cedar's validator iterates a hash map)
+fn sort_problems(problems: &mut Vec<Problem>) {
+    problems.sort_by(|a, b| {
+        (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message))
+    });
+    problems.dedup();
+}
+
+/// The snapshot of a compiled org and projects, unless `problems` has errors
+fn finish(
+    org: Arc<CompiledOrg>,
+    projects: FastMap<String, Arc<CompiledProject>>,
+    mut problems: Problems,
+) -> Result<Snapshot, Problems> {
+    sort_problems(&mut problems.problems);
+    if problems.has_errors() {
+        return Err(problems);
+    }
+    let mut diagnostics: Vec<Problem> = org
+        .diagnostics
+        .iter()
+        .chain(projects.values().flat_map(|p| p.diagnostics.iter()))
+        .cloned()
+        .collect();
+    sort_problems(&mut diagnostics);
+    Ok(Snapshot {
+        revision: revision_of(&org, &projects),
+        org: org.layer.clone(),
+        org_policy: org.policy.clone(),
+        projects,
+        users: org.users.clone(),
+        org_sets: org.sets.clone(),
+        rules: org.rules.clone(),
+        uids: org.uids.clone(),
+        diagnostics,
+        compiled_org: org,
+    })
+}
+
+/// The org level and the user layers, compiled: everything a project compiles against, kept in
+/// the snapshot so that a project publish compiles that project alone
+pub struct CompiledOrg {
+    schema: Schema,
+    base: Arc<[(RuleKey, Policy)]>,
+    layer: CompiledLayer,
+    policy: OrgPolicy,
+    /// the org's model categories, as lists (a category in a lower list is a pattern)
+    categories: Vec<(String, crate::files::settings::List)>,
+    hand: Vec<HandPolicy>,
+    /// the org lets projects and folders add models
+    may_add: bool,
+    patterns_ok: bool,
+    exec_env_deny: bool,
+    users: FastMap<String, CompiledLayer>,
+    sets: ScopeSets,
+    /// the base rules, the org's hand-written ones
+    rules: FastMap<PolicyId, RuleInfo>,
+    hand_rules: HashMap<PolicyId, Arc<HandRule>>,
+    uids: Uids,
+    diagnostics: Vec<Problem>,
+    /// sha-256 of the org's and users' files and expanded MCP server lines
+    digest: [u8; 32],
+    sets_cache: SetsCache,
+}
+
+impl CompiledOrg {
+    /// The warnings compiling the org and user layers found
+    pub fn diagnostics(&self) -> &[Problem] {
+        &self.diagnostics
+    }
+}
+
+impl std::fmt::Debug for CompiledOrg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledOrg")
+            .field("digest", &hex::encode(self.digest))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compile the org level and the user layers. `Err` only when the built-in schema or base rules
+/// are broken; the layers' problems come back with the result.
+fn compile_org(
+    tree: &FileTree,
+    user_trees: &[(String, FileTree)],
+    env: EnvLookup<'_>,
+) -> Result<(CompiledOrg, Problems), Problems> {
     let schema = schema()?;
     let mut c = Compiler::new(base_rules()?);
-
-    let org_layer = c.load(Level::Org, &bundle.org, env, None);
-    let org_policy = c.org_policy(&org_layer);
-    let cats = org_layer.policy.model_categories.clone();
-    let may_add = org_policy
+    let org_layer = c.load(Level::Org, tree, env, None);
+    let policy = c.org_policy(&org_layer);
+    let categories = org_layer.policy.model_categories.clone();
+    let may_add = policy
         .projects_may_add_models
         .as_ref()
         .is_none_or(|b| b.value);
-    let org = CompiledLayer::build(org_layer.clone(), &cats, true, &mut c.problems);
-    let org_hand: Vec<HandPolicy> = org_layer.cedar.clone();
-    c.add_hand(&org_hand);
-
+    let layer = CompiledLayer::build(org_layer.clone(), &categories, true, &mut c.problems);
+    let hand: Vec<HandPolicy> = org_layer.cedar.clone();
+    c.add_hand(&hand);
     let mut users = FastMap::default();
-    for (id, tree) in &bundle.users {
-        let layer = c.load(Level::User, tree, env, None);
-        let mut cl = CompiledLayer::build(layer, &cats, false, &mut c.problems);
-        crate::merge::lock(&mut c.problems, &[&org], &mut cl);
+    for (id, tree) in user_trees {
+        let user = c.load(Level::User, tree, env, None);
+        let mut cl = CompiledLayer::build(user, &categories, false, &mut c.problems);
+        crate::merge::lock(&mut c.problems, &[&layer], &mut cl);
         users.insert(id.clone(), cl);
     }
-    let user_layers: Vec<CompiledLayer> = users.values().cloned().collect();
-    let any_users: Vec<&CompiledLayer> = user_layers.iter().collect();
-
-    let org_scope = OrgScope {
-        env,
-        layer: &org,
-        policy: &org_policy,
-        categories: &cats,
-        hand: &org_hand,
-        may_add,
-        users: &any_users,
-    };
-    let projects = c.projects(&bundle.projects, &org_scope);
-    let org_refs: Vec<&HandPolicy> = org_hand.iter().collect();
-    let org_sets = c.sets(&[&org], &org_policy, &org_refs, &any_users);
-
+    let any_users: Vec<&CompiledLayer> = users.values().collect();
+    let org_refs: Vec<&HandPolicy> = hand.iter().collect();
+    let sets = c.sets(&[&layer], &policy, &org_refs, &any_users, None);
     c.validate(&schema);
-    // one stable order whatever order the checks ran in (Cedar's validator iterates a hash map)
-    c.problems.problems.sort_by(|a, b| {
-        (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message))
-    });
-    c.problems.problems.dedup();
-    if c.problems.has_errors() {
-        return Err(c.problems);
-    }
-    let expanded = mcp_server_lines(&org, &projects, &users);
-    let mut uids = build_uids(&c.base, &org_policy).map_err(internal)?;
+    let mut uids = build_uids(&c.base, &policy).map_err(internal)?;
     uids.actions = schema
         .action_entities()
         .map_err(|e| internal(e.to_string()))?
         .iter()
         .cloned()
         .collect();
-    Ok(Snapshot {
-        revision: revision_with(bundle, &expanded),
-        org,
-        org_policy,
-        projects,
+    let mut h = Sha256::new();
+    hash_tree(&mut h, "org", tree);
+    for (u, t) in user_trees {
+        hash_tree(&mut h, &format!("user:{u}"), t);
+    }
+    hash_lines(
+        &mut h,
+        &mcp_server_lines(std::iter::once(&layer).chain(users.values())),
+    );
+    sort_problems(&mut c.problems.problems);
+    let org = CompiledOrg {
+        schema,
+        base: c.base.clone(),
+        layer,
+        policy,
+        categories,
+        hand,
+        may_add,
+        patterns_ok: c.patterns_ok,
+        exec_env_deny: c.exec_env_deny,
         users,
-        org_sets,
-        rules: c.rules,
+        sets,
+        rules: std::mem::take(&mut c.rules),
+        hand_rules: std::mem::take(&mut c.hand_rules),
         uids,
-        diagnostics: c.problems.problems,
-    })
+        diagnostics: c.problems.problems.clone(),
+        digest: h.finalize().into(),
+        sets_cache: SetsCache::default(),
+    };
+    Ok((org, c.problems))
 }
 
-/// What a project's compilation reads from the org level and the users
-struct OrgScope<'a> {
-    env: EnvLookup<'a>,
-    layer: &'a CompiledLayer,
-    policy: &'a OrgPolicy,
-    categories: &'a [(String, crate::files::settings::List)],
-    hand: &'a [HandPolicy],
-    /// the org lets projects and folders add models
-    may_add: bool,
-    users: &'a [&'a CompiledLayer],
+/// Compile one project (with its folders) against a compiled org: its layers, its hand-written
+/// rules validated, its sets, its digest. Reads nothing of any other project.
+fn compile_project(
+    org: &CompiledOrg,
+    pt: &ProjectTrees,
+    env: EnvLookup<'_>,
+) -> (CompiledProject, Problems) {
+    let mut c = Compiler::below(org);
+    let mut project = c.project(pt, org, env);
+    if c.all.policies().next().is_some() {
+        c.validate(&org.schema);
+    }
+    sort_problems(&mut c.problems.problems);
+    let mut h = Sha256::new();
+    hash_tree(&mut h, &format!("project:{}", pt.id), &pt.project);
+    for (path, t) in &pt.folders {
+        hash_tree(&mut h, &format!("folder:{}:{path}", pt.id), t);
+    }
+    let layers = std::iter::once(&project.layer).chain(project.folders.iter().map(|(_, l, _)| l));
+    hash_lines(&mut h, &mcp_server_lines(layers));
+    project.digest = h.finalize().into();
+    project.rules = std::mem::take(&mut c.rules);
+    project.diagnostics = c.problems.problems.clone();
+    (project, c.problems)
 }
 
 impl Compiler {
@@ -537,7 +730,7 @@ impl Compiler {
     fn new(base: Vec<(RuleKey, Policy)>) -> Compiler {
         let mut c = Compiler {
             problems: Problems::default(),
-            base,
+            base: Arc::from(base),
             rules: FastMap::default(),
             hand_rules: HashMap::new(),
             all: PolicySet::new(),
@@ -545,7 +738,7 @@ impl Compiler {
             categories: Vec::new(),
             exec_env_deny: false,
         };
-        for (key, p) in &c.base {
+        for (key, p) in c.base.iter() {
             c.rules.insert(
                 p.id().clone(),
                 RuleInfo {
@@ -561,6 +754,21 @@ impl Compiler {
             let _ = c.all.add(p.clone());
         }
         c
+    }
+
+    /// A compiler for one project below a compiled org: its rules and policy set start empty
+    /// (the org's are validated already)
+    fn below(org: &CompiledOrg) -> Compiler {
+        Compiler {
+            problems: Problems::default(),
+            base: org.base.clone(),
+            rules: FastMap::default(),
+            hand_rules: org.hand_rules.clone(),
+            all: PolicySet::new(),
+            patterns_ok: org.patterns_ok,
+            categories: org.categories.iter().map(|(n, _)| n.clone()).collect(),
+            exec_env_deny: org.exec_env_deny,
+        }
     }
 
     /// The org's `policy.json` compiled, and the switches it sets for the layers below
@@ -614,48 +822,40 @@ impl Compiler {
         org_policy
     }
 
-    /// Every project of the bundle by id; an id given twice is an error
-    fn projects(
-        &mut self,
-        trees: &[ProjectTrees],
-        org: &OrgScope<'_>,
-    ) -> FastMap<String, CompiledProject> {
-        let mut projects = FastMap::default();
-        for pt in trees {
-            let project = self.project(pt, org);
-            if projects.contains_key(&pt.id) {
-                self.problems.push(cedar::problem(
-                    &Arc::from(pt.project.root.as_str()),
-                    0,
-                    0,
-                    "bundle.duplicate_project",
-                    format!("project `{}` is given twice", pt.id),
-                ));
-            }
-            projects.insert(pt.id.clone(), project);
-        }
-        projects
-    }
-
     /// A project and its folders: each layer loaded, locked under the layers above it, and the
     /// sets of every scope
-    fn project(&mut self, pt: &ProjectTrees, org: &OrgScope<'_>) -> CompiledProject {
-        let (env, cats, may_add) = (org.env, org.categories, org.may_add);
+    fn project(
+        &mut self,
+        pt: &ProjectTrees,
+        org: &CompiledOrg,
+        env: EnvLookup<'_>,
+    ) -> CompiledProject {
+        let (cats, may_add) = (&org.categories, org.may_add);
+        let users: Vec<&CompiledLayer> = org.users.values().collect();
         let layer = self.load(Level::Project, &pt.project, env, Some(&pt.id));
         let mut pl = CompiledLayer::build(layer.clone(), cats, may_add, &mut self.problems);
-        crate::merge::lock(&mut self.problems, &[org.layer], &mut pl);
+        crate::merge::lock(&mut self.problems, &[&org.layer], &mut pl);
         self.add_hand(&layer.cedar);
         let mut folders = Vec::new();
         for (path, tree) in &pt.folders {
             let path = path.trim_matches('/').to_string();
             let fl = self.load(Level::Folder, tree, env, Some(&format!("{}/{path}", pt.id)));
             let mut cf = CompiledLayer::build(fl, cats, may_add, &mut self.problems);
-            crate::merge::lock(&mut self.problems, &[org.layer, &pl], &mut cf);
+            crate::merge::lock(&mut self.problems, &[&org.layer, &pl], &mut cf);
             self.add_hand(&cf.layer.cedar.clone());
             folders.push((path, cf));
         }
         let project_hand: Vec<&HandPolicy> = org.hand.iter().chain(layer.cedar.iter()).collect();
-        let sets = self.sets(&[org.layer, &pl], org.policy, &project_hand, org.users);
+        // no hand-written rule below the org: sets shared with every project like it
+        let cache =
+            |hand: &[&HandPolicy]| (hand.len() == org.hand.len()).then_some(&org.sets_cache);
+        let sets = self.sets(
+            &[&org.layer, &pl],
+            &org.policy,
+            &project_hand,
+            &users,
+            cache(&project_hand),
+        );
         // a folder's scope holds every folder layer on its path, outermost first
         let folder_sets: Vec<ScopeSets> = folders
             .iter()
@@ -665,14 +865,14 @@ impl Compiler {
                     .filter(|(p, _)| crate::layer::is_path_prefix(p, path))
                     .map(|(_, l)| l)
                     .collect();
-                let mut layers = vec![org.layer, &pl];
+                let mut layers = vec![&org.layer, &pl];
                 layers.extend(on_path.iter().copied());
                 let hand: Vec<&HandPolicy> = project_hand
                     .iter()
                     .copied()
                     .chain(on_path.iter().flat_map(|l| l.layer.cedar.iter()))
                     .collect();
-                self.sets(&layers, org.policy, &hand, org.users)
+                self.sets(&layers, &org.policy, &hand, &users, cache(&hand))
             })
             .collect();
         let folders = folders
@@ -685,24 +885,16 @@ impl Compiler {
             layer: pl,
             folders,
             sets,
+            digest: [0; 32],
+            rules: FastMap::default(),
+            diagnostics: Vec::new(),
         }
     }
 }
 
-/// Every MCP server of every layer as one line each, sorted: projects and users live in hash
-/// maps, so one order whatever the iteration order (they go into the revision)
-fn mcp_server_lines(
-    org: &CompiledLayer,
-    projects: &FastMap<String, CompiledProject>,
-    users: &FastMap<String, CompiledLayer>,
-) -> Vec<String> {
-    let mut expanded: Vec<String> = std::iter::once(org)
-        .chain(
-            projects
-                .values()
-                .flat_map(|p| std::iter::once(&p.layer).chain(p.folders.iter().map(|(_, l, _)| l))),
-        )
-        .chain(users.values())
+/// Every MCP server of `layers` as one line each, sorted (they go into the revision)
+fn mcp_server_lines<'l>(layers: impl Iterator<Item = &'l CompiledLayer>) -> Vec<String> {
+    let mut expanded: Vec<String> = layers
         .flat_map(|l| l.mcp_servers.values())
         .map(|s| {
             format!(

@@ -134,7 +134,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         if decision.determined_by.iter().any(|d| d.rule == id) {
             continue;
         }
-        let Some(info) = snap.rules.get(p.id()) else {
+        let Some(info) = snap.rule(p.id()) else {
             continue;
         };
         let origin = match (info.key, &info.hand) {

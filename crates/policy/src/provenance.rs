@@ -67,7 +67,7 @@ pub(crate) fn determining(
     id: &PolicyId,
     prov: &impl Fn(RuleKey) -> Provenance,
 ) -> Option<Determining> {
-    let info = snap.rules.get(id)?;
+    let info = snap.rule(id)?;
     let (origin, matched, reason) = match (info.key, &info.hand) {
         (Some(key), _) => prov(key),
         (None, Some(o)) => (

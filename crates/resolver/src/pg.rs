@@ -44,11 +44,18 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const ACTIVE_CHANNEL: &str = "strata_active";
 const TOKENS_CHANNEL: &str = "strata_tokens";
 /// Every schema version this binary knows, oldest first
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "bundles, revisions, activations, the active pointer, project history, tokens, meta",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "bundles, revisions, activations, the active pointer, project history, tokens, meta",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "a revision's projects in buckets of blobs",
+        sql: include_str!("../migrations/0002_project_buckets.sql"),
+    },
+];
 
 /// The store's schema, recorded in `strata_migrations`; migrated under the advisory lock
 /// "STRATA"
@@ -286,11 +293,19 @@ impl Db {
             }
             let r = &commit.revision;
             tx.execute(
-                "INSERT INTO strata_revisions (revision, created_at_unix_ms, kind, message, org_blob)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO strata_revisions (revision, created_at_unix_ms, kind, message, org_blob,
+                    project_buckets)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (revision) DO UPDATE SET created_at_unix_ms = $2, kind = $3,
-                    message = $4, org_blob = $5",
-                &[&r.revision, &r.created_at_unix_ms, &r.kind, &r.message, &r.org_blob],
+                    message = $4, org_blob = $5, project_buckets = $6",
+                &[
+                    &r.revision,
+                    &r.created_at_unix_ms,
+                    &r.kind,
+                    &r.message,
+                    &r.org_blob,
+                    &r.project_buckets,
+                ],
             )
             .await?;
             for (project, blob) in &r.project_blobs {
@@ -354,7 +369,8 @@ impl Db {
         let r = timeout(CALL_TIMEOUT, async {
             let rows = c
                 .query(
-                    "SELECT revision, created_at_unix_ms, kind, message, org_blob FROM strata_revisions
+                    "SELECT revision, created_at_unix_ms, kind, message, org_blob, project_buckets
+                     FROM strata_revisions
                      WHERE $1::text IS NULL OR revision = $1 ORDER BY revision",
                     &[&id],
                 )
@@ -370,6 +386,7 @@ impl Db {
                     message: row.try_get(3)?,
                     org_blob: row.try_get(4)?,
                     project_blobs: HashMap::new(),
+                    project_buckets: row.try_get(5)?,
                 });
             }
             let rows = c
@@ -386,6 +403,22 @@ impl Db {
                 }
             }
             Ok(revs)
+        })
+        .await;
+        self.finish(c, r)
+    }
+
+    async fn revision_ids(&self, prefix: String) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        let r = timeout(CALL_TIMEOUT, async {
+            c.query(
+                "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)",
+                &[&prefix],
+            )
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get(0)?))
+            .collect()
         })
         .await;
         self.finish(c, r)
@@ -669,6 +702,10 @@ impl Store for PgStore {
     }
     fn revisions(&self) -> Result<Vec<StoredRevision>, StoreError> {
         self.call(|db| async move { db.revisions(None).await })
+    }
+    fn revision_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_string();
+        self.call(|db| async move { db.revision_ids(prefix).await })
     }
     fn activations(&self) -> Result<Vec<StoredActivation>, StoreError> {
         self.call(|db| async move { db.activations().await })

@@ -4,10 +4,10 @@
 //! they activated.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use strata_policy::{Bundle, FileTree, Problems, ProjectTrees, Snapshot};
@@ -19,22 +19,166 @@ use tokio::sync::{Mutex, watch};
 use crate::error::ResolverError;
 use crate::store::{Commit, Store, StoreError, StoreWatch};
 
-/// What is active: the compiled snapshot and the files it was compiled from
+/// What is active: the compiled snapshot and the files it was compiled from. A project publish
+/// shares every other project's entry (and compiled sets) with the revision before.
 pub struct Active {
     pub snapshot: Arc<Snapshot>,
     pub revision: String,
-    pub org: StoredOrg,
-    pub projects: BTreeMap<String, StoredProject>,
+    pub org: Arc<StoredOrg>,
+    /// the blob hash of `org`
+    pub org_blob: String,
+    pub projects: Projects,
+    /// the bucket blobs listing `projects` (empty for a revision stored before buckets)
+    pub buckets: Vec<String>,
 }
 
-/// Gateway tokens by the sha-256 of the token (revoked ones are not in the table)
-/// token hash → token; foldhash over the hash (a lookup per decision)
-pub type TokenTable = strata_policy::FastMap<[u8; 32], Arc<StoredToken>>;
+/// A stored project layer, its blob hash and the bucket of revisions it is listed in
+pub struct StoredEntry {
+    pub blob: String,
+    pub layer: StoredProject,
+    pub bucket: usize,
+}
+
+impl StoredEntry {
+    fn new(id: &str, layer: StoredProject) -> (StoredEntry, Vec<u8>) {
+        let bytes = layer.encode_to_vec();
+        let blob = blob_hash(&bytes);
+        let bucket = bucket_of(id);
+        (
+            StoredEntry {
+                blob,
+                layer,
+                bucket,
+            },
+            bytes,
+        )
+    }
+}
+
+/// How many buckets a revision lists its projects in (`StoredRevision.project_buckets`): a
+/// project publish writes one bucket of about 1/64th of the projects
+const BUCKETS: usize = 64;
+
+fn bucket_of(id: &str) -> usize {
+    sha256(id.as_bytes())[0] as usize % BUCKETS
+}
+
+/// Bucket `k` of `projects`, encoded, and its blob hash
+fn bucket_blob(projects: &Projects, k: usize) -> (String, Vec<u8>) {
+    let index = v1::StoredProjectIndex {
+        projects: projects
+            .iter()
+            .filter(|(_, e)| e.bucket == k)
+            .map(|(id, e)| v1::ProjectBlob {
+                id: id.clone(),
+                blob: e.blob.clone(),
+            })
+            .collect(),
+    };
+    let bytes = index.encode_to_vec();
+    (blob_hash(&bytes), bytes)
+}
+
+/// The buckets of the next revision and the bucket blobs it adds: `prev`'s with bucket `changed`
+/// written again, or every bucket when `prev` has none (a first revision, or one stored before
+/// buckets)
+fn rebucket(
+    prev: &[String],
+    projects: &Projects,
+    changed: Option<usize>,
+) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
+    let mut blobs = Vec::new();
+    if prev.len() != BUCKETS {
+        let buckets = (0..BUCKETS)
+            .map(|k| {
+                let (h, bytes) = bucket_blob(projects, k);
+                blobs.push((h.clone(), bytes));
+                h
+            })
+            .collect();
+        return (buckets, blobs);
+    }
+    let mut buckets = prev.to_vec();
+    if let Some(k) = changed {
+        let (h, bytes) = bucket_blob(projects, k);
+        buckets[k] = h.clone();
+        blobs.push((h, bytes));
+    }
+    (buckets, blobs)
+}
+
+/// Every (project id, blob hash) of a stored revision, from its buckets (or its own list)
+fn project_blobs(
+    store: &dyn Store,
+    record: &StoredRevision,
+) -> Result<Vec<(String, String)>, ResolverError> {
+    if record.project_buckets.is_empty() {
+        return Ok(record
+            .project_blobs
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for h in &record.project_buckets {
+        let bytes = store.blob(h)?.ok_or_else(|| {
+            ResolverError::Internal(format!(
+                "missing bucket `{h}` of revision `{}`",
+                record.revision
+            ))
+        })?;
+        let index = v1::StoredProjectIndex::decode(bytes.as_slice())
+            .map_err(|e| ResolverError::Internal(e.to_string()))?;
+        out.extend(index.projects.into_iter().map(|p| (p.id, p.blob)));
+    }
+    Ok(out)
+}
+
+/// The projects of a revision, by id
+pub type Projects = BTreeMap<String, Arc<StoredEntry>>;
+
+/// The live (not revoked) gateway tokens: by the sha-256 of the token (foldhash over the hash,
+/// a lookup per decision) and by id (revocation). Kept apart from the snapshot: a token change
+/// neither copies nor recompiles it, and creating or revoking one is one insert or removal.
+#[derive(Default)]
+pub struct TokenTable {
+    by_hash: strata_policy::FastMap<[u8; 32], Arc<StoredToken>>,
+    by_id: strata_policy::FastMap<String, [u8; 32]>,
+}
+
+impl TokenTable {
+    fn insert(&mut self, t: StoredToken) {
+        let Ok(h) = <[u8; 32]>::try_from(t.hash.as_slice()) else {
+            return;
+        };
+        if t.revoked {
+            self.remove(&t.token_id);
+            return;
+        }
+        self.by_id.insert(t.token_id.clone(), h);
+        self.by_hash.insert(h, Arc::new(t));
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<StoredToken>> {
+        let h = self.by_id.remove(id)?;
+        self.by_hash.remove(&h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
 
 pub struct Resolver {
     store: Arc<dyn Store>,
     active: ArcSwapOption<Active>,
-    tokens: ArcSwap<TokenTable>,
+    /// Written for one insert or removal at a time (or a reload when catching up), read for one
+    /// lookup: readers never wait for a store call
+    tokens: RwLock<TokenTable>,
     /// Serializes publishes, rollbacks, token changes and catching up; holds the store's active
     /// revision as this resolver last saw it (what the next commit replaces)
     publish: Mutex<Option<String>>,
@@ -89,10 +233,7 @@ fn org_tree(org: &StoredOrg) -> Result<FileTree, Problems> {
     strata_proto::file_tree("org", &org.files)
 }
 
-fn bundle_of(
-    org: &StoredOrg,
-    projects: &BTreeMap<String, StoredProject>,
-) -> Result<Bundle, Problems> {
+fn project_trees(id: &str, p: &StoredProject) -> Result<ProjectTrees, Problems> {
     let mut problems = Problems::default();
     let mut tree = |root: String, files: &[v1::File]| match strata_proto::file_tree(&root, files) {
         Ok(t) => t,
@@ -101,40 +242,72 @@ fn bundle_of(
             FileTree::default()
         }
     };
-    let org = tree("org".to_string(), &org.files);
-    let projects = projects
+    let project = tree(format!("project:{id}"), &p.files);
+    let folders = p
+        .folders
         .iter()
-        .map(|(id, p)| ProjectTrees {
-            id: id.clone(),
-            project: tree(format!("project:{id}"), &p.files),
-            folders: p
-                .folders
-                .iter()
-                .map(|f| {
-                    (
-                        f.path.clone(),
-                        tree(format!("project:{id}/{}", f.path), &f.files),
-                    )
-                })
-                .collect(),
+        .map(|f| {
+            (
+                f.path.clone(),
+                tree(format!("project:{id}/{}", f.path), &f.files),
+            )
         })
         .collect();
     if problems.has_errors() {
         return Err(problems);
     }
+    Ok(ProjectTrees {
+        id: id.to_string(),
+        project,
+        folders,
+    })
+}
+
+fn bundle_of(org: &StoredOrg, projects: &Projects) -> Result<Bundle, Problems> {
+    let mut problems = Problems::default();
+    let org = org_tree(org).unwrap_or_else(|p| {
+        problems.extend(p);
+        FileTree::default()
+    });
+    let mut trees = Vec::with_capacity(projects.len());
+    for (id, p) in projects {
+        match project_trees(id, &p.layer) {
+            Ok(t) => trees.push(t),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.has_errors() {
+        return Err(problems);
+    }
     Ok(Bundle {
         org,
-        projects,
+        projects: trees,
         users: Vec::new(),
     })
 }
 
+/// `${VAR}` in a published bundle is checked against the resolver's environment
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
 /// Compile on a blocking thread: it is CPU work and must not stall the runtime
 async fn compile(bundle: Bundle) -> Result<Snapshot, ResolverError> {
+    tokio::task::spawn_blocking(move || strata_policy::compile(&bundle, &env))
+        .await
+        .map_err(|e| ResolverError::Internal(format!("compile task failed: {e}")))?
+        .map_err(ResolverError::Invalid)
+}
+
+/// Compile `changed` projects against `prev`'s org, reusing every other project of `prev`
+/// (`removed` ones dropped), on a blocking thread
+async fn recompile(
+    prev: Arc<Snapshot>,
+    changed: Vec<ProjectTrees>,
+    removed: Vec<String>,
+) -> Result<Snapshot, ResolverError> {
     tokio::task::spawn_blocking(move || {
-        // `${VAR}` in a published bundle is checked against the resolver's environment
-        let env = |k: &str| std::env::var(k).ok();
-        strata_policy::compile(&bundle, &env)
+        strata_policy::compile::recompile(&prev, &changed, &removed, &env)
     })
     .await
     .map_err(|e| ResolverError::Internal(format!("compile task failed: {e}")))?
@@ -177,11 +350,19 @@ struct Opened {
 /// A stored revision with the layers it was built from
 struct Loaded {
     record: StoredRevision,
-    org: StoredOrg,
-    projects: BTreeMap<String, StoredProject>,
+    org: Arc<StoredOrg>,
+    org_blob: String,
+    projects: Projects,
+    buckets: Vec<String>,
 }
 
-fn read_revision(store: &dyn Store, rev: &str) -> Result<Loaded, ResolverError> {
+/// Read revision `rev`, reusing the layers `known` holds under the same blob hash (only the
+/// others are read and decoded)
+fn read_revision(
+    store: &dyn Store,
+    rev: &str,
+    known: Option<&Active>,
+) -> Result<Loaded, ResolverError> {
     let record = store
         .revision(rev)?
         .ok_or_else(|| ResolverError::NotFound(format!("revision `{rev}`")))?;
@@ -190,21 +371,45 @@ fn read_revision(store: &dyn Store, rev: &str) -> Result<Loaded, ResolverError> 
             ResolverError::Internal(format!("missing blob `{h}` of revision `{rev}`"))
         })
     };
-    let org = StoredOrg::decode(blob(&record.org_blob)?.as_slice())
-        .map_err(|e| ResolverError::Internal(e.to_string()))?;
-    let mut projects = BTreeMap::new();
-    for (id, h) in &record.project_blobs {
-        projects.insert(
-            id.clone(),
-            StoredProject::decode(blob(h)?.as_slice())
+    let org = match known.filter(|k| k.org_blob == record.org_blob) {
+        Some(k) => k.org.clone(),
+        None => Arc::new(
+            StoredOrg::decode(blob(&record.org_blob)?.as_slice())
                 .map_err(|e| ResolverError::Internal(e.to_string()))?,
-        );
+        ),
+    };
+    let mut projects = BTreeMap::new();
+    for (id, h) in project_blobs(store, &record)? {
+        let same = known.and_then(|k| k.projects.get(&id).filter(|e| e.blob == h));
+        let entry = match same {
+            Some(e) => e.clone(),
+            None => Arc::new(StoredEntry {
+                layer: StoredProject::decode(blob(&h)?.as_slice())
+                    .map_err(|e| ResolverError::Internal(e.to_string()))?,
+                blob: h,
+                bucket: bucket_of(&id),
+            }),
+        };
+        projects.insert(id, entry);
     }
     Ok(Loaded {
+        buckets: record.project_buckets.clone(),
+        org_blob: record.org_blob.clone(),
         record,
         org,
         projects,
     })
+}
+
+/// A compiled next revision, to store and activate
+struct Next {
+    snapshot: Snapshot,
+    org: Arc<StoredOrg>,
+    org_blob: String,
+    projects: Projects,
+    buckets: Vec<String>,
+    /// the blobs it adds to the store
+    blobs: Vec<(String, Vec<u8>)>,
 }
 
 fn valid_project_id(id: &str) -> bool {
@@ -238,7 +443,7 @@ impl Resolver {
         let r = Resolver {
             store,
             active: ArcSwapOption::empty(),
-            tokens: ArcSwap::from_pointee(tokens),
+            tokens: RwLock::new(tokens),
             publish: Mutex::new(stored_active.clone()),
             events,
             stopping: watch::channel(false).0,
@@ -312,32 +517,68 @@ impl Resolver {
     }
 
     fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
-        Ok(store
-            .tokens()?
-            .into_iter()
-            .filter(|t| !t.revoked)
-            .filter_map(|t| {
-                <[u8; 32]>::try_from(t.hash.as_slice())
-                    .ok()
-                    .map(|h| (h, Arc::new(t)))
-            })
-            .collect())
+        let mut table = TokenTable::default();
+        for t in store.tokens()? {
+            table.insert(t);
+        }
+        Ok(table)
     }
 
-    /// Rebuild a stored revision
+    fn set_tokens(&self, table: TokenTable) {
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = table;
+    }
+
+    fn change_tokens<T>(&self, f: impl FnOnce(&mut TokenTable) -> T) -> T {
+        f(&mut self.tokens.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How many live gateway tokens there are
+    pub fn token_count(&self) -> usize {
+        self.tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Rebuild a stored revision. With the same org as the active one, only the projects whose
+    /// layers differ are compiled (a rollback or another resolver's publish costs what a publish
+    /// costs); otherwise everything is.
     async fn load(&self, rev: &str) -> Result<Active, ResolverError> {
         let id = rev.to_string();
+        let known = self.active();
+        let k = known.clone();
         let Loaded {
             record,
             org,
+            org_blob,
             projects,
-        } = blocking(&self.store, move |s| read_revision(s, &id)).await?;
-        let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
+            buckets,
+        } = blocking(&self.store, move |s| read_revision(s, &id, k.as_deref())).await?;
+        let snapshot = match known.filter(|k| k.org_blob == org_blob) {
+            Some(k) => {
+                let changed = projects
+                    .iter()
+                    .filter(|(id, e)| !k.projects.get(*id).is_some_and(|o| Arc::ptr_eq(o, e)))
+                    .map(|(id, e)| project_trees(id, &e.layer))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ResolverError::Invalid)?;
+                let removed = k
+                    .projects
+                    .keys()
+                    .filter(|id| !projects.contains_key(*id))
+                    .cloned()
+                    .collect();
+                recompile(k.snapshot.clone(), changed, removed).await?
+            }
+            None => compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?,
+        };
         Ok(Active {
             snapshot: Arc::new(snapshot),
             revision: record.revision,
             org,
+            org_blob,
             projects,
+            buckets,
         })
     }
 
@@ -383,7 +624,9 @@ impl Resolver {
 
     /// The live (not revoked) gateway token `token`
     pub fn token(&self, token: &str) -> Option<Arc<StoredToken>> {
-        self.tokens.load().get(&sha256(token.as_bytes())).cloned()
+        let h = sha256(token.as_bytes());
+        let table = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        table.by_hash.get(&h).cloned()
     }
 
     /// The store's change signals, when other resolvers share it
@@ -432,23 +675,33 @@ impl Resolver {
         let mut seen = self.publish.lock().await;
         self.catch_up(&mut seen).await?;
         let tokens = blocking(&self.store, Self::token_table).await?;
-        self.tokens.store(Arc::new(tokens));
+        self.set_tokens(tokens);
         Ok(())
     }
 
-    async fn publish_bundle(
+    /// Store and activate a compiled next revision (unless it is the active one)
+    async fn activate_next(
         &self,
         seen: &mut Option<String>,
-        org: StoredOrg,
-        projects: BTreeMap<String, StoredProject>,
+        next: Next,
         kind: &str,
         message: String,
         changed_project: Option<String>,
     ) -> Result<(String, bool, Problems), ResolverError> {
-        let snapshot = compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
-        let revision = snapshot.revision.to_string();
+        let revision = next.snapshot.revision.to_string();
+        // a project publish reports the org's warnings and that project's, not every project's
+        let snap = &next.snapshot;
         let warnings = Problems {
-            problems: snapshot.diagnostics.clone(),
+            problems: match changed_project
+                .as_ref()
+                .and_then(|id| snap.projects.get(id))
+            {
+                Some(p) => (snap.compiled_org.diagnostics().iter())
+                    .chain(&p.diagnostics)
+                    .cloned()
+                    .collect(),
+                None => snap.diagnostics.clone(),
+            },
         };
         let previous = self
             .active()
@@ -457,27 +710,18 @@ impl Resolver {
         if previous == revision {
             return Ok((revision, false, warnings));
         }
-        let org_bytes = org.encode_to_vec();
-        let org_blob = blob_hash(&org_bytes);
-        let mut blobs = vec![(org_blob.clone(), org_bytes)];
-        let mut project_blobs = std::collections::HashMap::new();
-        for (id, p) in &projects {
-            let bytes = p.encode_to_vec();
-            let h = blob_hash(&bytes);
-            project_blobs.insert(id.clone(), h.clone());
-            blobs.push((h, bytes));
-        }
         let project_history = changed_project
-            .iter()
-            .filter_map(|id| project_blobs.get(id).map(|h| (id.clone(), h.clone())))
+            .and_then(|id| next.projects.get(&id).map(|e| (id, e.blob.clone())))
+            .into_iter()
             .collect();
         let record = StoredRevision {
             revision: revision.clone(),
             created_at_unix_ms: now_ms(),
             kind: kind.to_string(),
             message,
-            org_blob,
-            project_blobs,
+            org_blob: next.org_blob.clone(),
+            project_blobs: Default::default(),
+            project_buckets: next.buckets.clone(),
         };
         let activation = StoredActivation {
             revision: revision.clone(),
@@ -485,7 +729,7 @@ impl Resolver {
             at_unix_ms: now_ms(),
         };
         let commit = Commit {
-            blobs,
+            blobs: next.blobs,
             revision: record,
             activation,
             project_history,
@@ -495,10 +739,12 @@ impl Resolver {
         *seen = Some(revision.clone());
         self.swap(
             Active {
-                snapshot: Arc::new(snapshot),
+                snapshot: Arc::new(next.snapshot),
                 revision: revision.clone(),
-                org,
-                projects,
+                org: next.org,
+                org_blob: next.org_blob,
+                projects: next.projects,
+                buckets: next.buckets,
             },
             kind,
             previous,
@@ -515,24 +761,35 @@ impl Resolver {
     ) -> Result<(String, bool, Problems), ResolverError> {
         let org = StoredOrg { files };
         org_tree(&org).map_err(ResolverError::Invalid)?;
+        let org_bytes = org.encode_to_vec();
+        let org_blob = blob_hash(&org_bytes);
+        let org = Arc::new(org);
         let mut seen = self.publish.lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.catch_up(&mut seen).await?;
-            let projects = self
-                .active()
+            let active = self.active();
+            let projects = active
+                .as_ref()
                 .map(|a| a.projects.clone())
                 .unwrap_or_default();
+            let prev = active.as_ref().map(|a| a.buckets.as_slice()).unwrap_or(&[]);
+            let (buckets, mut blobs) = rebucket(prev, &projects, None);
+            blobs.push((org_blob.clone(), org_bytes.clone()));
+            // a new org: every project compiles again (project blobs are stored already)
+            let snapshot =
+                compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?;
+            let next = Next {
+                snapshot,
+                org: org.clone(),
+                org_blob: org_blob.clone(),
+                projects,
+                buckets,
+                blobs,
+            };
             let r = self
-                .publish_bundle(
-                    &mut seen,
-                    org.clone(),
-                    projects,
-                    "publish-org",
-                    message.clone(),
-                    None,
-                )
+                .activate_next(&mut seen, next, "publish-org", message.clone(), None)
                 .await;
             match r {
                 Err(e) if is_conflict(&e) && attempt < PUBLISH_ATTEMPTS => continue,
@@ -554,7 +811,9 @@ impl Resolver {
                 "invalid project id `{id}`: use letters, digits, `-`, `_`, `.` and `/`"
             )));
         }
-        let layer = StoredProject { files, folders };
+        let (entry, bytes) = StoredEntry::new(&id, StoredProject { files, folders });
+        let trees = project_trees(&id, &entry.layer).map_err(ResolverError::Invalid)?;
+        let entry = Arc::new(entry);
         let mut seen = self.publish.lock().await;
         let mut attempt = 0;
         loop {
@@ -565,13 +824,24 @@ impl Resolver {
                     "no org bundle is published yet: publish the org bundle first".to_string(),
                 ));
             };
+            // this project alone compiles; every other one is the active revision's
+            let snapshot = recompile(active.snapshot.clone(), vec![trees.clone()], vec![]).await?;
             let mut projects = active.projects.clone();
-            projects.insert(id.clone(), layer.clone());
+            projects.insert(id.clone(), entry.clone());
+            let (buckets, mut blobs) = rebucket(&active.buckets, &projects, Some(entry.bucket));
+            blobs.push((entry.blob.clone(), bytes.clone()));
+            let next = Next {
+                snapshot,
+                org: active.org.clone(),
+                org_blob: active.org_blob.clone(),
+                projects,
+                buckets,
+                blobs,
+            };
             let r = self
-                .publish_bundle(
+                .activate_next(
                     &mut seen,
-                    active.org.clone(),
-                    projects,
+                    next,
                     "publish-project",
                     message.clone(),
                     Some(id.clone()),
@@ -587,7 +857,11 @@ impl Resolver {
     /// Every revision, newest first, and which is active
     pub async fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
         let (mut revs, active) = blocking(&self.store, |s| {
-            Ok::<_, StoreError>((s.revisions()?, s.active()?))
+            let mut revs = s.revisions()?;
+            for r in revs.iter_mut().filter(|r| !r.project_buckets.is_empty()) {
+                r.project_blobs = project_blobs(s, r)?.into_iter().collect();
+            }
+            Ok::<_, ResolverError>((revs, s.active()?))
         })
         .await?;
         revs.sort_by(|a, b| {
@@ -601,12 +875,11 @@ impl Resolver {
     /// Make an earlier revision active again; `rev` may be a unique prefix
     pub async fn rollback(&self, rev: &str) -> Result<String, ResolverError> {
         let mut seen = self.publish.lock().await;
-        let matches: Vec<String> = blocking(&self.store, |s| s.revisions())
-            .await?
-            .into_iter()
-            .map(|r| r.revision)
-            .filter(|r| !rev.is_empty() && r.starts_with(rev))
-            .collect();
+        if rev.is_empty() {
+            return Err(ResolverError::NotFound("revision ``".to_string()));
+        }
+        let prefix = rev.to_string();
+        let matches: Vec<String> = blocking(&self.store, move |s| s.revision_ids(&prefix)).await?;
         let target = match matches.as_slice() {
             [one] => one.clone(),
             [] => return Err(ResolverError::NotFound(format!("revision `{rev}`"))),
@@ -668,12 +941,8 @@ impl Resolver {
         };
         let _guard = self.publish.lock().await;
         let put = record.clone();
-        let table = blocking(&self.store, move |s| {
-            s.put_token(&put)?;
-            Self::token_table(s)
-        })
-        .await?;
-        self.tokens.store(Arc::new(table));
+        blocking(&self.store, move |s| s.put_token(&put)).await?;
+        self.change_tokens(|t| t.insert(record.clone()));
         Ok((token, record))
     }
 
@@ -685,19 +954,22 @@ impl Resolver {
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), ResolverError> {
         let _guard = self.publish.lock().await;
+        let known = self.change_tokens(|t| t.by_id.get(id).and_then(|h| t.by_hash.get(h)).cloned());
         let id = id.to_string();
-        let table = blocking(&self.store, move |s| {
-            let mut t = s
-                .tokens()?
-                .into_iter()
-                .find(|t| t.token_id == id)
-                .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
-            t.revoked = true;
-            s.put_token(&t)?;
-            Self::token_table(s)
-        })
-        .await?;
-        self.tokens.store(Arc::new(table));
+        let mut t = match known {
+            Some(t) => StoredToken::clone(&t),
+            // not live here (revoked already, or not caught up with another resolver): the store
+            None => {
+                let find = id.clone();
+                blocking(&self.store, move |s| s.token(&find))
+                    .await?
+                    .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?
+            }
+        };
+        t.revoked = true;
+        let put = t.clone();
+        blocking(&self.store, move |s| s.put_token(&put)).await?;
+        self.change_tokens(|table| table.remove(&id));
         Ok(())
     }
 
@@ -708,19 +980,15 @@ impl Resolver {
         projects: Vec<String>,
     ) -> Result<StoredToken, ResolverError> {
         let _guard = self.publish.lock().await;
-        let id = id.to_string();
-        let (table, token) = blocking(&self.store, move |s| {
-            let mut t = s
-                .tokens()?
-                .into_iter()
-                .find(|t| t.token_id == id && !t.revoked)
-                .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
-            t.projects = projects;
-            s.put_token(&t)?;
-            Ok::<_, ResolverError>((Self::token_table(s)?, t))
-        })
-        .await?;
-        self.tokens.store(Arc::new(table));
+        let find = id.to_string();
+        let mut token = blocking(&self.store, move |s| s.token(&find))
+            .await?
+            .filter(|t| !t.revoked)
+            .ok_or_else(|| ResolverError::NotFound(format!("token `{id}`")))?;
+        token.projects = projects;
+        let put = token.clone();
+        blocking(&self.store, move |s| s.put_token(&put)).await?;
+        self.change_tokens(|table| table.insert(token.clone()));
         Ok(token)
     }
 
@@ -732,5 +1000,42 @@ impl Resolver {
     pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
         let id = id.to_string();
         blocking(&self.store, move |s| s.project_history(&id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::MemStore;
+
+    #[tokio::test]
+    async fn tokens_are_created_looked_up_and_revoked_one_at_a_time() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let open = || Resolver::open(store.clone(), Some("a".into()), Some("s".into()));
+        let (r, _) = open().await.unwrap();
+        let mut made = Vec::new();
+        for i in 0..50 {
+            let (secret, rec) = r
+                .create_token(format!("u{i}"), vec![], vec![], String::new())
+                .await
+                .unwrap();
+            made.push((secret, rec));
+        }
+        assert_eq!(r.token_count(), 50);
+        let (secret, rec) = &made[7];
+        assert_eq!(r.token(secret).unwrap().user, "u7");
+        r.revoke_token(&rec.token_id).await.unwrap();
+        assert!(r.token(secret).is_none());
+        assert_eq!(r.token(&made[8].0).unwrap().user, "u8");
+        // revoking twice finds it in the store, and an unknown id is an error
+        r.revoke_token(&rec.token_id).await.unwrap();
+        assert!(r.revoke_token("tok_nope").await.is_err());
+        // a resolver opening the same store sees the same live tokens
+        let (again, _) = open().await.unwrap();
+        assert_eq!(again.token_count(), 49);
+        assert!(again.token(secret).is_none());
+        assert_eq!(again.token(&made[49].0).unwrap().user, "u49");
     }
 }

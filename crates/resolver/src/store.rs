@@ -86,11 +86,24 @@ pub trait Store: Send + Sync + 'static {
     fn active(&self) -> Result<Option<String>, StoreError>;
     fn revision(&self, id: &str) -> Result<Option<StoredRevision>, StoreError>;
     fn revisions(&self) -> Result<Vec<StoredRevision>, StoreError>;
+    /// The ids of the revisions whose id starts with `prefix`
+    fn revision_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .revisions()?
+            .into_iter()
+            .map(|r| r.revision)
+            .filter(|r| r.starts_with(prefix))
+            .collect())
+    }
     fn activations(&self) -> Result<Vec<StoredActivation>, StoreError>;
     fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError>;
     fn put_token(&self, t: &StoredToken) -> Result<(), StoreError>;
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
+    /// The token with id `id` (revoked or not)
+    fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        Ok(self.tokens()?.into_iter().find(|t| t.token_id == id))
+    }
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Change signals for a store that other processes write too; `None` (the default) for a
@@ -241,6 +254,14 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn revision_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.revisions
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
     fn activations(&self) -> Result<Vec<StoredActivation>, StoreError> {
         self.activations
             .iter()
@@ -270,6 +291,13 @@ impl Store for SledStore {
             .insert(t.token_id.as_bytes(), t.encode_to_vec())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        self.tokens
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
     }
 
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {

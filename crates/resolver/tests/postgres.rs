@@ -317,6 +317,7 @@ async fn a_commit_built_on_a_stale_active_revision_is_refused() {
             message: String::new(),
             org_blob: "h".into(),
             project_blobs: Default::default(),
+            project_buckets: Vec::new(),
         },
         activation: v1::StoredActivation {
             revision: rev.into(),

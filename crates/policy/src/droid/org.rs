@@ -194,7 +194,7 @@ fn scopes(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Request> {
         bound.dedup();
         return bound
             .into_iter()
-            .flat_map(|id| match snap.projects.get(id) {
+            .flat_map(|id| match snap.projects.get(id).map(|p| &**p) {
                 Some(p) => project_scopes(req, p).collect::<Vec<_>>(),
                 None => vec![scope(req, Some(id), None)],
             })
@@ -203,6 +203,7 @@ fn scopes(snap: &Snapshot, req: &OrgRequest<'_>) -> Vec<Request> {
     let mut projects: Vec<&CompiledProject> = snap
         .projects
         .values()
+        .map(|p| &**p)
         .filter(|p| shapes_droid(&p.layer) || p.folders.iter().any(|(_, l, _)| shapes_droid(l)))
         .collect();
     projects.sort_by(|a, b| a.id.cmp(&b.id));
