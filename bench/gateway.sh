@@ -23,6 +23,8 @@ root=$(pwd)
 
 DUR=${DUR:-10s}
 RATES=${RATES:-"1000 5000"}
+# the closed-loop concurrencies; LOADS="" runs the fixed rates alone
+LOADS=${LOADS-"c1 c16"}
 PROFILES=${PROFILES:-"droid sdk long tiny"}
 API=${API:-messages}
 case $API in
@@ -196,7 +198,7 @@ EOF
 echo "== runs of $DUR each ($API; profiles: $PROFILES)" >&2
 for profile in $PROFILES; do
   for mode in json sse; do
-    for load in c1 c16 $(for r in $RATES; do echo "r$r"; done); do
+    for load in $LOADS $(for r in $RATES; do echo "r$r"; done); do
       run direct "$profile" "$mode" "$load"
       run strata "$profile" "$mode" "$load"
     done
