@@ -409,16 +409,26 @@ impl Db {
     }
 
     async fn revision_ids(&self, prefix: String) -> Result<Vec<String>, StoreError> {
+        self.strings_by_key(
+            "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)",
+            prefix,
+        )
+        .await
+    }
+
+    /// The one text column of every row a single-key query returns
+    async fn strings_by_key(
+        &self,
+        sql: &'static str,
+        key: String,
+    ) -> Result<Vec<String>, StoreError> {
         let c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
-            c.query(
-                "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)",
-                &[&prefix],
-            )
-            .await?
-            .iter()
-            .map(|row| Ok(row.try_get(0)?))
-            .collect()
+            c.query(sql, &[&key])
+                .await?
+                .iter()
+                .map(|row| Ok(row.try_get(0)?))
+                .collect()
         })
         .await;
         self.finish(c, r)
@@ -469,19 +479,11 @@ impl Db {
     }
 
     async fn project_history(&self, project: String) -> Result<Vec<String>, StoreError> {
-        let c = self.client().await?;
-        let r = timeout(CALL_TIMEOUT, async {
-            c.query(
-                "SELECT blob FROM strata_project_history WHERE project = $1 ORDER BY seq",
-                &[&project],
-            )
-            .await?
-            .iter()
-            .map(|row| Ok(row.try_get(0)?))
-            .collect()
-        })
-        .await;
-        self.finish(c, r)
+        self.strings_by_key(
+            "SELECT blob FROM strata_project_history WHERE project = $1 ORDER BY seq",
+            project,
+        )
+        .await
     }
 
     async fn put_token(&self, t: StoredToken) -> Result<(), StoreError> {
