@@ -44,13 +44,16 @@ impl Search {
         let now = jiff::Timestamp::now().as_millisecond();
         let time = |s: &str| opt(s).map(|t| reader::parse_time(&t, now)).transpose();
         Ok(Filter {
-            user: opt(&self.user),
-            project: opt(&self.project),
-            model: opt(&self.model),
-            decision: opt(&self.decision),
+            query: reader::Query {
+                user: opt(&self.user),
+                project: opt(&self.project),
+                model: opt(&self.model),
+                decision: opt(&self.decision),
+                since_ms: time(&self.since)?,
+                until_ms: time(&self.until)?,
+                limit: None,
+            },
             rule: opt(&self.rule),
-            since_ms: time(&self.since)?,
-            until_ms: time(&self.until)?,
         })
     }
 
@@ -81,16 +84,8 @@ async fn read(console: &Arc<Console>, source: &AuditSource, s: &Search) -> Resul
                 .map_err(|e| e.to_string())
         }
         AuditSource::Postgres(url) => {
-            let q = reader::Query {
-                user: f.user.clone(),
-                project: f.project.clone(),
-                model: f.model.clone(),
-                decision: f.decision.clone(),
-                since_ms: f.since_ms,
-                until_ms: f.until_ms,
-                limit: None,
-            };
-            let records = reader::pg::query(url, &q)
+            // the rule is filtered below, in memory
+            let records = reader::pg::query(url, &f.query)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut found = Found::default();

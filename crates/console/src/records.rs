@@ -8,38 +8,24 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use strata_gateway::audit::{Record, day_number};
+use strata_gateway::audit::{Query, Record, day_number};
 
-/// What a search asks; every filter that is set must match
+/// What a search asks: `policy audit`'s filters (`limit` unused) and part of a rule id; every
+/// filter that is set must match
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    pub user: Option<String>,
-    pub project: Option<String>,
-    /// the model as sent, or its canonical id
-    pub model: Option<String>,
-    pub decision: Option<String>,
+    pub query: Query,
     /// part of a rule id
     pub rule: Option<String>,
-    /// unix ms, inclusive
-    pub since_ms: Option<i64>,
-    /// unix ms, exclusive
-    pub until_ms: Option<i64>,
 }
 
 impl Filter {
     pub fn matches(&self, r: &Record) -> bool {
-        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        eq(&self.user, &r.user)
-            && eq(&self.project, &r.project)
-            && (eq(&self.model, &r.model)
-                || (self.model.is_some() && self.model == r.canonical_model))
-            && eq(&self.decision, &r.decision)
+        self.query.matches(r)
             && self
                 .rule
                 .as_deref()
                 .is_none_or(|w| r.rules.iter().any(|x| x.contains(w)))
-            && self.since_ms.is_none_or(|t| r.unix_ms >= t)
-            && self.until_ms.is_none_or(|t| r.unix_ms < t)
     }
 }
 
@@ -143,8 +129,8 @@ fn day_files(dir: &Path, q: &Filter) -> std::io::Result<Vec<(i64, PathBuf)>> {
             let day = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
             Some((day_number(day)?, e.path()))
         })
-        .filter(|(d, _)| q.since_ms.is_none_or(|t| *d >= day_of(t)))
-        .filter(|(d, _)| q.until_ms.is_none_or(|t| *d <= day_of(t)))
+        .filter(|(d, _)| q.query.since_ms.is_none_or(|t| *d >= day_of(t)))
+        .filter(|(d, _)| q.query.until_ms.is_none_or(|t| *d <= day_of(t)))
         .collect();
     files.sort();
     Ok(files)

@@ -22,7 +22,8 @@ pub struct Query {
 }
 
 impl Query {
-    fn matches(&self, r: &Record) -> bool {
+    /// Whether `r` passes every filter that is set (`limit` aside)
+    pub fn matches(&self, r: &Record) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.user, &r.user)
             && eq(&self.project, &r.project)
