@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 DUR=${DUR:-10s}
-RATES=${RATES:-"1000 5000"}
+# the fixed rates; RATES="" runs the closed-loop loads alone
+RATES=${RATES-"1000 5000"}
 # the closed-loop concurrencies; LOADS="" runs the fixed rates alone
 LOADS=${LOADS-"c1 c16"}
 PROFILES=${PROFILES:-"droid sdk long tiny"}
