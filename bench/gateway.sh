@@ -8,6 +8,7 @@
 #   OUT=docs/bench-gateway.md bench/gateway.sh
 #   SPLIT=1 bench/gateway.sh         # `policy serve` + `policy gateway` as two processes: every
 #                                    # decision is a Decide over loopback gRPC (both on GW_CPU)
+#   SPLIT=1 INFLIGHT=2 bench/gateway.sh   # the gateway's resolver_calls_in_flight (default 4)
 #   PROFILES="droid sdk" bench/gateway.sh   # body profiles (bench/bodies.py), default all four:
 #                                    # tiny (90 bytes), droid (~41 KB, model first, as Droid sends),
 #                                    # sdk (the same, model last), long (1 MB with a base64 image)
@@ -112,6 +113,7 @@ else
 listen = "127.0.0.1:$GW_PORT"
 public_base_url = "http://127.0.0.1:8787"
 resolver = "http://127.0.0.1:$RS_PORT"
+resolver_calls_in_flight = ${INFLIGHT:-4}
 [audit]
 dir = "$work/audit"
 retention_days = 1

@@ -349,6 +349,9 @@ pub struct CompiledLayer {
     pub blocked: Option<Matcher>,
     /// custom models this layer defines (locked keys from above removed)
     pub custom_models: Vec<CustomModel>,
+    /// the canonical id of each of `custom_models`, in the same order (folded once, here, rather
+    /// than on every lookup of a decision)
+    custom_ids: Vec<String>,
     pub allow_custom_models: Option<Spanned<bool>>,
     pub allowed_base_urls: Option<UrlList>,
     pub mcp_enabled: Option<Spanned<bool>>,
@@ -399,6 +402,11 @@ impl CompiledLayer {
                 problems,
             ),
             custom_models: s.custom_models.clone(),
+            custom_ids: s
+                .custom_models
+                .iter()
+                .map(|c| canonical_str(&c.model).into_owned())
+                .collect(),
             allow_custom_models: s.model_policy.allow_custom_models.clone(),
             allowed_base_urls: s
                 .model_policy
@@ -418,10 +426,13 @@ impl CompiledLayer {
 
     /// The custom model `model` names (ids compared in canonical form)
     pub fn custom_model(&self, model: &str) -> Option<&CustomModel> {
-        let model = canonical_str(model);
-        self.custom_models
-            .iter()
-            .find(|c| canonical_str(&c.model) == model)
+        self.custom_model_canonical(&canonical_str(model))
+    }
+
+    /// The custom model whose canonical id is `canonical` (a decision's model, folded once)
+    pub fn custom_model_canonical(&self, canonical: &str) -> Option<&CustomModel> {
+        let at = self.custom_ids.iter().position(|id| id == canonical)?;
+        self.custom_models.get(at)
     }
 
     /// Whether a base rule of this layer's level has something to enforce here

@@ -120,7 +120,7 @@ pub(crate) fn model_facts<'s>(
         {
             list(&mut parents, level, Field::Allowed);
         }
-        if l.adds_models && level != Level::User && l.custom_model(model).is_some() {
+        if l.adds_models && level != Level::User && l.custom_model_canonical(model).is_some() {
             list(&mut parents, level, Field::CustomModels);
         }
         if key_mode == KeyMode::Byok {

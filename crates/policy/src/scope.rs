@@ -7,6 +7,7 @@ use crate::decision::{KeyMode, Request};
 use crate::files::mcp::McpServer;
 use crate::files::settings::CustomModel;
 use crate::layer::is_path_prefix;
+use crate::matchers::model_id::canonical_str;
 use crate::origin::Level;
 
 /// The layers that apply to one request
@@ -41,16 +42,17 @@ impl<'s> ScopeRef<'s> {
         model: &str,
         key_mode: KeyMode,
     ) -> Option<(&'s CompiledLayer, &'s CustomModel)> {
+        let model = &*canonical_str(model);
         match key_mode {
             KeyMode::Byok => self
                 .user
-                .and_then(|u| u.custom_model(model).map(|c| (u, c))),
+                .and_then(|u| u.custom_model_canonical(model).map(|c| (u, c))),
             KeyMode::Central => None,
         }
         .or_else(|| {
             self.layers()
                 .filter(|l| l.level != Level::User && l.adds_models)
-                .find_map(|l| l.custom_model(model).map(|c| (l, c)))
+                .find_map(|l| l.custom_model_canonical(model).map(|c| (l, c)))
         })
     }
 
