@@ -206,7 +206,9 @@ pub async fn login(
         )
             .into_response();
     };
-    console.record(&session.who, "signed in", &format!("from {ip}")).await;
+    console
+        .record(&session.who, "signed in", &format!("from {ip}"))
+        .await;
     let mut res = Redirect::to("/").into_response();
     if let Ok(v) = set_cookie(&console, COOKIE, &id, crate::session::SESSION_TTL.as_secs()).parse()
     {

@@ -366,7 +366,11 @@ async fn previewed(
 
 fn preview_page(admin: &Admin, status: StatusCode, body: Markup) -> Response {
     let page = html! { h1 { "Publish preview" } (body) };
-    (status, layout::page(&admin.session, "Publish preview", page)).into_response()
+    (
+        status,
+        layout::page(&admin.session, "Publish preview", page),
+    )
+        .into_response()
 }
 
 pub async fn preview(
@@ -424,7 +428,11 @@ pub async fn upload(
 
 /// The org bundle's files the activate form names: pasted text, or an upload kept since its
 /// preview
-fn activated_files(console: &Console, admin: &Admin, f: &PublishForm) -> Result<Vec<v1::File>, String> {
+fn activated_files(
+    console: &Console,
+    admin: &Admin,
+    f: &PublishForm,
+) -> Result<Vec<v1::File>, String> {
     let files = if f.staged.is_empty() {
         parse(&f.bundle)?
     } else {
@@ -452,7 +460,11 @@ pub async fn activate(
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                layout::page(&admin.session, "Publish", html! { p.problem #publish-error { (e) } }),
+                layout::page(
+                    &admin.session,
+                    "Publish",
+                    html! { p.problem #publish-error { (e) } },
+                ),
             )
                 .into_response();
         }
@@ -464,7 +476,9 @@ pub async fn activate(
     };
     match console.resolver.publish_org(files, message.clone()).await {
         Ok((rev, _, _)) => {
-            console.record(&admin.session.who, &format!("published {rev}"), &message).await;
+            console
+                .record(&admin.session.who, &format!("published {rev}"), &message)
+                .await;
             Redirect::to("/revisions").into_response()
         }
         Err(e) => (

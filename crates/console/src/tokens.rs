@@ -166,7 +166,9 @@ pub async fn revoke(
     }
     match console.resolver.revoke_token(&f.id).await {
         Ok(()) => {
-            console.record(&admin.session.who, &format!("revoked token {}", f.id), "").await;
+            console
+                .record(&admin.session.who, &format!("revoked token {}", f.id), "")
+                .await;
             Redirect::to("/tokens").into_response()
         }
         Err(e) => (
@@ -204,11 +206,13 @@ pub async fn bind(
     match console.resolver.bind_token(&f.id, projects.clone()).await {
         Ok(_) => {
             let what = format!("bound token {} to projects", f.id);
-            console.record(
-                &admin.session.who,
-                &what,
-                &format!("[{}]", projects.join(", ")),
-            ).await;
+            console
+                .record(
+                    &admin.session.who,
+                    &what,
+                    &format!("[{}]", projects.join(", ")),
+                )
+                .await;
             Redirect::to("/tokens").into_response()
         }
         Err(e) => {

@@ -42,7 +42,7 @@ pub const LIMITS: Limits = Limits {
 /// `n` bytes, in MiB when it is a whole number of them
 fn size(n: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if n % MIB == 0 {
+    if n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
@@ -424,12 +424,19 @@ mod tests {
             assert_eq!(e.code(), "upload.refused_path");
         }
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        w.add_symlink("org/settings.json", "/etc/passwd", zip::write::SimpleFileOptions::default())
-            .unwrap();
+        w.add_symlink(
+            "org/settings.json",
+            "/etc/passwd",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
         let e = zip_file("l.zip", w.finish().unwrap().into_inner()).unwrap_err();
         assert_eq!(e.to_string(), "`org/settings.json`: a symbolic link");
         let e = zip_file("notes.txt", b"hello".to_vec()).unwrap_err();
-        assert!(e.to_string().starts_with("`notes.txt`: not a zip archive"), "{e}");
+        assert!(
+            e.to_string().starts_with("`notes.txt`: not a zip archive"),
+            "{e}"
+        );
         let e = zipped(&[("a.json", b"1"), ("./a.json", b"2")]).unwrap_err();
         assert_eq!(e.to_string(), "`a.json`: twice in the upload");
     }
@@ -466,8 +473,9 @@ mod tests {
         };
         assert_eq!(unzip("bomb.zip", &bytes, within).unwrap().len(), 3);
 
-        let many: Vec<(String, Vec<u8>)> =
-            (0..11).map(|i| (format!("d/{i}.json"), Vec::new())).collect();
+        let many: Vec<(String, Vec<u8>)> = (0..11)
+            .map(|i| (format!("d/{i}.json"), Vec::new()))
+            .collect();
         let entries: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
         let e = unzip("many.zip", &zip_of(&entries), limits).unwrap_err();
         assert_eq!(e.to_string(), "the upload has more than 10 files");

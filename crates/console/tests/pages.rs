@@ -404,21 +404,34 @@ async fn the_change_log_survives_a_restart_newest_first_in_pages() {
     }
     let s = login(&run.url).await;
     let first = s.page("/changes").await;
-    assert!(first.contains("63 change(s), newest first; page 1 of 2"), "{first}");
+    assert!(
+        first.contains("63 change(s), newest first; page 1 of 2"),
+        "{first}"
+    );
     let rows = first.split("<tr>").skip(2).collect::<Vec<_>>();
     assert_eq!(rows.len(), 50, "a page");
     assert!(rows[0].contains("signed in"), "newest first: {}", rows[0]);
     assert!(rows[1].contains("bulk 59"), "{}", rows[1]);
     assert!(rows[49].contains("bulk 11"), "{}", rows[49]);
     assert!(!first.contains("created token"));
-    assert!(first.contains("href=\"/changes?page=1\""), "a link to older");
+    assert!(
+        first.contains("href=\"/changes?page=1\""),
+        "a link to older"
+    );
 
     let second = s.page("/changes?page=1").await;
     let rows = second.split("<tr>").skip(2).collect::<Vec<_>>();
     assert_eq!(rows.len(), 13, "{second}");
     assert!(rows[0].contains("bulk 10"));
     assert!(rows[10].contains("bulk 0"));
-    assert!(rows[11].contains(&format!("created token {id}")), "{}", rows[11]);
+    assert!(
+        rows[11].contains(&format!("created token {id}")),
+        "{}",
+        rows[11]
+    );
     assert!(rows[12].contains("signed in"), "before the restart");
-    assert!(second.contains("href=\"/changes?page=0\""), "a link to newer");
+    assert!(
+        second.contains("href=\"/changes?page=0\""),
+        "a link to newer"
+    );
 }

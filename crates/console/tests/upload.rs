@@ -57,7 +57,10 @@ async fn a_zip_of_the_example_runs_every_case_and_activates_what_was_previewed()
     }
     let ok = table.matches(">ok<").count();
     assert!(ok > 20, "{ok} cases ok: {table}");
-    assert!(!table.contains("FAIL") && !table.contains("ERROR"), "{table}");
+    assert!(
+        !table.contains("FAIL") && !table.contains("ERROR"),
+        "{table}"
+    );
     assert!(page.contains("id=\"no-effective-changes\""), "{page}");
 
     // without the fast models: what decisions change, and the cases that expected them fail
@@ -65,7 +68,10 @@ async fn a_zip_of_the_example_runs_every_case_and_activates_what_was_previewed()
         .upload(zip_form(&s.csrf, "acme.zip", acme_zip(drop_fast)))
         .await;
     let page = res.text().await.expect("body");
-    assert!(page.contains("model gpt-5-mini"), "the effective diff: {page}");
+    assert!(
+        page.contains("model gpt-5-mini"),
+        "the effective diff: {page}"
+    );
     assert!(cases(&page).contains("FAIL"));
     assert!(!cases(&page).contains("ERROR"));
     assert_eq!(
@@ -145,7 +151,10 @@ async fn a_directory_upload_and_a_broken_zip_show_problems_as_file_line_col() {
         f.part("dir", Part::bytes(c).file_name(format!("org/{p}")))
     });
     let page = s.upload(form).await.text().await.expect("body");
-    assert!(page.contains("id=\"valid\""), "the org directory alone: {page}");
+    assert!(
+        page.contains("id=\"valid\""),
+        "the org directory alone: {page}"
+    );
     assert_eq!(run.resolver.active().expect("active").revision, before);
 }
 
@@ -206,9 +215,14 @@ async fn hostile_uploads_are_refused_naming_the_file_and_activate_nothing() {
     // no file at all, and both at once
     let empty = Form::new().text("csrf", s.csrf.clone());
     let res = s.upload(empty).await;
-    assert_eq!(refused(&res.text().await.expect("body")), "choose a zip file or a directory");
-    let both = zip_form(&s.csrf, "a.zip", acme_zip(|_, c| c))
-        .part("dir", Part::bytes(b"{}".to_vec()).file_name("org/settings.json"));
+    assert_eq!(
+        refused(&res.text().await.expect("body")),
+        "choose a zip file or a directory"
+    );
+    let both = zip_form(&s.csrf, "a.zip", acme_zip(|_, c| c)).part(
+        "dir",
+        Part::bytes(b"{}".to_vec()).file_name("org/settings.json"),
+    );
     let res = s.upload(both).await;
     assert!(refused(&res.text().await.expect("body")).contains("not both"));
 

@@ -586,11 +586,7 @@ impl Db {
         self.finish(c, r)
     }
 
-    async fn changes(
-        &self,
-        skip: i64,
-        limit: i64,
-    ) -> Result<(Vec<StoredChange>, u64), StoreError> {
+    async fn changes(&self, skip: i64, limit: i64) -> Result<(Vec<StoredChange>, u64), StoreError> {
         let c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
             let page = c

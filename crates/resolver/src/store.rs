@@ -537,7 +537,10 @@ mod tests {
         let (page, total) = store.changes(0, 2).unwrap();
         let whats: Vec<&str> = page.iter().map(|c| c.what.as_str()).collect();
         assert_eq!(total, (first + 2) as u64);
-        assert_eq!(whats, [format!("change {}", first + 1), format!("change {first}")]);
+        assert_eq!(
+            whats,
+            [format!("change {}", first + 1), format!("change {first}")]
+        );
         let (rest, _) = store.changes(2, 100).unwrap();
         assert_eq!(rest.len() as i64, first);
         assert_eq!(store.changes(first as usize + 2, 10).unwrap().0, []);

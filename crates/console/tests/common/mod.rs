@@ -290,7 +290,8 @@ pub fn acme_zip(edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
         .compression_method(zip::CompressionMethod::Deflated);
     for (path, content) in walk(&repo().join("policies/examples/acme")) {
         let content = edit(&path, content);
-        w.start_file(format!("acme/{path}"), opts).expect("zip entry");
+        w.start_file(format!("acme/{path}"), opts)
+            .expect("zip entry");
         w.write_all(&content).expect("zip write");
     }
     w.finish().expect("zip").into_inner()
