@@ -8,6 +8,7 @@
 #
 #   bench/resolver.sh                  # ~4 minutes after the build
 #   DUR=5 FIXED_ROUNDS=1 bench/resolver.sh
+#   CONSOLE=on PLACEMENTS=pinned bench/resolver.sh   # the admin console listening too (issue 18)
 #
 # Needs: cargo, taskset, curl; h2load (Debian's nghttp2-client, installed with apt-get when
 # missing and run as root).
@@ -22,6 +23,10 @@ POINTS=${POINTS:-"1x1 4x16 8x64"}  # connections x streams in flight per connect
 RS_PORT=${RS_PORT:-15071}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+PLACEMENTS=${PLACEMENTS:-"both pinned"}
+CONSOLE=${CONSOLE:-off}        # on: `policy serve --console-listen` (the console idle beside it)
+CONSOLE_PORT=${CONSOLE_PORT:-15072}
+target=${CARGO_TARGET_DIR:-target}
 
 echo "== build (release)" >&2
 cargo build --release --locked -q -p strata-cli
@@ -49,13 +54,15 @@ trap cleanup EXIT
 # the decide_load client presents this service token
 export STRATA_ADMIN_TOKEN=bench-admin-token STRATA_SERVICE_TOKEN=strata_svc_bench
 export STRATA_RESOLVER="http://127.0.0.1:$RS_PORT" STRATA_TOKEN=bench-admin-token STRATA_LOG=warn
-policy=target/release/policy
+policy=$target/release/policy
+console=()
+[ "$CONSOLE" = on ] && console=(--console-listen "127.0.0.1:$CONSOLE_PORT")
 
 start() { # placement: "both" (no pinning) or "pinned" (server on SERVER_CPU)
   rm -rf "$work/data"
   local pin=()
   [ "$1" = pinned ] && pin=(taskset -c "$SERVER_CPU")
-  "${pin[@]}" "$policy" serve --data "$work/data" --listen "127.0.0.1:$RS_PORT" \
+  "${pin[@]}" "$policy" serve --data "$work/data" --listen "127.0.0.1:$RS_PORT" "${console[@]}" \
     >"$work/serve.out" 2>"$work/serve.log" &
   server=$!
   for _ in $(seq 1 100); do "$policy" revisions >/dev/null 2>&1 && break; sleep 0.2; done
@@ -63,12 +70,15 @@ start() { # placement: "both" (no pinning) or "pinned" (server on SERVER_CPU)
   "$policy" publish project --id web policies/examples/acme/project/.factory \
     --folder services/billing=policies/examples/acme/project/services/billing/.factory -m bench >/dev/null 2>&1
   token=$("$policy" token create --user alice --group leads 2>/dev/null)
-  target/release/examples/decide_frame "$token" >"$work/frame"
+  "$target/release/examples/decide_frame" "$token" >"$work/frame"
   # every h2load request is this one: check that it is answered with a decision
   curl -s --http2-prior-knowledge -o /dev/null -D "$work/headers" --data-binary @"$work/frame" \
     -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $STRATA_SERVICE_TOKEN" \
     "http://127.0.0.1:$RS_PORT/strata.v1.PolicyService/Decide"
   grep -q '^grpc-status: 0' "$work/headers" || { cat "$work/headers" "$work/serve.log" >&2; echo "Decide failed" >&2; exit 1; }
+  if [ "$CONSOLE" = on ]; then # the console answers beside it
+    curl -sf -o /dev/null "http://127.0.0.1:$CONSOLE_PORT/login" || { cat "$work/serve.log" >&2; echo "no console" >&2; exit 1; }
+  fi
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
@@ -118,8 +128,8 @@ fixed_rate() { # placement
   done
 }
 
-for placement in both pinned; do
-  echo "== policy serve on $placement" >&2
+for placement in $PLACEMENTS; do
+  echo "== policy serve on $placement (console $CONSOLE)" >&2
   start "$placement"
   saturate "$placement"
   fixed_rate "$placement"

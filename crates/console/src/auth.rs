@@ -207,8 +207,8 @@ pub async fn login(
             .into_response();
     };
     console
-        .changes
-        .record(&session.who, "signed in", &format!("from {ip}"));
+        .record(&session.who, "signed in", &format!("from {ip}"))
+        .await;
     let mut res = Redirect::to("/").into_response();
     if let Ok(v) = set_cookie(&console, COOKIE, &id, crate::session::SESSION_TTL.as_secs()).parse()
     {
@@ -238,7 +238,7 @@ pub async fn logout(
     if let Some(id) = cookie(&headers, COOKIE) {
         console.sessions.remove(&id);
     }
-    console.changes.record(&admin.session.who, "signed out", "");
+    console.record(&admin.session.who, "signed out", "").await;
     let mut res = Redirect::to("/login").into_response();
     if let Ok(v) = set_cookie(&console, COOKIE, "", 0).parse() {
         res.headers_mut().append(header::SET_COOKIE, v);

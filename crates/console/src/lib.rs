@@ -11,12 +11,14 @@ mod records;
 mod revisions;
 mod session;
 mod tokens;
+mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -24,6 +26,7 @@ use axum::routing::{get, post};
 use strata_resolver::Resolver;
 
 pub use auth::MAX_FAILURES as MAX_FAILED_SIGN_INS;
+pub use upload::MAX_REQUEST_BYTES as MAX_UPLOAD_BYTES;
 
 /// The Content-Security-Policy of every response: scripts and styles only from the console itself
 /// (no inline script, no CDN), no framing, forms only back to the console
@@ -51,17 +54,17 @@ pub struct ConsoleOptions {
     pub secure_cookies: bool,
 }
 
-/// The console's state: the resolver it shows and changes, sessions, the sign-in limiter and the
-/// change log. None of it is on the decision path: the console reads the resolver's active
+/// The console's state: the resolver it shows and changes (the change log is in its store),
+/// sessions and the sign-in limiter. None of it is on the decision path: the console reads the resolver's active
 /// snapshot through the same lock-free pointer the decisions read.
 pub struct Console {
     pub(crate) resolver: Arc<Resolver>,
     pub(crate) options: ConsoleOptions,
     pub(crate) sessions: session::Sessions,
     pub(crate) limiter: auth::Limiter,
-    pub(crate) changes: changes::Log,
     pub(crate) audit_cache: records::DirCache,
     pub(crate) loaded: revisions::Loaded,
+    pub(crate) staged: upload::Staged,
 }
 
 impl Console {
@@ -71,9 +74,9 @@ impl Console {
             options,
             sessions: session::Sessions::default(),
             limiter: auth::Limiter::default(),
-            changes: changes::Log::default(),
             audit_cache: records::DirCache::default(),
             loaded: revisions::Loaded::default(),
+            staged: upload::Staged::default(),
         })
     }
 }
@@ -99,6 +102,10 @@ pub fn router(console: Arc<Console>) -> Router {
         )
         .route("/publish", get(publish::page))
         .route("/publish/preview", post(publish::preview))
+        .route(
+            "/publish/upload",
+            post(publish::upload).layer(DefaultBodyLimit::max(upload::MAX_REQUEST_BYTES)),
+        )
         .route("/publish/activate", post(publish::activate))
         .route("/audit", get(audit::page))
         .route("/changes", get(changes::page))

@@ -1,13 +1,13 @@
-//! Publish preview: an org bundle pasted as text (`--- path` before each file), validated and
-//! compiled with the active project layers without activating anything: every problem as
-//! file:line:col, the bundle's own decision cases (`policy test`), and what would change against
-//! the active revision; then activate.
+//! Publish preview: an org bundle pasted as text (`--- path` before each file) or uploaded (a
+//! zip or a directory: `upload.rs`), validated and compiled with the active project layers
+//! without activating anything: every problem as file:line:col, the bundle's own decision cases
+//! (`policy test`), and what would change against the active revision; then activate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -19,6 +19,7 @@ use strata_resolver::state::Active;
 
 use crate::Console;
 use crate::auth::{Admin, forbidden};
+use crate::upload::{self, UploadError};
 use crate::{diff, layout};
 
 /// The cases of one test file, or why it could not run
@@ -92,13 +93,36 @@ fn form(admin: &Admin, text: &str, message: &str) -> Markup {
     }
 }
 
+/// The upload form: a zip file or a directory, as multipart (with the session's CSRF token)
+fn upload_form(admin: &Admin, message: &str) -> Markup {
+    html! {
+        form method="post" action="/publish/upload" enctype="multipart/form-data" #upload-form {
+            input type="hidden" name="csrf" value=(admin.session.csrf);
+            label { "Message " input name="message" value=(message); }
+            label { "A zip file " input type="file" name="zip" accept=".zip,application/zip" #upload-zip; }
+            label { "or a directory " input type="file" name="dir" webkitdirectory multiple #upload-dir; }
+            p.muted { "Its " code { "org/" } " directory is the org bundle (else its top directory is); the layers beside it ("
+                code { "project/" } ", " code { "user/" } ") are what the bundle's tests name as " code { "../project" } ", " code { "../user" } ". At most "
+                (upload::MAX_FILES) " files, " (upload::MAX_UNPACKED_BYTES / (1024 * 1024)) " MiB unpacked." }
+            button type="submit" #upload { "Preview the upload" }
+        }
+    }
+}
+
 pub async fn page(State(console): State<Arc<Console>>, admin: Admin) -> Response {
     let text = console
         .resolver
         .active()
         .map(|a| as_text(&a.org))
         .unwrap_or_default();
-    let body = html! { h1 { "Publish an org bundle" } p.muted #start-from-active { "Starts from the active bundle: edit it, preview, then activate." } (form(&admin, &text, "")) };
+    let body = html! {
+        h1 { "Publish an org bundle" }
+        h2 { "Upload" }
+        (upload_form(&admin, ""))
+        h2 { "Or paste" }
+        p.muted #start-from-active { "Starts from the active bundle: edit it, preview, then activate." }
+        (form(&admin, &text, ""))
+    };
     layout::page(&admin.session, "Publish", body).into_response()
 }
 
@@ -237,9 +261,43 @@ pub struct PublishForm {
     bundle: String,
     #[serde(default)]
     message: String,
+    /// an upload kept since its preview (`upload::Staged`), instead of `bundle`
+    #[serde(default)]
+    staged: String,
 }
 
-fn preview_body(console: &Console, admin: &Admin, f: &PublishForm, files: &[v1::File]) -> Markup {
+/// Where a previewed bundle came from, and so what the activate form sends back
+enum Source {
+    Pasted(String),
+    /// the id of the upload kept for this session
+    Uploaded(String),
+}
+
+impl Source {
+    /// The form to change and preview it again
+    fn form(&self, admin: &Admin, message: &str) -> Markup {
+        match self {
+            Source::Pasted(text) => form(admin, text, message),
+            Source::Uploaded(_) => upload_form(admin, message),
+        }
+    }
+
+    /// What the activate form carries
+    fn carried(&self) -> Markup {
+        match self {
+            Source::Pasted(text) => html! { textarea name="bundle" hidden { (text) } },
+            Source::Uploaded(id) => html! { input type="hidden" name="staged" value=(id); },
+        }
+    }
+}
+
+fn preview_body(
+    console: &Console,
+    admin: &Admin,
+    message: &str,
+    source: &Source,
+    files: &[v1::File],
+) -> Markup {
     let active = console.resolver.active();
     let org: Vec<v1::File> = files
         .iter()
@@ -248,7 +306,7 @@ fn preview_body(console: &Console, admin: &Admin, f: &PublishForm, files: &[v1::
         .collect();
     match compile(&org, active.as_deref()) {
         Err(p) => {
-            html! { h2.problem #invalid { "Invalid: " (p.problems.iter().filter(|x| x.is_error()).count()) " problem(s)" } (problems_list(&p, "")) (form(admin, &f.bundle, &f.message)) }
+            html! { h2.problem #invalid { "Invalid: " (p.problems.iter().filter(|x| x.is_error()).count()) " problem(s)" } (problems_list(&p, "")) (source.form(admin, message)) }
         }
         Ok((tree, snap)) => {
             let tests = run_tests(files, &tree, active.as_deref());
@@ -281,13 +339,38 @@ fn preview_body(console: &Console, admin: &Admin, f: &PublishForm, files: &[v1::
                 (changes)
                 form method="post" action="/publish/activate" #activate-form {
                     input type="hidden" name="csrf" value=(admin.session.csrf);
-                    input type="hidden" name="message" value=(f.message);
-                    textarea name="bundle" hidden { (f.bundle) }
+                    input type="hidden" name="message" value=(message);
+                    (source.carried())
                     button.danger type="submit" #activate { "Activate" }
                 }
             }
         }
     }
+}
+
+/// The preview, rendered on a blocking thread (it compiles and runs the bundle's cases)
+async fn previewed(
+    console: &Arc<Console>,
+    admin: &Admin,
+    message: String,
+    source: Source,
+    files: Vec<v1::File>,
+) -> Markup {
+    let (c, session) = (console.clone(), admin.session.clone());
+    let shown = tokio::task::spawn_blocking(move || {
+        preview_body(&c, &Admin { session }, &message, &source, &files)
+    })
+    .await;
+    shown.unwrap_or_else(|e| html! { p.problem { (e.to_string()) } })
+}
+
+fn preview_page(admin: &Admin, status: StatusCode, body: Markup) -> Response {
+    let page = html! { h1 { "Publish preview" } (body) };
+    (
+        status,
+        layout::page(&admin.session, "Publish preview", page),
+    )
+        .into_response()
 }
 
 pub async fn preview(
@@ -300,24 +383,68 @@ pub async fn preview(
     }
     let body = match parse(&f.bundle) {
         Err(e) => html! { p.problem #parse-error { (e) } (form(&admin, &f.bundle, &f.message)) },
-        Ok(files) => {
-            let (c, a, form) = (console.clone(), admin.session.clone(), f);
-            let shown = tokio::task::spawn_blocking(move || {
-                preview_body(&c, &crate::auth::Admin { session: a }, &form, &files)
-            })
-            .await;
-            match shown {
-                Ok(m) => m,
-                Err(e) => html! { p.problem { (e.to_string()) } },
-            }
-        }
+        Ok(files) => previewed(&console, &admin, f.message, Source::Pasted(f.bundle), files).await,
     };
-    layout::page(
-        &admin.session,
-        "Publish preview",
-        html! { h1 { "Publish preview" } (body) },
-    )
-    .into_response()
+    preview_page(&admin, StatusCode::OK, body)
+}
+
+/// A refused upload: why (naming the file), and the upload form again
+fn upload_refused(admin: &Admin, e: &UploadError) -> Response {
+    let status = match e {
+        UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let body = html! { p.problem #upload-error data-code=(e.code()) { (e.to_string()) } (upload_form(admin, "")) };
+    preview_page(admin, status, body)
+}
+
+/// A zip file or a directory, previewed; kept for this session until it is activated
+pub async fn upload(
+    State(console): State<Arc<Console>>,
+    admin: Admin,
+    multipart: Multipart,
+) -> Response {
+    let form = match upload::read(multipart).await {
+        Ok(f) => f,
+        Err(e) => return upload_refused(&admin, &e),
+    };
+    // nothing uploaded is looked into before the form is known to be the admin's
+    if !admin.csrf_ok(&form.csrf) {
+        return forbidden("invalid CSRF token");
+    }
+    let message = form.message.clone();
+    let files = tokio::task::spawn_blocking(move || upload::bundle(form, upload::LIMITS)).await;
+    let files = match files {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => return upload_refused(&admin, &e),
+        Err(e) => return upload_refused(&admin, &UploadError::Multipart(e.to_string())),
+    };
+    let Some(id) = console.staged.put(&admin.session.csrf, files.clone()) else {
+        return upload_refused(&admin, &UploadError::Multipart("no room".to_string()));
+    };
+    let body = previewed(&console, &admin, message, Source::Uploaded(id), files).await;
+    preview_page(&admin, StatusCode::OK, body)
+}
+
+/// The org bundle's files the activate form names: pasted text, or an upload kept since its
+/// preview
+fn activated_files(
+    console: &Console,
+    admin: &Admin,
+    f: &PublishForm,
+) -> Result<Vec<v1::File>, String> {
+    let files = if f.staged.is_empty() {
+        parse(&f.bundle)?
+    } else {
+        console
+            .staged
+            .take(&admin.session.csrf, &f.staged)
+            .ok_or("the upload is no longer kept: upload it again")?
+    };
+    Ok(files
+        .into_iter()
+        .filter(|x| !x.path.starts_with("../"))
+        .collect())
 }
 
 pub async fn activate(
@@ -328,15 +455,16 @@ pub async fn activate(
     if !admin.csrf_ok(&f.csrf) {
         return forbidden("invalid CSRF token");
     }
-    let files = match parse(&f.bundle) {
-        Ok(files) => files
-            .into_iter()
-            .filter(|x| !x.path.starts_with("../"))
-            .collect(),
+    let files = match activated_files(&console, &admin, &f) {
+        Ok(files) => files,
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                layout::page(&admin.session, "Publish", html! { p.problem { (e) } }),
+                layout::page(
+                    &admin.session,
+                    "Publish",
+                    html! { p.problem #publish-error { (e) } },
+                ),
             )
                 .into_response();
         }
@@ -349,8 +477,8 @@ pub async fn activate(
     match console.resolver.publish_org(files, message.clone()).await {
         Ok((rev, _, _)) => {
             console
-                .changes
-                .record(&admin.session.who, &format!("published {rev}"), &message);
+                .record(&admin.session.who, &format!("published {rev}"), &message)
+                .await;
             Redirect::to("/revisions").into_response()
         }
         Err(e) => (

@@ -251,11 +251,13 @@ pub async fn rollback(
         .unwrap_or_default();
     match console.resolver.rollback(&f.to).await {
         Ok(rev) => {
-            console.changes.record(
-                &admin.session.who,
-                &format!("rolled back to {rev}"),
-                &format!("from {previous}"),
-            );
+            console
+                .record(
+                    &admin.session.who,
+                    &format!("rolled back to {rev}"),
+                    &format!("from {previous}"),
+                )
+                .await;
             Redirect::to("/revisions").into_response()
         }
         Err(e) => error_page(&admin, StatusCode::CONFLICT, &e.to_string()),

@@ -133,7 +133,7 @@ pub async fn create(
     match r {
         Ok((secret, record)) => {
             let what = format!("created token {}", record.token_id);
-            console.changes.record(&admin.session.who, &what, &detail);
+            console.record(&admin.session.who, &what, &detail).await;
             render(&console, &admin, Some((record.token_id, secret))).await
         }
         Err(e) => (
@@ -167,8 +167,8 @@ pub async fn revoke(
     match console.resolver.revoke_token(&f.id).await {
         Ok(()) => {
             console
-                .changes
-                .record(&admin.session.who, &format!("revoked token {}", f.id), "");
+                .record(&admin.session.who, &format!("revoked token {}", f.id), "")
+                .await;
             Redirect::to("/tokens").into_response()
         }
         Err(e) => (
@@ -206,11 +206,13 @@ pub async fn bind(
     match console.resolver.bind_token(&f.id, projects.clone()).await {
         Ok(_) => {
             let what = format!("bound token {} to projects", f.id);
-            console.changes.record(
-                &admin.session.who,
-                &what,
-                &format!("[{}]", projects.join(", ")),
-            );
+            console
+                .record(
+                    &admin.session.who,
+                    &what,
+                    &format!("[{}]", projects.join(", ")),
+                )
+                .await;
             Redirect::to("/tokens").into_response()
         }
         Err(e) => {

@@ -1,8 +1,8 @@
 //! The console in a real browser: Debian's chromium, headless, driven over WebDriver
 //! (chromedriver) — sign in, explain a denial and follow the link to the file line, create and
-//! revoke a token, roll back after the confirmation, preview a broken and a good bundle, search
-//! the audit and open a record's explanation. Prints SKIPPED without chromium unless
-//! STRATA_REQUIRE_CHROMIUM=1 (as `.ci/run` sets).
+//! revoke a token, roll back after the confirmation, preview a broken and a good bundle (pasted,
+//! and uploaded as a zip, then activated), search the audit and open a record's explanation.
+//! Prints SKIPPED without chromium unless STRATA_REQUIRE_CHROMIUM=1 (as `.ci/run` sets).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -166,6 +166,19 @@ impl Driver {
             json!({"text": text}),
         )
         .await;
+    }
+
+    /// A local file chosen in the file input `css` (WebDriver: its path sent as keys)
+    async fn choose_file(&self, css: &str, path: &Path) {
+        let e = self.find(css).await;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/element/{e}/value"),
+                json!({"text": path.display().to_string()}),
+            )
+            .await;
+        assert!(v.is_null(), "choosing {}: {v}", path.display());
     }
 
     async fn click(&self, css: &str) {
@@ -368,6 +381,45 @@ async fn an_admin_signs_in_explains_a_denial_manages_tokens_and_rolls_back() {
     d.click("#preview").await;
     assert!(d.text("#valid").await.contains("Valid"));
     assert!(d.text("main").await.contains("No decision changes"));
+
+    // upload a zip of the example bundle, with the layers its tests name beside it: broken, its
+    // problem at file:line:col; without the fast models, its cases and what decisions change;
+    // then activate what was previewed
+    let zips = tempfile::tempdir().expect("zips");
+    let (broken, good) = (zips.path().join("broken.zip"), zips.path().join("acme.zip"));
+    std::fs::write(&broken, acme_zip(break_line_5)).expect("zip");
+    std::fs::write(&good, acme_zip(drop_fast)).expect("zip");
+    d.click("nav a[href='/publish']").await;
+    d.choose_file("#upload-zip", &broken).await;
+    d.click("#upload").await;
+    let problems = d.text("#problems").await;
+    assert!(problems.contains("org/settings.json:5:"), "{problems}");
+    d.choose_file("#upload-zip", &good).await;
+    d.click("#upload").await;
+    assert!(d.text("#valid").await.contains("Valid"));
+    let cases = d.text("#test-cases").await;
+    assert!(
+        cases.contains("tests/byok.json :: ") && !cases.contains("ERROR"),
+        "every test file ran, with its sibling layers: {cases}"
+    );
+    assert!(d.text("#effective-diff").await.contains("model gpt-5-mini"));
+    d.screenshot("upload").await;
+    let previewed = run.resolver.active().expect("active").revision.clone();
+    d.click("#activate").await;
+    d.find("#revisions").await;
+    let active = run.resolver.active().expect("active");
+    assert_ne!(active.revision, previewed, "activated");
+    let original = std::fs::read(repo().join("policies/examples/acme/org/settings.json"))
+        .expect("settings.json");
+    let uploaded = drop_fast("org/settings.json", original);
+    assert!(
+        active
+            .org
+            .files
+            .iter()
+            .any(|f| f.path == "settings.json" && f.content == uploaded),
+        "what was previewed is active"
+    );
 
     // the audit: alice's refusals, and the explanation of one
     d.click("nav a[href='/audit']").await;

@@ -361,3 +361,77 @@ async fn a_bundle_path_outside_the_bundle_is_refused() {
         );
     }
 }
+
+/// The change log is in the resolver's store: a console started again on the same sled
+/// directory (a restarted `policy serve`) shows what the first one recorded, newest first, a
+/// page at a time
+#[tokio::test]
+async fn the_change_log_survives_a_restart_newest_first_in_pages() {
+    use std::sync::Arc;
+    use strata_resolver::{SledStore, Store};
+
+    let dir = tempfile::tempdir().expect("data");
+    let open = |d: &std::path::Path| -> Arc<dyn Store> {
+        Arc::new(SledStore::open(d).expect("sled store"))
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = start_on(open(dir.path()), None, false, async {
+        let _ = stopped.await;
+    })
+    .await;
+    let s = login(&run.url).await;
+    let form = [("csrf", s.csrf.as_str()), ("user", "carol")];
+    assert_eq!(s.post("/tokens", &form).await.status(), 200);
+    let id = run.resolver.list_tokens().await.expect("tokens")[0]
+        .token_id
+        .clone();
+    drop(s);
+    stop.send(()).expect("stop the console");
+    let common::Running { task, resolver, .. } = run;
+    task.await.expect("console task").expect("console");
+    drop(resolver);
+
+    // the same data directory, opened again
+    let run = start_on(open(dir.path()), None, false, std::future::pending()).await;
+    for n in 0..60 {
+        let change = strata_proto::v1::StoredChange {
+            at_unix_ms: 1_700_000_000_000 + n,
+            who: "script".to_string(),
+            what: format!("bulk {n}"),
+            detail: String::new(),
+        };
+        run.resolver.record_change(change).await.expect("record");
+    }
+    let s = login(&run.url).await;
+    let first = s.page("/changes").await;
+    assert!(
+        first.contains("63 change(s), newest first; page 1 of 2"),
+        "{first}"
+    );
+    let rows = first.split("<tr>").skip(2).collect::<Vec<_>>();
+    assert_eq!(rows.len(), 50, "a page");
+    assert!(rows[0].contains("signed in"), "newest first: {}", rows[0]);
+    assert!(rows[1].contains("bulk 59"), "{}", rows[1]);
+    assert!(rows[49].contains("bulk 11"), "{}", rows[49]);
+    assert!(!first.contains("created token"));
+    assert!(
+        first.contains("href=\"/changes?page=1\""),
+        "a link to older"
+    );
+
+    let second = s.page("/changes?page=1").await;
+    let rows = second.split("<tr>").skip(2).collect::<Vec<_>>();
+    assert_eq!(rows.len(), 13, "{second}");
+    assert!(rows[0].contains("bulk 10"));
+    assert!(rows[10].contains("bulk 0"));
+    assert!(
+        rows[11].contains(&format!("created token {id}")),
+        "{}",
+        rows[11]
+    );
+    assert!(rows[12].contains("signed in"), "before the restart");
+    assert!(
+        second.contains("href=\"/changes?page=0\""),
+        "a link to newer"
+    );
+}

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_pg::{MigrateError, Migration, Schema};
-use strata_proto::v1::{StoredActivation, StoredRevision, StoredToken};
+use strata_proto::v1::{StoredActivation, StoredChange, StoredRevision, StoredToken};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
 use tokio_postgres::{AsyncMessage, Client, Config};
@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "a revision's projects in buckets of blobs",
         sql: include_str!("../migrations/0002_project_buckets.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "the admin console's change log",
+        sql: include_str!("../migrations/0003_console_changes.sql"),
     },
 ];
 
@@ -566,6 +571,50 @@ impl Db {
         .await;
         self.finish(c, r)
     }
+
+    async fn add_change(&self, ch: StoredChange) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let r = timeout(CALL_TIMEOUT, async {
+            c.execute(
+                "INSERT INTO strata_changes (at_unix_ms, who, what, detail) VALUES ($1, $2, $3, $4)",
+                &[&ch.at_unix_ms, &ch.who, &ch.what, &ch.detail],
+            )
+            .await?;
+            Ok(())
+        })
+        .await;
+        self.finish(c, r)
+    }
+
+    async fn changes(&self, skip: i64, limit: i64) -> Result<(Vec<StoredChange>, u64), StoreError> {
+        let c = self.client().await?;
+        let r = timeout(CALL_TIMEOUT, async {
+            let page = c
+                .query(
+                    "SELECT at_unix_ms, who, what, detail FROM strata_changes
+                     ORDER BY seq DESC OFFSET $1 LIMIT $2",
+                    &[&skip, &limit],
+                )
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(StoredChange {
+                        at_unix_ms: row.try_get(0)?,
+                        who: row.try_get(1)?,
+                        what: row.try_get(2)?,
+                        detail: row.try_get(3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, Failure>>()?;
+            let total: i64 = c
+                .query_one("SELECT count(*) FROM strata_changes", &[])
+                .await?
+                .try_get(0)?;
+            Ok((page, total as u64))
+        })
+        .await;
+        self.finish(c, r)
+    }
 }
 
 /// Inside an activation's transaction: log it, move the pointer, notify on commit
@@ -734,6 +783,17 @@ impl Store for PgStore {
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_vec());
         self.call(|db| async move { db.set_meta(key, value).await })
+    }
+    fn add_change(&self, c: &StoredChange) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.call(|db| async move { db.add_change(c).await })
+    }
+    fn changes(&self, skip: usize, limit: usize) -> Result<(Vec<StoredChange>, u64), StoreError> {
+        let (skip, limit) = (
+            i64::try_from(skip).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        self.call(|db| async move { db.changes(skip, limit).await })
     }
     fn watch(&self) -> Option<StoreWatch> {
         Some(self.watch.clone())

@@ -12,7 +12,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use strata_policy::{Bundle, FileTree, Problems, ProjectTrees, Snapshot};
 use strata_proto::v1::{
-    self, RevisionEvent, StoredActivation, StoredOrg, StoredProject, StoredRevision, StoredToken,
+    self, RevisionEvent, StoredActivation, StoredChange, StoredOrg, StoredProject, StoredRevision,
+    StoredToken,
 };
 use tokio::sync::{Mutex, watch};
 
@@ -1000,6 +1001,21 @@ impl Resolver {
     pub async fn project_history(&self, id: &str) -> Result<Vec<String>, ResolverError> {
         let id = id.to_string();
         blocking(&self.store, move |s| s.project_history(&id)).await
+    }
+
+    /// Append to the admin console's change log, in the store (so it survives a restart and is
+    /// shared by the replicas of a PostgreSQL store)
+    pub async fn record_change(&self, change: StoredChange) -> Result<(), ResolverError> {
+        blocking(&self.store, move |s| s.add_change(&change)).await
+    }
+
+    /// The console's change log, newest first: `limit` after skipping `skip`, and the total
+    pub async fn changes(
+        &self,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredChange>, u64), ResolverError> {
+        blocking(&self.store, move |s| s.changes(skip, limit)).await
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use prost::Message;
 use sled::Transactional;
-use strata_proto::v1::{StoredActivation, StoredRevision, StoredToken};
+use strata_proto::v1::{StoredActivation, StoredChange, StoredRevision, StoredToken};
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +106,11 @@ pub trait Store: Send + Sync + 'static {
     }
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Append to the console's change log, durably
+    fn add_change(&self, c: &StoredChange) -> Result<(), StoreError>;
+    /// The change log newest first: `limit` changes after skipping `skip`, and how many there
+    /// are in all
+    fn changes(&self, skip: usize, limit: usize) -> Result<(Vec<StoredChange>, u64), StoreError>;
     /// Change signals for a store that other processes write too; `None` (the default) for a
     /// store only this process writes
     fn watch(&self) -> Option<StoreWatch> {
@@ -135,7 +140,8 @@ fn decode<M: Message + Default>(key: &str, bytes: &[u8]) -> Result<M, StoreError
     })
 }
 
-/// sled on disk: trees `blobs`, `revisions`, `activations` (by sequence), `history`, `tokens`, `meta`
+/// sled on disk: trees `blobs`, `revisions`, `activations` (by sequence), `history`, `tokens`,
+/// `meta`, `changes` (by sequence)
 pub struct SledStore {
     db: sled::Db,
     blobs: sled::Tree,
@@ -144,6 +150,7 @@ pub struct SledStore {
     history: sled::Tree,
     tokens: sled::Tree,
     meta: sled::Tree,
+    changes: sled::Tree,
 }
 
 const ACTIVE: &str = "active";
@@ -158,6 +165,7 @@ impl SledStore {
             history: db.open_tree("history")?,
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
+            changes: db.open_tree("changes")?,
             db,
         })
     }
@@ -319,6 +327,26 @@ impl Store for SledStore {
         self.db.flush()?;
         Ok(())
     }
+
+    fn add_change(&self, c: &StoredChange) -> Result<(), StoreError> {
+        // keys are big-endian sequence numbers, so the tree's order is the log's
+        let seq = self.db.generate_id()?;
+        self.changes.insert(seq.to_be_bytes(), c.encode_to_vec())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn changes(&self, skip: usize, limit: usize) -> Result<(Vec<StoredChange>, u64), StoreError> {
+        let page = self
+            .changes
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(limit)
+            .map(|kv| decode("change", &kv?.1))
+            .collect::<Result<_, _>>()?;
+        Ok((page, self.changes.len() as u64))
+    }
 }
 
 /// Everything in memory: for tests and throwaway runs
@@ -335,6 +363,7 @@ struct Mem {
     history: Vec<(String, String)>,
     tokens: BTreeMap<String, StoredToken>,
     meta: BTreeMap<String, Vec<u8>>,
+    changes: Vec<StoredChange>,
 }
 
 impl MemStore {
@@ -421,6 +450,15 @@ impl Store for MemStore {
             m.meta.insert(key.to_string(), value.to_vec());
         })
     }
+    fn add_change(&self, c: &StoredChange) -> Result<(), StoreError> {
+        self.with(|m| m.changes.push(c.clone()))
+    }
+    fn changes(&self, skip: usize, limit: usize) -> Result<(Vec<StoredChange>, u64), StoreError> {
+        self.with(|m| {
+            let page = m.changes.iter().rev().skip(skip).take(limit).cloned();
+            (page.collect(), m.changes.len() as u64)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -483,5 +521,57 @@ mod tests {
     #[test]
     fn mem_compare_and_set() {
         compare_and_set(&MemStore::default());
+    }
+
+    fn change(n: i64) -> StoredChange {
+        StoredChange {
+            at_unix_ms: n,
+            who: "ada".into(),
+            what: format!("change {n}"),
+            detail: String::new(),
+        }
+    }
+
+    /// The change log reads back newest first, a page at a time, with the total
+    fn change_log(store: &dyn Store, first: i64) {
+        let (page, total) = store.changes(0, 2).unwrap();
+        let whats: Vec<&str> = page.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(total, (first + 2) as u64);
+        assert_eq!(
+            whats,
+            [format!("change {}", first + 1), format!("change {first}")]
+        );
+        let (rest, _) = store.changes(2, 100).unwrap();
+        assert_eq!(rest.len() as i64, first);
+        assert_eq!(store.changes(first as usize + 2, 10).unwrap().0, []);
+    }
+
+    #[test]
+    fn mem_change_log() {
+        let store = MemStore::default();
+        for n in 0..5 {
+            store.add_change(&change(n)).unwrap();
+        }
+        change_log(&store, 3);
+    }
+
+    /// What was recorded is there after the store is opened again (a restarted resolver)
+    #[test]
+    fn sled_change_log_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            for n in 0..3 {
+                store.add_change(&change(n)).unwrap();
+            }
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.changes(0, 10).unwrap().1, 3);
+        for n in 3..5 {
+            store.add_change(&change(n)).unwrap();
+        }
+        change_log(&store, 3);
+        drop(store);
+        change_log(&SledStore::open(dir.path()).unwrap(), 3);
     }
 }

@@ -251,6 +251,7 @@ async fn migrations_from_an_empty_database_and_again_on_an_existing_one() {
         "strata_project_history",
         "strata_tokens",
         "strata_meta",
+        "strata_changes",
     ] {
         let n: i64 = client
             .query_one(
@@ -736,4 +737,42 @@ async fn tls_to_the_database_is_verified_and_never_falls_back_to_plain() {
     .unwrap()
     .to_string();
     assert!(e.contains("junk.pem"), "{e}");
+}
+
+/// The console's change log in PostgreSQL (migration 3): newest first, in pages, still there
+/// when the store is opened again
+#[tokio::test]
+async fn the_change_log_is_kept_in_the_database_newest_first() {
+    let Some(db) = pg::database("changes", false).await else {
+        return;
+    };
+    let store = open(&db.url).await.unwrap();
+    let change = |n: i64| v1::StoredChange {
+        at_unix_ms: n,
+        who: "ada (session 1234)".into(),
+        what: format!("change {n}"),
+        detail: "from 127.0.0.1".into(),
+    };
+    let add = |store: PgStore, range: std::ops::Range<i64>| {
+        tokio::task::spawn_blocking(move || {
+            for n in range {
+                store.add_change(&change(n)).unwrap();
+            }
+            store
+        })
+    };
+    let store = add(store, 0..3).await.unwrap();
+    drop(store);
+    let store = open(&db.url).await.unwrap();
+    let store = add(store, 3..5).await.unwrap();
+    let (page, total, rest) = tokio::task::spawn_blocking(move || {
+        let (page, total) = store.changes(0, 2).unwrap();
+        let (rest, _) = store.changes(2, 10).unwrap();
+        (page, total, rest)
+    })
+    .await
+    .unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(page, [change(4), change(3)]);
+    assert_eq!(rest, [change(2), change(1), change(0)]);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use strata_console::{Console, ConsoleOptions};
 use strata_policy::FileTree;
-use strata_resolver::{MemStore, Resolver};
+use strata_resolver::{MemStore, Resolver, Store};
 
 pub const ADMIN: &str = "strata_admin_test-console-0123456789";
 
@@ -24,6 +24,8 @@ pub struct Running {
     pub url: String,
     pub resolver: Arc<Resolver>,
     pub audit: Option<tempfile::TempDir>,
+    /// the console's server, ended by the shutdown future given to [`start_on`]
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub async fn start(audit: Option<tempfile::TempDir>) -> Running {
@@ -32,7 +34,23 @@ pub async fn start(audit: Option<tempfile::TempDir>) -> Running {
 
 /// As [`start`], the cookies marked `Secure` or not
 pub async fn start_with(audit: Option<tempfile::TempDir>, secure_cookies: bool) -> Running {
+    let source = audit
+        .as_ref()
+        .map(|d| strata_console::AuditSource::Dir(d.path().to_path_buf()));
     let store = Arc::new(MemStore::default());
+    let mut run = start_on(store, source, secure_cookies, std::future::pending()).await;
+    run.audit = audit;
+    run
+}
+
+/// A resolver over `store` with the example bundle published (unless something is active
+/// already), and a console over it until `shutdown`
+pub async fn start_on(
+    store: Arc<dyn Store>,
+    audit: Option<strata_console::AuditSource>,
+    secure_cookies: bool,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Running {
     let (resolver, _) = Resolver::open(
         store,
         Some(ADMIN.to_string()),
@@ -42,23 +60,23 @@ pub async fn start_with(audit: Option<tempfile::TempDir>, secure_cookies: bool) 
     .expect("resolver");
     let resolver = Arc::new(resolver);
     let acme = repo().join("policies/examples/acme");
-    resolver
-        .publish_org(files(&acme.join("org")), "first".to_string())
-        .await
-        .expect("publish org");
-    resolver
-        .publish_project(
-            "web".to_string(),
-            files(&acme.join("project/.factory")),
-            Vec::new(),
-            "web".to_string(),
-        )
-        .await
-        .expect("publish web");
+    if resolver.active().is_none() {
+        resolver
+            .publish_org(files(&acme.join("org")), "first".to_string())
+            .await
+            .expect("publish org");
+        resolver
+            .publish_project(
+                "web".to_string(),
+                files(&acme.join("project/.factory")),
+                Vec::new(),
+                "web".to_string(),
+            )
+            .await
+            .expect("publish web");
+    }
     let options = ConsoleOptions {
-        audit: audit
-            .as_ref()
-            .map(|d| strata_console::AuditSource::Dir(d.path().to_path_buf())),
+        audit,
         gateway_url: Some("http://127.0.0.1:8787".to_string()),
         secure_cookies,
     };
@@ -67,15 +85,12 @@ pub async fn start_with(audit: Option<tempfile::TempDir>, secure_cookies: bool) 
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(strata_console::serve(
-        console,
-        listener,
-        std::future::pending(),
-    ));
+    let task = tokio::spawn(strata_console::serve(console, listener, shutdown));
     Running {
         url,
         resolver,
-        audit,
+        audit: None,
+        task,
     }
 }
 
@@ -197,44 +212,109 @@ pub async fn login(url: &str) -> Session {
     }
 }
 
-/// An audit directory with `n` records over three days (2026-11-28..30): every third refused by
+/// `n` audit records over three days (2026-11-28..30): every third refused by
 /// `org#modelPolicy.blockedModelIds`, users alice and bob, models gpt-4o and claude-sonnet-4-5
+pub fn audit_records(n: usize) -> Vec<strata_gateway::audit::Record> {
+    let day0 = strata_gateway::audit::day_number("2026-11-28").expect("day") * 86_400_000;
+    (0..n)
+        .map(|i| {
+            let day = i % 3;
+            let ms = day0 + day as i64 * 86_400_000 + i as i64;
+            let deny = i % 3 == 0;
+            strata_gateway::audit::Record {
+                time: strata_gateway::audit::format_ms(ms).0,
+                unix_ms: ms,
+                decision_id: format!("d{i}"),
+                user: if i % 2 == 0 { "alice" } else { "bob" }.to_string(),
+                project: "web".to_string(),
+                provider: "openai".to_string(),
+                model: if deny { "gpt-4o" } else { "claude-sonnet-4-5" }.to_string(),
+                key_mode: "central".to_string(),
+                decision: if deny { "deny" } else { "allow" }.to_string(),
+                rules: if deny {
+                    vec!["org#modelPolicy.blockedModelIds".to_string()]
+                } else {
+                    Vec::new()
+                },
+                status: if deny { 403 } else { 200 },
+                usage: (!deny).then(|| strata_gateway::audit::Usage {
+                    input_tokens: 10,
+                    output_tokens: 5,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// An audit directory with the [`audit_records`], one JSON-lines file per day
 pub fn audit_dir(n: usize) -> tempfile::TempDir {
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("audit dir");
-    let day0 = strata_gateway::audit::day_number("2026-11-28").expect("day") * 86_400_000;
     let mut files: Vec<std::fs::File> = ["2026-11-28", "2026-11-29", "2026-11-30"]
         .iter()
         .map(|d| std::fs::File::create(dir.path().join(format!("audit-{d}.jsonl"))).expect("file"))
         .collect();
-    for i in 0..n {
-        let day = i % 3;
-        let ms = day0 + day as i64 * 86_400_000 + i as i64;
-        let deny = i % 3 == 0;
-        let r = strata_gateway::audit::Record {
-            time: strata_gateway::audit::format_ms(ms).0,
-            unix_ms: ms,
-            decision_id: format!("d{i}"),
-            user: if i % 2 == 0 { "alice" } else { "bob" }.to_string(),
-            project: "web".to_string(),
-            provider: "openai".to_string(),
-            model: if deny { "gpt-4o" } else { "claude-sonnet-4-5" }.to_string(),
-            key_mode: "central".to_string(),
-            decision: if deny { "deny" } else { "allow" }.to_string(),
-            rules: if deny {
-                vec!["org#modelPolicy.blockedModelIds".to_string()]
-            } else {
-                Vec::new()
-            },
-            status: if deny { 403 } else { 200 },
-            usage: (!deny).then(|| strata_gateway::audit::Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        writeln!(files[day], "{}", serde_json::to_string(&r).expect("json")).expect("write");
+    for (i, r) in audit_records(n).iter().enumerate() {
+        writeln!(files[i % 3], "{}", serde_json::to_string(r).expect("json")).expect("write");
     }
     dir
+}
+
+/// Every file under `dir`, by its path relative to `dir` (`/`-separated), sorted
+pub fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("inside").to_string_lossy();
+                out.push((rel.replace('\\', "/"), std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The example bundle (`policies/examples/acme`: the org and the layers its tests name) as a
+/// zip of `acme/...`, each file passed through `edit` (path inside acme/, content)
+pub fn acme_zip(edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, content) in walk(&repo().join("policies/examples/acme")) {
+        let content = edit(&path, content);
+        w.start_file(format!("acme/{path}"), opts)
+            .expect("zip entry");
+        w.write_all(&content).expect("zip write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+/// The example org's settings.json without the `fast` models (an effective diff: gpt-5-mini
+/// is lost), or broken on its line 5 (`"fast",,`)
+pub fn drop_fast(path: &str, content: Vec<u8>) -> Vec<u8> {
+    if path == "org/settings.json" {
+        String::from_utf8_lossy(&content)
+            .replacen("\"fast\",", "", 1)
+            .into_bytes()
+    } else {
+        content
+    }
+}
+
+pub fn break_line_5(path: &str, content: Vec<u8>) -> Vec<u8> {
+    if path == "org/settings.json" {
+        String::from_utf8_lossy(&content)
+            .replacen("\"fast\",", "\"fast\",,", 1)
+            .into_bytes()
+    } else {
+        content
+    }
 }
