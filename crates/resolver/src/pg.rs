@@ -425,11 +425,13 @@ impl Db {
     }
 
     async fn revision_ids(&self, prefix: String) -> Result<Vec<String>, StoreError> {
-        self.strings_by_key(
-            "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)",
-            prefix,
-        )
-        .await
+        // a whole id (what a rollback by id sends) is one index lookup; a prefix scans the ids
+        let sql = if prefix.len() == 64 {
+            "SELECT revision FROM strata_revisions WHERE revision = $1"
+        } else {
+            "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)"
+        };
+        self.strings_by_key(sql, prefix).await
     }
 
     /// The one text column of every row a single-key query returns
