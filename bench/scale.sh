@@ -34,9 +34,11 @@ client=$(cargo bench --locked -p strata-resolver --bench scale --no-run 2>&1 |
 work=$(mktemp -d)
 server=
 pg_stop=
+pg_dir=
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   [ -n "$pg_stop" ] && $pg_stop
+  [ -n "$pg_dir" ] && rm -rf "$pg_dir"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,8 +75,10 @@ PY
   fi
   local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [ -x "$bin/initdb" ] || return 1
-  local dir="$work/pg" as="" port
-  mkdir -p "$dir"
+  # a directory of its own: initdb runs as postgres, which cannot enter $work (mode 700, root's)
+  local dir as="" port
+  dir=$(mktemp -d /tmp/strata-scale-pg.XXXXXX)
+  pg_dir=$dir
   if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; as="runuser -u postgres --"; fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   $as "$bin/initdb" -D "$dir/data" -U strata --auth=trust -E UTF8 --no-sync >/dev/null

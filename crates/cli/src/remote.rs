@@ -283,12 +283,16 @@ pub async fn revisions(conn: Conn) -> Result<u8, Failed> {
         } else {
             format!("  {}", rev.message)
         };
+        let changed = match rev.changed_projects.as_slice() {
+            [] => String::new(),
+            ids => format!(" (changed: {})", ids.join(", ")),
+        };
         outln!(
-            "{mark} {}  {}  {:<15} projects: {}{msg}",
+            "{mark} {}  {}  {:<15} projects: {}{changed}{msg}",
             &rev.revision[..rev.revision.len().min(12)],
             when(rev.created_at_unix_ms),
             rev.kind,
-            rev.projects.len()
+            rev.project_count
         );
     }
     Ok(exit::ALLOW)

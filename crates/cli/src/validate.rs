@@ -86,7 +86,7 @@ pub fn validate_one(path: &Path, level: Level) -> Problems {
             // where Droid, which enforces mcpPolicy itself, reads an entry differently
             let droid = strata_policy::droid::mcp_warnings(&snap);
             Problems {
-                problems: snap.diagnostics.into_iter().chain(droid).collect(),
+                problems: snap.diagnostics().iter().cloned().chain(droid).collect(),
             }
         }
         Err(p) => p,

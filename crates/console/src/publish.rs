@@ -3,7 +3,7 @@
 //! without activating anything: every problem as file:line:col, the bundle's own decision cases
 //! (`policy test`), and what would change against the active revision; then activate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Component, Path};
 use std::sync::Arc;
 
@@ -316,7 +316,7 @@ fn preview_body(
                     let mut groups = diff::groups_named(&diff::layer_files(&a.org, &a.projects));
                     groups.extend(diff::groups_named(&diff::layer_files(
                         &StoredOrg { files: org.clone() },
-                        &BTreeMap::new(),
+                        &strata_resolver::state::no_projects(),
                     )));
                     let c = diff::effective_changes(
                         &a.snapshot,
@@ -325,15 +325,17 @@ fn preview_body(
                         &projects,
                         &groups,
                     );
-                    let old = diff::layer_files(&a.org, &BTreeMap::new());
-                    let new =
-                        diff::layer_files(&StoredOrg { files: org.clone() }, &BTreeMap::new());
+                    let old = diff::layer_files(&a.org, &strata_resolver::state::no_projects());
+                    let new = diff::layer_files(
+                        &StoredOrg { files: org.clone() },
+                        &strata_resolver::state::no_projects(),
+                    );
                     html! { h2 { "What decisions change" } (diff::effective_table(&c)) h2 { "Files" } (diff::files(&old, &new)) }
                 }
                 None => html! { p.muted { "Nothing is active yet." } },
             };
             html! {
-                h2.allow #valid { "Valid" } @if !snap.diagnostics.is_empty() { (problems_list(&Problems { problems: snap.diagnostics.clone() }, "")) }
+                h2.allow #valid { "Valid" } @if !snap.diagnostics().is_empty() { (problems_list(&Problems { problems: snap.diagnostics().to_vec() }, "")) }
                 h2 { "The bundle's decision cases" }
                 @match &tests { Ok((t, _)) if t.is_empty() => p.muted { "The bundle has no tests/*.json." }, Ok((t, scratch)) => (tests_table(t, scratch)), Err(e) => p.problem { (e) } }
                 (changes)

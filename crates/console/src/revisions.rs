@@ -101,7 +101,7 @@ pub async fn list(State(console): State<Arc<Console>>, admin: Admin) -> Response
                         td { (layout::time(r.created_at_unix_ms)) }
                         td { (r.kind) }
                         td { (r.message) }
-                        td { (r.project_blobs.keys().cloned().collect::<Vec<_>>().join(", ")) }
+                        td { (r.project_count.unwrap_or(0)) @if !r.changed_projects.is_empty() { " (changed: " (r.changed_projects.join(", ")) ")" } }
                         td {
                             @if let Some(prev) = revs.get(i + 1) {
                                 a.diff-link href={ "/revisions/diff?from=" (prev.revision) "&to=" (r.revision) } { "diff with previous" }

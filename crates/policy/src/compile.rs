@@ -15,6 +15,7 @@ use cedar_policy::{
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
+use crate::buckets::BUCKETS;
 use crate::eval::cedar_subset::{self as hand, HandRule};
 use crate::files::cedar::{self, HandPolicy};
 use crate::files::settings::EnvLookup;
@@ -165,22 +166,42 @@ pub struct Snapshot {
     pub revision: Revision,
     pub org: CompiledLayer,
     pub org_policy: OrgPolicy,
-    /// by id; a project publish replaces one entry and shares every other with the revision
-    /// before (`Arc`)
-    pub projects: FastMap<String, Arc<CompiledProject>>,
+    /// by id, in buckets; a project publish replaces one entry and shares every other bucket
+    /// (and every other project) with the revision before (`Arc`)
+    pub projects: CompiledProjects,
+    /// the digest of each bucket of `projects` (what the revision hashes): a project publish
+    /// recomputes its bucket's alone
+    pub bucket_digests: Arc<[[u8; 32]]>,
     pub users: FastMap<String, CompiledLayer>,
     pub org_sets: ScopeSets,
     /// the base rules and the org's hand-written ones (a project's are in the project: see
     /// [`Snapshot::rule`])
     pub rules: FastMap<PolicyId, RuleInfo>,
     pub uids: Uids,
-    /// warnings found while compiling (locked keys, ignored additions, ...)
-    pub diagnostics: Vec<Problem>,
     /// what [`recompile`] compiles a changed project against
     pub compiled_org: Arc<CompiledOrg>,
+    /// every warning, gathered from the org and the projects when first asked for
+    /// ([`Snapshot::diagnostics`]): a project publish does not gather every project's
+    warnings: std::sync::OnceLock<Vec<Problem>>,
 }
 
+/// A snapshot's compiled projects, by id, in shared buckets
+pub type CompiledProjects = crate::buckets::Buckets<Arc<CompiledProject>>;
+
 impl Snapshot {
+    /// The warnings compiling found (locked keys, ignored additions, ...): the org's and every
+    /// project's, sorted; gathered on the first call
+    pub fn diagnostics(&self) -> &[Problem] {
+        self.warnings.get_or_init(|| {
+            let mut all: Vec<Problem> = (self.compiled_org.diagnostics.iter())
+                .chain(self.projects.values().flat_map(|p| p.diagnostics.iter()))
+                .cloned()
+                .collect();
+            sort_problems(&mut all);
+            all
+        })
+    }
+
     /// The rule with id `id`, wherever it was compiled: a project's or folder's hand-written
     /// rule is found in its project, which the id names (`project:<id>#…`, `folder:<id>/<path>#…`,
     /// where a project id may hold `/` too)
@@ -264,25 +285,38 @@ fn hash_lines(h: &mut Sha256, lines: &[String]) {
     }
 }
 
-/// The revision of a compiled bundle: sha-256 over the schema, the base rules, the org's digest
-/// and every project's id and digest, by id. A digest covers a part's files and the values its
-/// `${VAR}`s expanded to where governance matches on them (MCP server URLs, commands, arguments):
-/// the same files in another environment can decide differently, so they are another revision.
-/// (API key values are never part of it.) Hashing digests, not files, keeps a project publish
-/// from rehashing every other project.
-fn revision_of(org: &CompiledOrg, projects: &FastMap<String, Arc<CompiledProject>>) -> Revision {
+/// The revision of a compiled bundle: sha-256 over a version tag, the schema, the base rules,
+/// the org's digest and the digest of every bucket of projects, in bucket order
+/// ([`bucket_digest`]). A digest covers a part's files and the values its `${VAR}`s expanded to
+/// where governance matches on them (MCP server URLs, commands, arguments): the same files in
+/// another environment can decide differently, so they are another revision. (API key values
+/// are never part of it.) Hashing digests, not files, keeps a project publish from rehashing
+/// every other project, and hashing per bucket keeps it from rehashing every other digest.
+fn revision_of(org: &CompiledOrg, bucket_digests: &[[u8; 32]]) -> Revision {
     let mut h = Sha256::new();
+    h.update(REVISION_FORMULA);
     h.update(rules::SCHEMA_SRC.as_bytes());
     h.update(rules::BASE_RULES_SRC.as_bytes());
     h.update(org.digest);
-    let mut ids: Vec<(&String, &Arc<CompiledProject>)> = projects.iter().collect();
-    ids.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (id, p) in ids {
+    for d in bucket_digests {
+        h.update(d);
+    }
+    Revision(Arc::from(hex::encode(h.finalize())))
+}
+
+/// Names the way [`revision_of`] hashes: a snapshot of the same inputs compiled by a version that
+/// hashed otherwise (before buckets: every project digest in one list) has another revision
+const REVISION_FORMULA: &[u8] = b"strata revision v2: 64 project buckets\n";
+
+/// The digest of one bucket of projects: sha-256 over each project's id and digest, by id
+fn bucket_digest(bucket: &std::collections::BTreeMap<String, Arc<CompiledProject>>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for (id, p) in bucket {
         h.update((id.len() as u64).to_le_bytes());
         h.update(id.as_bytes());
         h.update(p.digest);
     }
-    Revision(Arc::from(hex::encode(h.finalize())))
+    h.finalize().into()
 }
 
 /// Whether base rule `key` has something to enforce in a scope of `layers`
@@ -506,7 +540,7 @@ impl Compiler {
 /// snapshot carries the warnings.
 pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems> {
     let (org, mut problems) = compile_org(&bundle.org, &bundle.users, env)?;
-    let mut projects = FastMap::default();
+    let mut projects = CompiledProjects::default();
     for pt in &bundle.projects {
         let (project, found) = compile_project(&org, pt, env);
         problems.extend(found);
@@ -521,7 +555,10 @@ pub fn compile(bundle: &Bundle, env: EnvLookup<'_>) -> Result<Snapshot, Problems
         }
         projects.insert(pt.id.clone(), Arc::new(project));
     }
-    finish(Arc::new(org), projects, problems)
+    let digests = (0..BUCKETS)
+        .map(|k| bucket_digest(projects.bucket(k)))
+        .collect();
+    finish(Arc::new(org), projects, digests, problems)
 }
 
 /// The snapshot `prev` with the projects of `changed` compiled anew (added or replaced) and those
@@ -536,8 +573,11 @@ pub fn recompile(
 ) -> Result<Snapshot, Problems> {
     let org = prev.compiled_org.clone();
     let mut projects = prev.projects.clone();
+    let mut touched = [false; BUCKETS];
     for id in removed {
-        projects.remove(id);
+        if projects.remove(id).is_some() {
+            touched[projects.bucket_index(id)] = true;
+        }
     }
     let mut problems = Problems {
         problems: org.diagnostics.clone(),
@@ -545,9 +585,14 @@ pub fn recompile(
     for pt in changed {
         let (project, found) = compile_project(&org, pt, env);
         problems.extend(found);
+        touched[projects.bucket_index(&pt.id)] = true;
         projects.insert(pt.id.clone(), Arc::new(project));
     }
-    finish(org, projects, problems)
+    let mut digests = prev.bucket_digests.to_vec();
+    for k in (0..BUCKETS).filter(|k| touched[*k]) {
+        digests[k] = bucket_digest(projects.bucket(k));
+    }
+    finish(org, projects, digests, problems)
 }
 
 /// One stable order whatever order the checks ran in (Cedar's validator iterates a hash map)
@@ -561,22 +606,17 @@ fn sort_problems(problems: &mut Vec<Problem>) {
 /// The snapshot of a compiled org and projects, unless `problems` has errors
 fn finish(
     org: Arc<CompiledOrg>,
-    projects: FastMap<String, Arc<CompiledProject>>,
+    projects: CompiledProjects,
+    bucket_digests: Vec<[u8; 32]>,
     mut problems: Problems,
 ) -> Result<Snapshot, Problems> {
     sort_problems(&mut problems.problems);
     if problems.has_errors() {
         return Err(problems);
     }
-    let mut diagnostics: Vec<Problem> = org
-        .diagnostics
-        .iter()
-        .chain(projects.values().flat_map(|p| p.diagnostics.iter()))
-        .cloned()
-        .collect();
-    sort_problems(&mut diagnostics);
     Ok(Snapshot {
-        revision: revision_of(&org, &projects),
+        revision: revision_of(&org, &bucket_digests),
+        bucket_digests: Arc::from(bucket_digests),
         org: org.layer.clone(),
         org_policy: org.policy.clone(),
         projects,
@@ -584,8 +624,8 @@ fn finish(
         org_sets: org.sets.clone(),
         rules: org.rules.clone(),
         uids: org.uids.clone(),
-        diagnostics,
         compiled_org: org,
+        warnings: std::sync::OnceLock::new(),
     })
 }
 

@@ -160,7 +160,7 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Explanation {
         Target::Mcp { server } => vec![server.label()],
     };
     let diagnostics = snap
-        .diagnostics
+        .diagnostics()
         .iter()
         .filter(|p| {
             p.severity == Severity::Error
@@ -358,7 +358,7 @@ pub fn effective_settings(
     let droids = artifacts(|l| &l.droids);
     let commands = artifacts(|l| &l.commands);
     let mut diagnostics = view.diagnostics;
-    diagnostics.extend(snap.diagnostics.iter().cloned());
+    diagnostics.extend(snap.diagnostics().iter().cloned());
     EffectiveSettings {
         user: base.user.clone(),
         project: base.project.clone(),

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod buckets;
 pub mod compile;
 pub mod compiled;
 
@@ -39,7 +40,7 @@ pub fn compile(bundle: &Bundle, env: files::settings::EnvLookup<'_>) -> Result<S
         return Ok(snap);
     }
     Err(Problems {
-        problems: snap.diagnostics.into_iter().chain(droid).collect(),
+        problems: snap.diagnostics().iter().cloned().chain(droid).collect(),
     })
 }
 pub use decide::{

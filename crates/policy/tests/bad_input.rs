@@ -274,7 +274,7 @@ fn unknown_fields_of_factory_files_are_ignored() {
     let text = r#"{"maxAutonomyLevel": "high", "hooks": {"x": 1}, "someFutureField": [1], "modelPolicy": {"allowAllFactoryModels": true, "isFastModelsAllowed": false}}"#;
     let mcp = r#"{"mcpServers": {"docs": {"url": "https://d.example.com", "enabledTools": ["a"], "timeoutMs": 5}}}"#;
     let snap = compile(&org(&[("settings.json", text), ("mcp.json", mcp)]), &no_env).unwrap();
-    assert!(snap.diagnostics.is_empty(), "{:?}", snap.diagnostics);
+    assert!(snap.diagnostics().is_empty(), "{:?}", snap.diagnostics());
 }
 
 /// A custom model's base URL is parsed as Droid's client parses it: userinfo, a query or a fragment
@@ -345,7 +345,7 @@ fn unknown_governed_keys_are_errors_in_the_org_and_warnings_below() {
     };
     let snap = compile(&bundle, &no_env).unwrap();
     let warns: Vec<(&str, &str)> = snap
-        .diagnostics
+        .diagnostics()
         .iter()
         .map(|p| (p.code, p.message.as_str()))
         .collect();
@@ -364,9 +364,9 @@ fn unknown_governed_keys_are_errors_in_the_org_and_warnings_below() {
 fn providers_droid_accepts_are_valid_with_a_warning() {
     let text = r#"{"customModels": [{"model": "g", "baseUrl": "https://x.example.com", "provider": "google"}]}"#;
     let snap = compile(&org(&[("settings.json", text)]), &no_env).unwrap();
-    let got: Vec<&str> = snap.diagnostics.iter().map(|p| p.code).collect();
+    let got: Vec<&str> = snap.diagnostics().iter().map(|p| p.code).collect();
     assert_eq!(got, vec!["settings.provider_not_gateway"]);
-    assert!(snap.diagnostics[0].message.contains("`google`"));
+    assert!(snap.diagnostics()[0].message.contains("`google`"));
 }
 
 #[test]

@@ -195,7 +195,7 @@ fn compile_spec(path: &Path, spec: &CorpusFile) -> Snapshot {
 /// Why the snapshot's warnings are not exactly those the file lists
 fn check_diagnostics(spec: &CorpusFile, snap: &Snapshot) -> Vec<String> {
     let mut failures = Vec::new();
-    let mut left: Vec<_> = snap.diagnostics.iter().collect();
+    let mut left: Vec<_> = snap.diagnostics().iter().collect();
     for want in &spec.diagnostics {
         let hit = left.iter().position(|p| {
             p.code == want.code

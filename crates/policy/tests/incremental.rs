@@ -216,10 +216,11 @@ fn same(incremental: &Snapshot, full: &Snapshot, requests: &[Request]) -> Result
             incremental.revision, full.revision
         ));
     }
-    if incremental.diagnostics != full.diagnostics {
+    if incremental.diagnostics() != full.diagnostics() {
         return Err(format!(
             "warnings {:#?} incrementally, {:#?} in full",
-            incremental.diagnostics, full.diagnostics
+            incremental.diagnostics(),
+            full.diagnostics()
         ));
     }
     for r in requests {

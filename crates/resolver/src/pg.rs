@@ -60,7 +60,17 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "the admin console's change log",
         sql: include_str!("../migrations/0003_console_changes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "token changes by number; a revision's project count and changed projects",
+        sql: include_str!("../migrations/0004_token_changes_revision_meta.sql"),
+    },
 ];
+
+/// The advisory lock token writes take inside their transaction ("STRATA TOKENS"), so that the
+/// numbers of `strata_tokens.changed` are taken in commit order: a replica that has applied the
+/// changes up to n has seen every change numbered n or less
+const TOKEN_WRITE_LOCK: i64 = 0x5354_5241_544f;
 
 /// The store's schema, recorded in `strata_migrations`; migrated under the advisory lock
 /// "STRATA"
@@ -299,10 +309,11 @@ impl Db {
             let r = &commit.revision;
             tx.execute(
                 "INSERT INTO strata_revisions (revision, created_at_unix_ms, kind, message, org_blob,
-                    project_buckets)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                    project_buckets, project_count, changed_projects)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (revision) DO UPDATE SET created_at_unix_ms = $2, kind = $3,
-                    message = $4, org_blob = $5, project_buckets = $6",
+                    message = $4, org_blob = $5, project_buckets = $6, project_count = $7,
+                    changed_projects = $8",
                 &[
                     &r.revision,
                     &r.created_at_unix_ms,
@@ -310,6 +321,8 @@ impl Db {
                     &r.message,
                     &r.org_blob,
                     &r.project_buckets,
+                    &r.project_count.map(|n| n as i64),
+                    &r.changed_projects,
                 ],
             )
             .await?;
@@ -374,7 +387,8 @@ impl Db {
         let r = timeout(CALL_TIMEOUT, async {
             let rows = c
                 .query(
-                    "SELECT revision, created_at_unix_ms, kind, message, org_blob, project_buckets
+                    "SELECT revision, created_at_unix_ms, kind, message, org_blob, project_buckets,
+                        project_count, changed_projects
                      FROM strata_revisions
                      WHERE $1::text IS NULL OR revision = $1 ORDER BY revision",
                     &[&id],
@@ -392,6 +406,8 @@ impl Db {
                     org_blob: row.try_get(4)?,
                     project_blobs: HashMap::new(),
                     project_buckets: row.try_get(5)?,
+                    project_count: row.try_get::<_, Option<i64>>(6)?.map(|n| n as u64),
+                    changed_projects: row.try_get(7)?,
                 });
             }
             let rows = c
@@ -414,11 +430,13 @@ impl Db {
     }
 
     async fn revision_ids(&self, prefix: String) -> Result<Vec<String>, StoreError> {
-        self.strings_by_key(
-            "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)",
-            prefix,
-        )
-        .await
+        // a whole id (what a rollback by id sends) is one index lookup; a prefix scans the ids
+        let sql = if prefix.len() == 64 {
+            "SELECT revision FROM strata_revisions WHERE revision = $1"
+        } else {
+            "SELECT revision FROM strata_revisions WHERE starts_with(revision, $1)"
+        };
+        self.strings_by_key(sql, prefix).await
     }
 
     /// The one text column of every row a single-key query returns
@@ -495,6 +513,8 @@ impl Db {
         let mut c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
             let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&TOKEN_WRITE_LOCK])
+                .await?;
             tx.execute(
                 "INSERT INTO strata_tokens (token_id, hash, user_name, groups, projects, description,
                     created_at_unix_ms, revoked)
@@ -524,18 +544,30 @@ impl Db {
     }
 
     async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(self.token_changes(None).await?.0)
+    }
+
+    /// The tokens changed after `since` (all for `None`), and the newest change number
+    async fn token_changes(
+        &self,
+        since: Option<i64>,
+    ) -> Result<(Vec<StoredToken>, Option<i64>), StoreError> {
         let c = self.client().await?;
         let r = timeout(CALL_TIMEOUT, async {
-            c.query(
-                "SELECT token_id, hash, user_name, groups, projects, description,
-                    created_at_unix_ms, revoked
-                 FROM strata_tokens ORDER BY token_id",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(StoredToken {
+            let rows = c
+                .query(
+                    "SELECT token_id, hash, user_name, groups, projects, description,
+                        created_at_unix_ms, revoked, changed
+                     FROM strata_tokens WHERE $1::bigint IS NULL OR changed > $1
+                     ORDER BY changed",
+                    &[&since],
+                )
+                .await?;
+            let mut newest = since.unwrap_or(0);
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                newest = newest.max(row.try_get(8)?);
+                out.push(StoredToken {
                     token_id: row.try_get(0)?,
                     hash: row.try_get(1)?,
                     user: row.try_get(2)?,
@@ -544,9 +576,9 @@ impl Db {
                     description: row.try_get(5)?,
                     created_at_unix_ms: row.try_get(6)?,
                     revoked: row.try_get(7)?,
-                })
-            })
-            .collect()
+                });
+            }
+            Ok((out, Some(newest)))
         })
         .await;
         self.finish(c, r)
@@ -775,6 +807,12 @@ impl Store for PgStore {
     }
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
         self.call(|db| async move { db.tokens().await })
+    }
+    fn token_changes(
+        &self,
+        since: Option<i64>,
+    ) -> Result<(Vec<StoredToken>, Option<i64>), StoreError> {
+        self.call(|db| async move { db.token_changes(since).await })
     }
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_string();

@@ -335,6 +335,8 @@ impl AdminService for AdminSvc {
             .map(|r| v1::RevisionInfo {
                 active: r.revision == active,
                 projects: r.project_blobs.keys().cloned().collect(),
+                project_count: r.project_count.unwrap_or(0),
+                changed_projects: r.changed_projects,
                 revision: r.revision,
                 created_at_unix_ms: r.created_at_unix_ms,
                 kind: r.kind,

@@ -57,19 +57,27 @@ impl StoredEntry {
 }
 
 /// How many buckets a revision lists its projects in (`StoredRevision.project_buckets`): a
-/// project publish writes one bucket of about 1/64th of the projects
-const BUCKETS: usize = 64;
+/// project publish writes one bucket of about 1/64th of the projects. The in-memory
+/// [`Projects`] has the same buckets, so a bucket to store is a bucket to encode.
+const BUCKETS: usize = strata_policy::buckets::BUCKETS;
 
+/// The stored bucket of project `id` (the first byte of the sha-256 of its id, modulo
+/// [`BUCKETS`]): part of the store's format
 fn bucket_of(id: &str) -> usize {
     sha256(id.as_bytes())[0] as usize % BUCKETS
+}
+
+/// No projects, in the store's buckets
+pub fn no_projects() -> Projects {
+    Projects::new(bucket_of)
 }
 
 /// Bucket `k` of `projects`, encoded, and its blob hash
 fn bucket_blob(projects: &Projects, k: usize) -> (String, Vec<u8>) {
     let index = v1::StoredProjectIndex {
         projects: projects
+            .bucket(k)
             .iter()
-            .filter(|(_, e)| e.bucket == k)
             .map(|(id, e)| v1::ProjectBlob {
                 id: id.clone(),
                 blob: e.blob.clone(),
@@ -108,6 +116,20 @@ fn rebucket(
     (buckets, blobs)
 }
 
+/// The (project id, blob hash) pairs listed in bucket blob `h` of revision `rev`
+fn read_bucket(
+    store: &dyn Store,
+    rev: &str,
+    h: &str,
+) -> Result<Vec<v1::ProjectBlob>, ResolverError> {
+    let bytes = store.blob(h)?.ok_or_else(|| {
+        ResolverError::Internal(format!("missing bucket `{h}` of revision `{rev}`"))
+    })?;
+    let index = v1::StoredProjectIndex::decode(bytes.as_slice())
+        .map_err(|e| ResolverError::Internal(e.to_string()))?;
+    Ok(index.projects)
+}
+
 /// Every (project id, blob hash) of a stored revision, from its buckets (or its own list)
 fn project_blobs(
     store: &dyn Store,
@@ -122,21 +144,15 @@ fn project_blobs(
     }
     let mut out = Vec::new();
     for h in &record.project_buckets {
-        let bytes = store.blob(h)?.ok_or_else(|| {
-            ResolverError::Internal(format!(
-                "missing bucket `{h}` of revision `{}`",
-                record.revision
-            ))
-        })?;
-        let index = v1::StoredProjectIndex::decode(bytes.as_slice())
-            .map_err(|e| ResolverError::Internal(e.to_string()))?;
-        out.extend(index.projects.into_iter().map(|p| (p.id, p.blob)));
+        let found = read_bucket(store, &record.revision, h)?;
+        out.extend(found.into_iter().map(|p| (p.id, p.blob)));
     }
     Ok(out)
 }
 
-/// The projects of a revision, by id
-pub type Projects = BTreeMap<String, Arc<StoredEntry>>;
+/// The projects of a revision, by id, in the store's buckets ([`no_projects`]): consecutive
+/// revisions share every bucket in which no project changed
+pub type Projects = strata_policy::buckets::Buckets<Arc<StoredEntry>>;
 
 /// The live (not revoked) gateway tokens: by the sha-256 of the token (foldhash over the hash,
 /// a lookup per decision) and by id (revocation). Kept apart from the snapshot: a token change
@@ -180,6 +196,9 @@ pub struct Resolver {
     /// Written for one insert or removal at a time (or a reload when catching up), read for one
     /// lookup: readers never wait for a store call
     tokens: RwLock<TokenTable>,
+    /// The number of the newest token change `tokens` has applied, on a store that numbers them
+    /// (`Store::token_changes`): catching up reads the later changes only
+    token_seq: std::sync::Mutex<Option<i64>>,
     /// Serializes publishes, rollbacks, token changes and catching up; holds the store's active
     /// revision as this resolver last saw it (what the next commit replaces)
     publish: Mutex<Option<String>>,
@@ -344,6 +363,7 @@ struct Opened {
     admin_hash: [u8; 32],
     service_hash: [u8; 32],
     tokens: TokenTable,
+    token_seq: Option<i64>,
     stored_active: Option<String>,
     generated: Generated,
 }
@@ -358,7 +378,8 @@ struct Loaded {
 }
 
 /// Read revision `rev`, reusing the layers `known` holds under the same blob hash (only the
-/// others are read and decoded)
+/// others are read and decoded). When both list their projects in buckets, only the buckets
+/// whose blobs differ are read; the others are `known`'s, shared.
 fn read_revision(
     store: &dyn Store,
     rev: &str,
@@ -379,20 +400,42 @@ fn read_revision(
                 .map_err(|e| ResolverError::Internal(e.to_string()))?,
         ),
     };
-    let mut projects = BTreeMap::new();
-    for (id, h) in project_blobs(store, &record)? {
-        let same = known.and_then(|k| k.projects.get(&id).filter(|e| e.blob == h));
-        let entry = match same {
-            Some(e) => e.clone(),
-            None => Arc::new(StoredEntry {
+    // a layer `known` has under the same blob, or the stored one
+    let entry =
+        |id: &str, h: String, old: Option<&Arc<StoredEntry>>| match old.filter(|e| e.blob == h) {
+            Some(e) => Ok(e.clone()),
+            None => Ok::<_, ResolverError>(Arc::new(StoredEntry {
                 layer: StoredProject::decode(blob(&h)?.as_slice())
                     .map_err(|e| ResolverError::Internal(e.to_string()))?,
                 blob: h,
-                bucket: bucket_of(&id),
-            }),
+                bucket: bucket_of(id),
+            })),
         };
-        projects.insert(id, entry);
-    }
+    let bucketed =
+        |k: &&Active| k.buckets.len() == BUCKETS && record.project_buckets.len() == BUCKETS;
+    let projects = match known.filter(bucketed) {
+        Some(k) => {
+            let mut projects = k.projects.clone();
+            for b in (0..BUCKETS).filter(|b| record.project_buckets[*b] != k.buckets[*b]) {
+                let old = k.projects.bucket(b);
+                let mut entries = BTreeMap::new();
+                for p in read_bucket(store, rev, &record.project_buckets[b])? {
+                    let e = entry(&p.id, p.blob, old.get(&p.id))?;
+                    entries.insert(p.id, e);
+                }
+                projects.set_bucket(b, Arc::new(entries));
+            }
+            projects
+        }
+        None => {
+            let mut projects = no_projects();
+            for (id, h) in project_blobs(store, &record)? {
+                let e = entry(&id, h, known.and_then(|k| k.projects.get(&id)))?;
+                projects.insert(id, e);
+            }
+            projects
+        }
+    };
     Ok(Loaded {
         buckets: record.project_buckets.clone(),
         org_blob: record.org_blob.clone(),
@@ -411,6 +454,24 @@ struct Next {
     buckets: Vec<String>,
     /// the blobs it adds to the store
     blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// The projects of `next` that are not `prev`'s same entry, and the ids `next` no longer has:
+/// only buckets the two do not share are compared
+fn differences<'a>(
+    prev: &Projects,
+    next: &'a Projects,
+) -> (Vec<(&'a String, &'a Arc<StoredEntry>)>, Vec<String>) {
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
+    for b in (0..BUCKETS).filter(|b| !Arc::ptr_eq(prev.bucket(*b), next.bucket(*b))) {
+        let (old, new) = (prev.bucket(b), next.bucket(b));
+        changed.extend(
+            new.iter()
+                .filter(|(id, e)| !old.get(*id).is_some_and(|o| Arc::ptr_eq(o, e))),
+        );
+        removed.extend(old.keys().filter(|id| !new.contains_key(*id)).cloned());
+    }
+    (changed, removed)
 }
 
 fn valid_project_id(id: &str) -> bool {
@@ -434,6 +495,7 @@ impl Resolver {
             admin_hash,
             service_hash,
             tokens,
+            token_seq,
             stored_active,
             generated,
         } = blocking(&store, move |store| {
@@ -445,6 +507,7 @@ impl Resolver {
             store,
             active: ArcSwapOption::empty(),
             tokens: RwLock::new(tokens),
+            token_seq: std::sync::Mutex::new(token_seq),
             publish: Mutex::new(stored_active.clone()),
             events,
             stopping: watch::channel(false).0,
@@ -508,25 +571,50 @@ impl Resolver {
             "strata_svc_",
             &mut generated.service_token,
         )?;
+        let (tokens, token_seq) = Self::token_table(store)?;
         Ok(Opened {
             admin_hash,
             service_hash,
-            tokens: Self::token_table(store)?,
+            tokens,
+            token_seq,
             stored_active: store.active()?,
             generated,
         })
     }
 
-    fn token_table(store: &dyn Store) -> Result<TokenTable, ResolverError> {
+    /// Every live token, and the number of the newest change
+    fn token_table(store: &dyn Store) -> Result<(TokenTable, Option<i64>), ResolverError> {
+        let (all, newest) = store.token_changes(None)?;
         let mut table = TokenTable::default();
-        for t in store.tokens()? {
+        for t in all {
             table.insert(t);
         }
-        Ok(table)
+        Ok((table, newest))
     }
 
-    fn set_tokens(&self, table: TokenTable) {
-        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = table;
+    /// Apply the token changes other resolvers made since the last ones applied (all tokens
+    /// again on a store that does not number its changes)
+    async fn catch_up_tokens(&self) -> Result<(), ResolverError> {
+        let since = *self
+            .token_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (changes, newest) = blocking(&self.store, move |s| s.token_changes(since)).await?;
+        if since.is_none() {
+            // everything again: built aside, then swapped in (readers never wait for it)
+            let mut fresh = TokenTable::default();
+            for t in changes {
+                fresh.insert(t);
+            }
+            *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        } else {
+            self.change_tokens(|table| changes.into_iter().for_each(|t| table.insert(t)));
+        }
+        *self
+            .token_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = newest;
+        Ok(())
     }
 
     fn change_tokens<T>(&self, f: impl FnOnce(&mut TokenTable) -> T) -> T {
@@ -555,24 +643,23 @@ impl Resolver {
             projects,
             buckets,
         } = blocking(&self.store, move |s| read_revision(s, &id, k.as_deref())).await?;
-        let snapshot = match known.filter(|k| k.org_blob == org_blob) {
+        let mut snapshot = match known.filter(|k| k.org_blob == org_blob) {
             Some(k) => {
-                let changed = projects
-                    .iter()
-                    .filter(|(id, e)| !k.projects.get(*id).is_some_and(|o| Arc::ptr_eq(o, e)))
+                let (changed, removed) = differences(&k.projects, &projects);
+                let changed = changed
+                    .into_iter()
                     .map(|(id, e)| project_trees(id, &e.layer))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(ResolverError::Invalid)?;
-                let removed = k
-                    .projects
-                    .keys()
-                    .filter(|id| !projects.contains_key(*id))
-                    .cloned()
-                    .collect();
                 recompile(k.snapshot.clone(), changed, removed).await?
             }
             None => compile(bundle_of(&org, &projects).map_err(ResolverError::Invalid)?).await?,
         };
+        // a revision stored by a version that hashed revisions otherwise (before issue 20's
+        // project buckets) keeps the id it is stored and listed under: decisions name it
+        if *snapshot.revision.0 != *record.revision {
+            snapshot.revision = strata_policy::Revision(Arc::from(record.revision.as_str()));
+        }
         Ok(Active {
             snapshot: Arc::new(snapshot),
             revision: record.revision,
@@ -675,9 +762,7 @@ impl Resolver {
     pub async fn sync(&self) -> Result<(), ResolverError> {
         let mut seen = self.publish.lock().await;
         self.catch_up(&mut seen).await?;
-        let tokens = blocking(&self.store, Self::token_table).await?;
-        self.set_tokens(tokens);
-        Ok(())
+        self.catch_up_tokens().await
     }
 
     /// Store and activate a compiled next revision (unless it is the active one)
@@ -701,7 +786,7 @@ impl Resolver {
                     .chain(&p.diagnostics)
                     .cloned()
                     .collect(),
-                None => snap.diagnostics.clone(),
+                None => snap.diagnostics().to_vec(),
             },
         };
         let previous = self
@@ -711,7 +796,7 @@ impl Resolver {
         if previous == revision {
             return Ok((revision, false, warnings));
         }
-        let project_history = changed_project
+        let project_history: Vec<(String, String)> = changed_project
             .and_then(|id| next.projects.get(&id).map(|e| (id, e.blob.clone())))
             .into_iter()
             .collect();
@@ -723,6 +808,8 @@ impl Resolver {
             org_blob: next.org_blob.clone(),
             project_blobs: Default::default(),
             project_buckets: next.buckets.clone(),
+            project_count: Some(next.projects.len() as u64),
+            changed_projects: project_history.iter().map(|(id, _)| id.clone()).collect(),
         };
         let activation = StoredActivation {
             revision: revision.clone(),
@@ -774,7 +861,7 @@ impl Resolver {
             let projects = active
                 .as_ref()
                 .map(|a| a.projects.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(no_projects);
             let prev = active.as_ref().map(|a| a.buckets.as_slice()).unwrap_or(&[]);
             let (buckets, mut blobs) = rebucket(prev, &projects, None);
             blobs.push((org_blob.clone(), org_bytes.clone()));
@@ -855,12 +942,19 @@ impl Resolver {
         }
     }
 
-    /// Every revision, newest first, and which is active
+    /// Every revision, newest first, and which is active. A revision's projects are not read:
+    /// `project_count` and `changed_projects` say what a listing shows (`project_blobs` is set
+    /// only for a revision stored before buckets, whose record lists them). A revision stored
+    /// with buckets but before `project_count` has its buckets read to count them.
     pub async fn revisions(&self) -> Result<(Vec<StoredRevision>, Option<String>), ResolverError> {
         let (mut revs, active) = blocking(&self.store, |s| {
             let mut revs = s.revisions()?;
-            for r in revs.iter_mut().filter(|r| !r.project_buckets.is_empty()) {
-                r.project_blobs = project_blobs(s, r)?.into_iter().collect();
+            for r in revs.iter_mut().filter(|r| r.project_count.is_none()) {
+                let n = match r.project_buckets.is_empty() {
+                    true => r.project_blobs.len(),
+                    false => project_blobs(s, r)?.len(),
+                };
+                r.project_count = Some(n as u64);
             }
             Ok::<_, ResolverError>((revs, s.active()?))
         })

@@ -100,6 +100,17 @@ pub trait Store: Send + Sync + 'static {
     fn project_history(&self, project: &str) -> Result<Vec<String>, StoreError>;
     fn put_token(&self, t: &StoredToken) -> Result<(), StoreError>;
     fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
+    /// The tokens written since change `since` (every token for `None`, revoked ones included)
+    /// and the number of the newest change, so that a replica following a shared store applies
+    /// what changed instead of reloading every token. `None` as that number (the default, for a
+    /// store that does not number its token writes) means: read them all again next time.
+    fn token_changes(
+        &self,
+        since: Option<i64>,
+    ) -> Result<(Vec<StoredToken>, Option<i64>), StoreError> {
+        let _ = since;
+        Ok((self.tokens()?, None))
+    }
     /// The token with id `id` (revoked or not)
     fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
         Ok(self.tokens()?.into_iter().find(|t| t.token_id == id))
