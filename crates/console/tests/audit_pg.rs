@@ -45,64 +45,7 @@ async fn audit_search_pages_and_charts_from_postgresql() {
     let run = start_on(store, Some(source), false, std::future::pending()).await;
     let s = login(&run.url).await;
 
-    let all = s.page("/audit").await;
-    assert!(all.contains("300 record(s); page 1 of 6"), "paging: {all}");
-    assert_eq!(
-        all.matches("class=\"explain-link\"").count(),
-        50,
-        "50 a page"
-    );
-    assert!(
-        all.contains("11-28") && all.contains("11-30"),
-        "one bar per day"
-    );
-    let chart = &all[all.find("id=\"per-day\"").expect("chart")..];
-    let chart = &chart[..chart.find("</svg>").expect("end")];
-    assert_eq!(
-        chart.matches("<rect ").count(),
-        6,
-        "allowed and refused, 3 days"
-    );
-    assert!(
-        all.contains("<td>claude-sonnet-4-5</td><td>3000</td>"),
-        "tokens by model: 200 allowed x 15"
-    );
-    // newest first: the first row is the last record of the 30th
-    let table = &all[all.find("id=\"audit\"").expect("records")..];
-    let first = &table[table.find("<tbody><tr>").expect("rows")..];
-    assert!(
-        first.contains("2026-11-30"),
-        "{}",
-        &first[..300.min(first.len())]
-    );
-
-    let denied = s.page("/audit?decision=deny&user=alice").await;
-    assert!(
-        denied.contains("50 record(s)"),
-        "every 6th of 300: {denied}"
-    );
-    assert!(!denied.contains(">allow</span>"));
-    assert!(denied.contains("<code>org#modelPolicy.blockedModelIds</code>"));
-    let by_rule = s.page("/audit?rule=blockedModelIds").await;
-    assert!(
-        by_rule.contains("100 record(s)"),
-        "the rule, filtered in memory"
-    );
-    let by_model = s.page("/audit?model=gpt-4o&user=bob").await;
-    assert!(by_model.contains("50 record(s)"));
-    let one_day = s.page("/audit?since=2026-11-29&until=2026-11-30").await;
-    assert!(one_day.contains("100 record(s)"), "the 29th only");
-    let last = s.page("/audit?page=5").await;
-    assert!(
-        last.contains("page 6 of 6")
-            && last.contains("id=\"prev\"")
-            && !last.contains("id=\"next\"")
-    );
-
-    // a record opens its question in the explain view
-    let at = denied.find("class=\"explain-link\" href=\"").expect("link") + 27;
-    let href = denied[at..at + denied[at..].find('"').expect("end")].replace("&amp;", "&");
-    assert!(s.page(&href).await.contains("DENY"));
+    the_300_audit_records_search_page_and_chart(&s).await;
 }
 
 /// A database that is not there: the page says why, naming it without a password
